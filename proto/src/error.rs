@@ -44,7 +44,10 @@ impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             DecodeError::BlockTooLarge { datasize, max } => {
-                write!(f, "vars block of {datasize} bytes is over the limit of {max}")
+                write!(
+                    f,
+                    "vars block of {datasize} bytes is over the limit of {max}"
+                )
             }
             DecodeError::EmptyKey { offset } => write!(f, "zero-length key at byte {offset}"),
             DecodeError::Truncated { offset } => {

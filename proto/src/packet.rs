@@ -68,7 +68,10 @@ pub fn decode_frame<'b>(
             needed: header.frame_len(),
         });
     };
-    Ok(Status::Complete((Frame { header, block }, header.frame_len())))
+    Ok(Status::Complete((
+        Frame { header, block },
+        header.frame_len(),
+    )))
 }
 
 /// Decodes a whole packet: header, frame, and vars.
@@ -140,7 +143,13 @@ mod tests {
     #[test]
     fn body_bytes_are_left_for_the_caller() {
         let mut p = Vec::new();
-        encode_packet(Modifier1::WSGI, &[("CONTENT_LENGTH", "3")], Modifier2(0), &mut p).unwrap();
+        encode_packet(
+            Modifier1::WSGI,
+            &[("CONTENT_LENGTH", "3")],
+            Modifier2(0),
+            &mut p,
+        )
+        .unwrap();
         let header_len = p.len();
         p.extend_from_slice(b"abc");
         let (_, used) = decode(&p, &Limits::DEFAULT).unwrap().complete().unwrap();
@@ -189,7 +198,13 @@ mod tests {
         assert_eq!(pkt.header.modifier2, Modifier2(42));
         let mut again = Vec::new();
         let pairs: Vec<_> = pkt.vars.iter().collect();
-        encode_packet(pkt.header.modifier1, &pairs, pkt.header.modifier2, &mut again).unwrap();
+        encode_packet(
+            pkt.header.modifier1,
+            &pairs,
+            pkt.header.modifier2,
+            &mut again,
+        )
+        .unwrap();
         assert_eq!(again, p);
     }
 }

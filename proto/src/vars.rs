@@ -79,7 +79,10 @@ impl<'b> Vars<'b> {
     /// The value of the last pair named `key` (the one a WSGI environ ends up
     /// holding).
     pub fn get(&self, key: &[u8]) -> Option<&'b [u8]> {
-        self.iter().filter(|(k, _)| *k == key).map(|(_, v)| v).last()
+        self.iter()
+            .filter(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .last()
     }
 }
 

@@ -123,7 +123,10 @@ fn nginx_post_field_by_field_with_body() {
     // nginx sends the body headers twice: as params and as HTTP_* vars.
     assert_eq!(get("HTTP_CONTENT_TYPE"), Some("application/json"));
     assert_eq!(get("HTTP_CONTENT_LENGTH"), Some("7"));
-    assert_eq!(content_length(get("CONTENT_LENGTH").unwrap().as_bytes()), Some(7));
+    assert_eq!(
+        content_length(get("CONTENT_LENGTH").unwrap().as_bytes()),
+        Some(7)
+    );
 }
 
 #[test]
@@ -142,7 +145,10 @@ fn nginx_packets_reencode_to_the_same_bytes() {
 fn nginx_get_is_partial_at_every_split() {
     let buf = unhex(NGINX_GET);
     for n in 0..buf.len() {
-        assert!(decode(&buf[..n], &Limits::DEFAULT).unwrap().is_partial(), "at {n}");
+        assert!(
+            decode(&buf[..n], &Limits::DEFAULT).unwrap().is_partial(),
+            "at {n}"
+        );
     }
 }
 
@@ -151,8 +157,17 @@ fn uwsgi_default_buffer_size_rejects_big_cookie() {
     // A 5178-byte block against uWSGI's 4096: `invalid request block size`.
     let cookie = "c".repeat(5160);
     let mut p = Vec::new();
-    encode_packet(Modifier1::WSGI, &[("HTTP_COOKIE", cookie.as_str())], Modifier2(0), &mut p).unwrap();
-    let uwsgi = Limits { max_block: 4096, ..Limits::DEFAULT };
+    encode_packet(
+        Modifier1::WSGI,
+        &[("HTTP_COOKIE", cookie.as_str())],
+        Modifier2(0),
+        &mut p,
+    )
+    .unwrap();
+    let uwsgi = Limits {
+        max_block: 4096,
+        ..Limits::DEFAULT
+    };
     assert!(matches!(
         decode(&p, &uwsgi),
         Err(DecodeError::BlockTooLarge { max: 4096, .. })
@@ -170,7 +185,10 @@ fn parse_vars_edge_cases() {
         Err(DecodeError::EmptyKey { offset: 4 })
     );
     // Empty value as the very last item is legal.
-    let (pkt, _) = decode(&[0, 5, 0, 0, 1, 0, b'K', 0, 0], &lim).unwrap().complete().unwrap();
+    let (pkt, _) = decode(&[0, 5, 0, 0, 1, 0, b'K', 0, 0], &lim)
+        .unwrap()
+        .complete()
+        .unwrap();
     assert_eq!(pkt.vars.get(b"K"), Some(&b""[..]));
     // Truncated length inside the block.
     assert_eq!(

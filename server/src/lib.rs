@@ -1,1 +1,28 @@
+//! rwsgi: an application server for Python WSGI apps, compatible with uWSGI.
+//!
+//! One binary, three roles (ARCHITECTURE.md has the whole picture):
+//! - the **master** (tokio, no Python): listeners, parsing, the request
+//!   queue, the worker table, signals ([`master`], [`protocol`],
+//!   [`dispatch`], [`exchange`]);
+//! - the **prototype** (single-threaded, embeds CPython, imports the app
+//!   once, the only process that forks) ([`prototype`]);
+//! - **workers**, forked from the prototype, running the app ([`worker`]).
+//!
+//! The master and the workers talk over [`ipc`] frames; the master and the
+//! prototype over [`control`] messages.
 
+pub mod config;
+pub mod control;
+pub mod dispatch;
+pub mod environ;
+pub mod error;
+pub mod exchange;
+pub mod http_status;
+pub mod ipc;
+pub mod listen;
+pub mod master;
+pub mod protocol;
+pub mod prototype;
+pub mod reqlog;
+pub mod telemetry;
+pub mod worker;

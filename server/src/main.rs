@@ -1,1 +1,88 @@
-fn main() {}
+//! The `rwsgi` binary: parses the configuration, sets up logging, and runs
+//! the role this process was started for (master, or prototype when the
+//! master started it). The only place that decides the exit code.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::process::ExitCode;
+
+use rwsgi::config::{Command, Config, LogStyle, options};
+use rwsgi::master::supervisor::{CONTROL_FD_ENV, ROLE_ENV};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let (config, warnings) = match Config::load(&args, env) {
+        Ok(Command::Serve(c, w)) => (*c, w),
+        Ok(Command::Help) => {
+            print!("{}", options::help());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Command::Version) => {
+            println!("rwsgi {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            rwsgi::telemetry::init(LogStyle::Text);
+            eprintln!("rwsgi: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rwsgi::telemetry::init(config.log_style);
+    for (k, v) in &config.env {
+        // SAFETY: no other thread exists yet in either role (the tokio
+        // runtime is built below, the prototype has one thread).
+        unsafe { std::env::set_var(k, v) };
+    }
+    if std::env::var(ROLE_ENV).as_deref() == Ok("prototype") {
+        return prototype(&config);
+    }
+    for w in &warnings {
+        tracing::warn!(event = "config_warning", "{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rwsgi: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        event = "starting",
+        version = env!("CARGO_PKG_VERSION"),
+        pid = std::process::id(),
+        "*** Starting rwsgi {} (master pid: {}) ***",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    );
+    match runtime.block_on(rwsgi::master::run(config, args)) {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(e) => {
+            tracing::error!(event = "fatal", "{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn prototype(config: &Config) -> ExitCode {
+    let fd: Option<i32> = std::env::var(CONTROL_FD_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok());
+    // SAFETY: the variable is set only by the master, to the fd it left open
+    // for us across exec; nothing else in this process owns it.
+    let Some(control) = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }) else {
+        eprintln!("rwsgi: {ROLE_ENV}=prototype without {CONTROL_FD_ENV}");
+        return ExitCode::from(1);
+    };
+    // SAFETY: single-threaded here; the variables must not leak into the
+    // app's environment or its subprocesses.
+    unsafe {
+        std::env::remove_var(ROLE_ENV);
+        std::env::remove_var(CONTROL_FD_ENV);
+    }
+    let code = rwsgi::prototype::main(config, control);
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}

@@ -1,0 +1,365 @@
+//! The validated, typed configuration and how it is built from the raw
+//! options ([`sources`]) through the option table ([`options`]).
+//!
+//! Two levels, as in ripgrep: [`sources::RawOption`] records what the user
+//! said and where; [`Config`] is typed. Later scalar occurrences override
+//! earlier ones and list options accumulate, as in uWSGI.
+
+pub mod expand;
+pub mod options;
+pub mod sources;
+pub mod value;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use options::{Kind, Support};
+use sources::{Origin, RawOption};
+pub use value::{Address, AppSource, AppSpec, Protocol, SocketSpec};
+
+use crate::error::ConfigError;
+
+/// The server log style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStyle {
+    /// Human-readable lines, uWSGI's messages verbatim.
+    Text,
+    /// One JSON object per line (for tests and log pipelines).
+    Json,
+}
+
+/// The typed configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listeners, in the order given.
+    pub sockets: Vec<SocketSpec>,
+    /// The app, if one was named.
+    pub app: Option<AppSpec>,
+    /// Directory to change to before loading the app.
+    pub chdir: Option<PathBuf>,
+    /// Directories prepended to `sys.path`.
+    pub pythonpath: Vec<PathBuf>,
+    /// The virtualenv.
+    pub home: Option<PathBuf>,
+    /// `KEY=VALUE` pairs set in the environment before anything starts.
+    pub env: Vec<(String, String)>,
+    /// Load the app in each worker after fork.
+    pub lazy_apps: bool,
+    /// Exit when the app cannot be loaded.
+    pub need_app: bool,
+    /// Run `gc.freeze()` before forking.
+    pub gc_freeze: bool,
+    /// Number of worker processes.
+    pub processes: usize,
+    /// Python threads per worker.
+    pub threads: usize,
+    /// Listen backlog, and the bound of the master's request queue.
+    pub listen: u32,
+    /// Largest uwsgi vars block / HTTP header block.
+    pub buffer_size: u16,
+    /// Largest number of uwsgi vars.
+    pub max_vars: u16,
+    /// Mode for unix sockets.
+    pub chmod_socket: Option<u32>,
+    /// Remove unix sockets at exit.
+    pub vacuum: bool,
+    /// How long a peer may stall.
+    pub socket_timeout: Duration,
+    /// User to switch to after binding.
+    pub uid: Option<String>,
+    /// Group to switch to after binding.
+    pub gid: Option<String>,
+    /// How long in-flight requests get at shutdown.
+    pub reload_mercy: Duration,
+    /// Server log style.
+    pub log_style: LogStyle,
+    /// Log a line per request.
+    pub request_logging: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sockets: Vec::new(),
+            app: None,
+            chdir: None,
+            pythonpath: Vec::new(),
+            home: None,
+            env: Vec::new(),
+            lazy_apps: false,
+            need_app: false,
+            gc_freeze: true,
+            processes: 1,
+            threads: 1,
+            listen: 100,
+            buffer_size: u16::MAX,
+            max_vars: rwsgi_proto::Limits::DEFAULT.max_vars,
+            chmod_socket: None,
+            vacuum: false,
+            socket_timeout: Duration::from_secs(4),
+            uid: None,
+            gid: None,
+            reload_mercy: Duration::from_secs(30),
+            log_style: LogStyle::Text,
+            request_logging: true,
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    /// Serve with this configuration; the warnings are logged once logging
+    /// is set up.
+    Serve(Box<Config>, Vec<String>),
+    /// Print help.
+    Help,
+    /// Print the version.
+    Version,
+}
+
+impl Config {
+    /// Builds the configuration from the command line (without the program
+    /// name) and the environment.
+    pub fn load(
+        args: &[String],
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Command, ConfigError> {
+        let collected = sources::collect(args, env)?;
+        if collected.help {
+            return Ok(Command::Help);
+        }
+        if collected.version {
+            return Ok(Command::Version);
+        }
+        let (config, warnings) = Config::from_raw(collected.options)?;
+        Ok(Command::Serve(Box::new(config), warnings))
+    }
+
+    /// Applies raw options in order. Returns the config and warnings.
+    pub fn from_raw(mut raw: Vec<RawOption>) -> Result<(Config, Vec<String>), ConfigError> {
+        let used = expand::placeholders(&mut raw);
+        let mut warnings = Vec::new();
+        let mut c = Config::default();
+        let mut module: Option<(String, Origin)> = None;
+        let mut file: Option<PathBuf> = None;
+        let mut callable = String::from("application");
+        for (i, o) in raw.iter().enumerate() {
+            let Some(spec) = o.spec else {
+                if used.contains(&i) {
+                    continue;
+                }
+                return Err(ConfigError::Unknown {
+                    name: o.name.clone(),
+                    suggestion: options::suggest(&o.name),
+                    origin: o.origin.clone(),
+                });
+            };
+            match spec.support {
+                Support::Yes => {}
+                Support::Ignored(why) => {
+                    warnings.push(format!(
+                        "{}: option \"{}\" ignored: {why}",
+                        o.origin, o.name
+                    ));
+                    continue;
+                }
+                Support::Unsupported(why) => {
+                    return Err(ConfigError::Unsupported {
+                        name: o.name.clone(),
+                        reason: why,
+                        origin: o.origin.clone(),
+                    });
+                }
+            }
+            let invalid = |reason: String| ConfigError::Invalid {
+                name: o.name.clone(),
+                value: o.value.clone(),
+                reason,
+                origin: o.origin.clone(),
+            };
+            let v = o.value.as_str();
+            let flag = spec.kind == Kind::Flag && value::parse_bool(v);
+            let number = || value::parse_number(v).map_err(invalid);
+            match spec.name {
+                "socket" => c.sockets.push(socket(v, Protocol::Uwsgi).map_err(invalid)?),
+                "http-socket" | "http" => c.sockets.push(socket(v, Protocol::Http).map_err(invalid)?),
+                "listen" => c.listen = bounded(number()?, 1, 65535).map_err(invalid)? as u32,
+                "buffer-size" => c.buffer_size = number()?.clamp(1024, 65535) as u16,
+                "max-vars" => c.max_vars = bounded(number()?, 1, 65535).map_err(invalid)? as u16,
+                "chmod-socket" => c.chmod_socket = Some(value::parse_mode(v).map_err(invalid)?),
+                "vacuum" => c.vacuum = flag,
+                "socket-timeout" => {
+                    c.socket_timeout = Duration::from_secs(bounded(number()?, 1, 86400).map_err(invalid)?)
+                }
+                "module" => module = Some((v.to_owned(), o.origin.clone())),
+                "wsgi-file" => file = Some(PathBuf::from(v)),
+                "callable" => callable = v.to_owned(),
+                "chdir" => c.chdir = Some(PathBuf::from(v)),
+                "pythonpath" => c.pythonpath.push(PathBuf::from(v)),
+                "home" => c.home = Some(PathBuf::from(v)),
+                "env" => {
+                    let (k, val) = v
+                        .split_once('=')
+                        .ok_or_else(|| invalid("expected KEY=VALUE".into()))?;
+                    c.env.push((k.to_owned(), val.to_owned()));
+                }
+                "lazy-apps" => c.lazy_apps = flag,
+                "need-app" => c.need_app = flag,
+                "gc-freeze" => c.gc_freeze = value::parse_bool(v),
+                "enable-threads" | "master" | "die-on-term" | "strict" => {}
+                "processes" => c.processes = bounded(number()?, 1, 1024).map_err(invalid)? as usize,
+                "threads" => c.threads = bounded(number()?, 1, 256).map_err(invalid)? as usize,
+                "uid" => c.uid = Some(v.to_owned()),
+                "gid" => c.gid = Some(v.to_owned()),
+                "reload-mercy" => c.reload_mercy = Duration::from_secs(number()?),
+                "log-format" => match v {
+                    "json" => c.log_style = LogStyle::Json,
+                    "text" => c.log_style = LogStyle::Text,
+                    _ => warnings.push(format!(
+                        "{}: request log templates (log-format = {v}) are not implemented yet; using the default request log line",
+                        o.origin
+                    )),
+                },
+                "disable-logging" => c.request_logging = !flag,
+                other => {
+                    return Err(ConfigError::Unsupported {
+                        name: other.to_owned(),
+                        reason: "known but not applied (a bug: please report it)",
+                        origin: o.origin.clone(),
+                    });
+                }
+            }
+        }
+        c.app = match (module, file) {
+            (Some((m, origin)), _) => Some(value::parse_module(&m, &callable).map_err(
+                |reason| ConfigError::Invalid {
+                    name: "module".into(),
+                    value: m.clone(),
+                    reason,
+                    origin,
+                },
+            )?),
+            (None, Some(path)) => Some(AppSpec {
+                source: AppSource::File(path),
+                callable,
+            }),
+            (None, None) => None,
+        };
+        Ok((c, warnings))
+    }
+
+    /// The uwsgi decoder limits this configuration asks for.
+    pub fn limits(&self) -> rwsgi_proto::Limits {
+        rwsgi_proto::Limits {
+            max_block: self.buffer_size,
+            max_vars: self.max_vars,
+        }
+    }
+}
+
+fn socket(v: &str, protocol: Protocol) -> Result<SocketSpec, String> {
+    Ok(SocketSpec {
+        address: value::parse_address(v)?,
+        protocol,
+    })
+}
+
+fn bounded(n: u64, lo: u64, hi: u64) -> Result<u64, String> {
+    if (lo..=hi).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("must be between {lo} and {hi}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(a: &[&str]) -> Result<(Config, Vec<String>), ConfigError> {
+        let args: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        match Config::load(&args, vec![])? {
+            Command::Serve(c, w) => Ok((*c, w)),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_typical_command_line() {
+        let (c, w) = load(&[
+            "--http",
+            "127.0.0.1:9090",
+            "--socket",
+            "/tmp/a.sock",
+            "--module",
+            "app:app",
+            "--master",
+            "--processes",
+            "4",
+            "--buffer-size",
+            "4096",
+            "--thunder-lock",
+        ])
+        .unwrap();
+        assert_eq!(c.sockets.len(), 2);
+        assert_eq!(c.sockets[0].protocol, Protocol::Http);
+        assert_eq!(c.sockets[1].address, Address::Unix("/tmp/a.sock".into()));
+        assert_eq!(c.processes, 4);
+        assert_eq!(c.buffer_size, 4096);
+        assert_eq!(
+            c.app,
+            Some(AppSpec {
+                source: AppSource::Module("app".into()),
+                callable: "app".into()
+            })
+        );
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("thunder-lock"), "{w:?}");
+    }
+
+    #[test]
+    fn wsgi_file_and_callable() {
+        let (c, _) = load(&["--wsgi-file", "a.py", "--callable", "app"]).unwrap();
+        assert_eq!(
+            c.app,
+            Some(AppSpec {
+                source: AppSource::File("a.py".into()),
+                callable: "app".into()
+            })
+        );
+    }
+
+    #[test]
+    fn unsupported_and_invalid_values_are_named() {
+        let e = load(&["--harakiri", "30"]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "command line argument 1: option \"harakiri\" is not supported: not implemented yet"
+        );
+        let e = load(&["--processes", "many"]).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "command line argument 1: invalid value \"many\" for option \"processes\": expected a number"
+        );
+        assert!(load(&["--processes", "0"]).is_err());
+        assert!(load(&["--socket", "host:notaport"]).is_err());
+    }
+
+    #[test]
+    fn flags_follow_uwsgi_truthiness_in_env() {
+        let args: Vec<String> = vec![];
+        let Command::Serve(c, _) =
+            Config::load(&args, vec![("UWSGI_VACUUM".into(), "false".into())]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(!c.vacuum);
+        let Command::Serve(c, _) =
+            Config::load(&args, vec![("UWSGI_VACUUM".into(), "1".into())]).unwrap()
+        else {
+            panic!()
+        };
+        assert!(c.vacuum);
+    }
+}

@@ -1,0 +1,487 @@
+//! The option table: one entry per uWSGI option rwsgi knows. It drives
+//! parsing (argv, ini, `UWSGI_*` environment), `--help`, and the "unknown
+//! option" errors with their "did you mean" hints.
+//!
+//! Each entry says what rwsgi does with the option: [`Support::Yes`] applies
+//! it; [`Support::Ignored`] accepts it with a warning because ignoring it is
+//! harmless; [`Support::Unsupported`] rejects it with a message that names it.
+//! That third column is the one table that decides which unsupported uWSGI
+//! options are errors (DESIGN.md §5).
+
+/// How an option takes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A boolean: bare on the command line; in an ini file any value but
+    /// `false`/`off`/`no`/`0` is true (uWSGI `uwsgi_opt_true`).
+    Flag,
+    /// One value; a later occurrence overrides an earlier one.
+    Value,
+    /// A value that may be given many times; all occurrences are kept.
+    List,
+}
+
+/// What rwsgi does with an option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    /// Applied.
+    Yes,
+    /// Accepted and ignored, with a warning that gives the reason.
+    Ignored(&'static str),
+    /// Rejected at startup, with the reason.
+    Unsupported(&'static str),
+}
+
+/// One option.
+#[derive(Debug)]
+pub struct Spec {
+    /// The canonical name (what `Config` is built from).
+    pub name: &'static str,
+    /// Other long names for the same option.
+    pub aliases: &'static [&'static str],
+    /// The one-letter form, if any.
+    pub short: Option<char>,
+    /// How it takes its value.
+    pub kind: Kind,
+    /// Whether and how it is supported.
+    pub support: Support,
+    /// One line for `--help`.
+    pub help: &'static str,
+}
+
+const fn opt(
+    name: &'static str,
+    aliases: &'static [&'static str],
+    short: Option<char>,
+    kind: Kind,
+    help: &'static str,
+) -> Spec {
+    Spec {
+        name,
+        aliases,
+        short,
+        kind,
+        support: Support::Yes,
+        help,
+    }
+}
+
+const fn ignored(name: &'static str, kind: Kind, why: &'static str) -> Spec {
+    Spec {
+        name,
+        aliases: &[],
+        short: None,
+        kind,
+        support: Support::Ignored(why),
+        help: why,
+    }
+}
+
+const fn unsupported(name: &'static str, kind: Kind, why: &'static str) -> Spec {
+    Spec {
+        name,
+        aliases: &[],
+        short: None,
+        kind,
+        support: Support::Unsupported(why),
+        help: why,
+    }
+}
+
+use Kind::{Flag, List, Value};
+
+/// Every option rwsgi knows, in `--help` order.
+pub static OPTIONS: &[Spec] = &[
+    // Sockets.
+    opt(
+        "socket",
+        &["uwsgi-socket"],
+        Some('s'),
+        List,
+        "serve the uwsgi protocol on host:port, :port or a unix socket path",
+    ),
+    opt(
+        "http-socket",
+        &[],
+        None,
+        List,
+        "serve HTTP/1.1 on host:port, :port or a unix socket path",
+    ),
+    opt(
+        "http",
+        &[],
+        None,
+        List,
+        "serve HTTP/1.1 (rwsgi serves it from the master; no router process)",
+    ),
+    opt(
+        "listen",
+        &[],
+        Some('l'),
+        Value,
+        "the listen backlog and the request queue bound (default 100)",
+    ),
+    opt(
+        "buffer-size",
+        &[],
+        Some('b'),
+        Value,
+        "largest uwsgi vars block or HTTP header block in bytes (default 65535)",
+    ),
+    opt(
+        "max-vars",
+        &[],
+        None,
+        Value,
+        "largest number of uwsgi vars in one request (default 1024)",
+    ),
+    opt(
+        "chmod-socket",
+        &[],
+        Some('C'),
+        Value,
+        "mode of unix sockets (bare: 666)",
+    ),
+    opt("vacuum", &[], None, Flag, "remove unix sockets at exit"),
+    opt(
+        "socket-timeout",
+        &[],
+        Some('z'),
+        Value,
+        "seconds a peer may stall while sending a request or reading a response (default 4)",
+    ),
+    // The application.
+    opt(
+        "module",
+        &["wsgi"],
+        Some('w'),
+        Value,
+        "the app as pkg.module[:callable]",
+    ),
+    opt(
+        "wsgi-file",
+        &["file"],
+        None,
+        Value,
+        "load the app from a Python file",
+    ),
+    opt(
+        "callable",
+        &[],
+        None,
+        Value,
+        "the app's attribute name (default application)",
+    ),
+    opt(
+        "chdir",
+        &[],
+        None,
+        Value,
+        "change to this directory before loading the app",
+    ),
+    opt(
+        "pythonpath",
+        &["python-path", "pp"],
+        None,
+        List,
+        "prepend a directory to sys.path",
+    ),
+    opt(
+        "home",
+        &["virtualenv", "venv", "pyhome"],
+        Some('H'),
+        Value,
+        "the virtualenv to use",
+    ),
+    opt(
+        "env",
+        &[],
+        None,
+        List,
+        "set an environment variable (KEY=VALUE)",
+    ),
+    opt(
+        "lazy-apps",
+        &[],
+        None,
+        Flag,
+        "load the app in each worker instead of once before forking",
+    ),
+    opt(
+        "need-app",
+        &[],
+        None,
+        Flag,
+        "exit if the app cannot be loaded",
+    ),
+    opt(
+        "enable-threads",
+        &[],
+        Some('T'),
+        Flag,
+        "let the app start threads (always on)",
+    ),
+    opt(
+        "gc-freeze",
+        &[],
+        None,
+        Value,
+        "run gc.freeze() in the prototype before forking (default true)",
+    ),
+    // Processes.
+    opt("master", &[], Some('M'), Flag, "run a master (always on)"),
+    opt(
+        "processes",
+        &["workers"],
+        Some('p'),
+        Value,
+        "number of worker processes (default 1)",
+    ),
+    opt(
+        "threads",
+        &[],
+        None,
+        Value,
+        "Python threads per worker, each serving one request (default 1)",
+    ),
+    opt(
+        "uid",
+        &[],
+        None,
+        Value,
+        "drop privileges to this user after binding",
+    ),
+    opt(
+        "gid",
+        &[],
+        None,
+        Value,
+        "drop privileges to this group after binding",
+    ),
+    opt(
+        "die-on-term",
+        &[],
+        None,
+        Flag,
+        "exit on SIGTERM (rwsgi always does, gracefully)",
+    ),
+    opt(
+        "reload-mercy",
+        &[],
+        None,
+        Value,
+        "seconds in-flight requests get to finish at shutdown (default 30)",
+    ),
+    // Logging and config.
+    opt(
+        "log-format",
+        &["logformat"],
+        None,
+        Value,
+        "json or text: the server log style",
+    ),
+    opt(
+        "disable-logging",
+        &[],
+        Some('L'),
+        Flag,
+        "do not log requests",
+    ),
+    opt(
+        "ini",
+        &[],
+        None,
+        List,
+        "load options from the [uwsgi] section of an ini file (file.ini:section for another)",
+    ),
+    opt(
+        "strict",
+        &[],
+        None,
+        Flag,
+        "accepted: rwsgi always rejects unknown options",
+    ),
+    // Accepted and ignored.
+    ignored(
+        "plugins",
+        List,
+        "rwsgi has Python built in; no plugins are loaded",
+    ),
+    ignored(
+        "plugin",
+        List,
+        "rwsgi has Python built in; no plugins are loaded",
+    ),
+    ignored(
+        "single-interpreter",
+        Flag,
+        "rwsgi always uses one interpreter",
+    ),
+    ignored(
+        "thunder-lock",
+        Flag,
+        "the master accepts every connection; there is no accept lock",
+    ),
+    ignored(
+        "py-call-osafterfork",
+        Flag,
+        "rwsgi always calls the CPython fork hooks",
+    ),
+    ignored(
+        "no-orphans",
+        Flag,
+        "workers always exit when the master goes away",
+    ),
+    ignored("auto-procname", Flag, "process titles are not set"),
+    ignored(
+        "memory-report",
+        Flag,
+        "not implemented yet; ignoring it changes no behaviour",
+    ),
+    ignored(
+        "post-buffering",
+        Value,
+        "rwsgi streams bodies with backpressure from the master",
+    ),
+    // Known but not supported yet: refused, so nobody runs without what they asked for.
+    unsupported("harakiri", Value, "not implemented yet"),
+    unsupported("cheaper", Value, "not implemented yet"),
+    unsupported("stats", Value, "not implemented yet"),
+    unsupported("master-fifo", List, "not implemented yet"),
+    unsupported("max-requests", Value, "not implemented yet"),
+    unsupported("mount", List, "only one app per instance is supported"),
+    unsupported(
+        "daemonize",
+        Value,
+        "run rwsgi under a supervisor or a container runtime instead",
+    ),
+    unsupported(
+        "emperor",
+        Value,
+        "the emperor is not supported; use one container per app",
+    ),
+    unsupported(
+        "protocol",
+        Value,
+        "use socket for uwsgi and http-socket for HTTP",
+    ),
+];
+
+/// Finds an option by long name or alias.
+pub fn lookup(name: &str) -> Option<&'static Spec> {
+    OPTIONS
+        .iter()
+        .find(|s| s.name == name || s.aliases.contains(&name))
+}
+
+/// Finds an option by its one-letter form.
+pub fn lookup_short(c: char) -> Option<&'static Spec> {
+    OPTIONS.iter().find(|s| s.short == Some(c))
+}
+
+/// The known name closest to `name`, when one is close enough to be a typo.
+pub fn suggest(name: &str) -> Option<&'static str> {
+    OPTIONS
+        .iter()
+        .flat_map(|s| std::iter::once(&s.name).chain(s.aliases))
+        .map(|candidate| (edit_distance(name, candidate), *candidate))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance, for suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The `--help` text, generated from the table.
+pub fn help() -> String {
+    let mut out = String::from(
+        "rwsgi: an application server for Python WSGI apps, compatible with uWSGI\n\n\
+         usage: rwsgi [OPTIONS] [config.ini]\n\n\
+         Options take uWSGI's names; each may also come from an ini file (--ini)\n\
+         or a UWSGI_<NAME> environment variable.\n\n",
+    );
+    for spec in OPTIONS {
+        let mut names = format!("--{}", spec.name);
+        for a in spec.aliases {
+            names.push_str(", --");
+            names.push_str(a);
+        }
+        if let Some(c) = spec.short {
+            names.push_str(&format!(", -{c}"));
+        }
+        let arg = match spec.kind {
+            Kind::Flag => "",
+            Kind::Value | Kind::List => " VALUE",
+        };
+        let note = match spec.support {
+            Support::Yes => "",
+            Support::Ignored(_) => " [accepted, ignored]",
+            Support::Unsupported(_) => " [not supported]",
+        };
+        out.push_str(&format!("  {names}{arg}\n      {}{note}\n", spec.help));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique() {
+        let mut all: Vec<&str> = OPTIONS
+            .iter()
+            .flat_map(|s| std::iter::once(s.name).chain(s.aliases.iter().copied()))
+            .collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        let mut shorts: Vec<char> = OPTIONS.iter().filter_map(|s| s.short).collect();
+        let n = shorts.len();
+        shorts.sort_unstable();
+        shorts.dedup();
+        assert_eq!(shorts.len(), n);
+    }
+
+    #[test]
+    fn aliases_and_shorts() {
+        assert_eq!(lookup("workers").unwrap().name, "processes");
+        assert_eq!(lookup("virtualenv").unwrap().name, "home");
+        assert_eq!(lookup_short('w').unwrap().name, "module");
+        assert_eq!(lookup_short('s').unwrap().name, "socket");
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        assert_eq!(suggest("proceses"), Some("processes"));
+        assert_eq!(suggest("harakri"), Some("harakiri"));
+        assert_eq!(suggest("http-sokcet"), Some("http-socket"));
+        assert_eq!(suggest("zzzzzzzzzzzz"), None);
+    }
+
+    #[test]
+    fn the_table_decides_unsupported_options() {
+        assert!(matches!(
+            lookup("harakiri").unwrap().support,
+            Support::Unsupported(_)
+        ));
+        assert!(matches!(
+            lookup("thunder-lock").unwrap().support,
+            Support::Ignored(_)
+        ));
+        assert_eq!(lookup("socket").unwrap().support, Support::Yes);
+    }
+}

@@ -1,0 +1,215 @@
+//! Typed values parsed at the boundary: socket addresses, the app spec,
+//! booleans, numbers. Nothing downstream sees these as strings.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// The uwsgi packet protocol (nginx `uwsgi_pass`).
+    Uwsgi,
+    /// HTTP/1.x.
+    Http,
+}
+
+impl Protocol {
+    /// The name used in logs and stats (`proto` in uWSGI's stats).
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Uwsgi => "uwsgi",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+/// Where a listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A unix socket path.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(a) => write!(f, "{a}"),
+            Address::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A socket to listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    /// Where.
+    pub address: Address,
+    /// What it speaks.
+    pub protocol: Protocol,
+}
+
+/// Parses `host:port`, `:port` (all interfaces, as in uWSGI) or a unix path.
+pub fn parse_address(s: &str) -> Result<Address, String> {
+    if s.is_empty() {
+        return Err("empty address".into());
+    }
+    if s.starts_with('/') || s.starts_with('.') || !s.contains(':') {
+        if s.starts_with('@') {
+            return Err("abstract unix sockets are not supported".into());
+        }
+        return Ok(Address::Unix(PathBuf::from(s)));
+    }
+    let full = if let Some(port) = s.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        s.to_owned()
+    };
+    let (host, port) = full.rsplit_once(':').ok_or("missing port")?;
+    let port: u16 = port.parse().map_err(|_| format!("invalid port {port:?}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host:?}: {e}"))?
+        .next()
+        .map(Address::Tcp)
+        .ok_or_else(|| format!("{host:?} has no address"))
+}
+
+/// How the app is found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppSource {
+    /// `pkg.module`, imported.
+    Module(String),
+    /// A Python file, executed as a module named `uwsgi_file_<name>`.
+    File(PathBuf),
+}
+
+/// The app: where it is and which attribute is the WSGI callable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppSpec {
+    /// The module or file.
+    pub source: AppSource,
+    /// The callable's name; a trailing `()` calls it as a factory, as in
+    /// uWSGI's `pyloader.c`.
+    pub callable: String,
+}
+
+/// Splits `pkg.mod:callable` (or `pkg.mod`, with the default callable).
+pub fn parse_module(s: &str, default_callable: &str) -> Result<AppSpec, String> {
+    let (module, callable) = match s.split_once(':') {
+        Some((m, c)) => (m, c),
+        None => (s, default_callable),
+    };
+    if module.is_empty() || callable.is_empty() {
+        return Err("expected pkg.module:callable".into());
+    }
+    Ok(AppSpec {
+        source: AppSource::Module(module.to_owned()),
+        callable: callable.to_owned(),
+    })
+}
+
+/// uWSGI's truthiness (`uwsgi_opt_true`): anything but `false`, `off`,
+/// `no` (any case) or `0` is true, the empty value included.
+pub fn parse_bool(s: &str) -> bool {
+    let t = s.trim();
+    !(t.eq_ignore_ascii_case("false")
+        || t.eq_ignore_ascii_case("off")
+        || t.eq_ignore_ascii_case("no")
+        || t == "0")
+}
+
+/// A number read the way uWSGI's `atoi` reads it: the leading digits, so
+/// `60   ; comment` is 60. No digits at all is an error here (uWSGI would read
+/// 0 silently).
+pub fn parse_number(s: &str) -> Result<u64, String> {
+    let t = s.trim_start();
+    let digits: &str = &t[..t.bytes().take_while(u8::is_ascii_digit).count()];
+    if digits.is_empty() {
+        return Err("expected a number".into());
+    }
+    digits.parse().map_err(|_| "number too large".into())
+}
+
+/// A socket mode: three octal digits, or bare (`666`, uWSGI's default for a
+/// bare `chmod-socket`).
+pub fn parse_mode(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    if t.is_empty() || t == "1" {
+        return Ok(0o666);
+    }
+    if t.len() == 3 {
+        if let Ok(m) = u32::from_str_radix(t, 8) {
+            return Ok(m);
+        }
+    }
+    Err("expected three octal digits".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            parse_address(":9090").unwrap(),
+            Address::Tcp("0.0.0.0:9090".parse().unwrap())
+        );
+        assert_eq!(
+            parse_address("127.0.0.1:0").unwrap(),
+            Address::Tcp("127.0.0.1:0".parse().unwrap())
+        );
+        assert_eq!(
+            parse_address("[::1]:80").unwrap(),
+            Address::Tcp("[::1]:80".parse().unwrap())
+        );
+        assert_eq!(
+            parse_address("/tmp/app.sock").unwrap(),
+            Address::Unix("/tmp/app.sock".into())
+        );
+        assert_eq!(
+            parse_address("app.sock").unwrap(),
+            Address::Unix("app.sock".into())
+        );
+        assert!(parse_address("127.0.0.1:http").is_err());
+        assert!(parse_address("").is_err());
+    }
+
+    #[test]
+    fn modules() {
+        let a = parse_module("pkg.app:create_app()", "application").unwrap();
+        assert_eq!(a.source, AppSource::Module("pkg.app".into()));
+        assert_eq!(a.callable, "create_app()");
+        assert_eq!(
+            parse_module("wsgi", "application").unwrap().callable,
+            "application"
+        );
+        assert!(parse_module(":app", "application").is_err());
+    }
+
+    #[test]
+    fn uwsgi_truthiness() {
+        for t in ["", "1", "true", "True", "yes", "true ; comment", "on"] {
+            assert!(parse_bool(t), "{t:?}");
+        }
+        for f in ["false", "OFF", "no", "0"] {
+            assert!(!parse_bool(f), "{f:?}");
+        }
+    }
+
+    #[test]
+    fn numbers_and_modes() {
+        assert_eq!(parse_number("60   ; comment"), Ok(60));
+        assert_eq!(parse_number("4"), Ok(4));
+        assert!(parse_number("x").is_err());
+        assert!(parse_number("-3").is_err());
+        assert_eq!(parse_mode(""), Ok(0o666));
+        assert_eq!(parse_mode("660"), Ok(0o660));
+        assert!(parse_mode("66").is_err());
+        assert!(parse_mode("999").is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Binding listening sockets: TCP with `SO_REUSEADDR` and the configured
+//! backlog, unix sockets (a stale file is replaced, as uWSGI does) with the
+//! configured mode, removed at exit with `vacuum`.
+
+use std::io;
+use std::path::PathBuf;
+
+use tokio::net::{TcpListener, TcpSocket, UnixListener};
+
+use crate::config::{Address, Protocol, SocketSpec};
+
+/// A bound listener.
+#[derive(Debug)]
+pub enum Listener {
+    /// TCP.
+    Tcp(TcpListener),
+    /// A unix socket, and its path.
+    Unix(UnixListener, PathBuf),
+}
+
+/// A listener with what it speaks.
+#[derive(Debug)]
+pub struct Bound {
+    /// The socket.
+    pub listener: Listener,
+    /// Its protocol.
+    pub protocol: Protocol,
+    /// Its name for logs (the resolved address).
+    pub name: String,
+    /// The port for `SERVER_PORT` (`80` on unix sockets, as in uWSGI).
+    pub port: String,
+}
+
+/// Binds one socket.
+pub fn bind(spec: &SocketSpec, backlog: u32, mode: Option<u32>) -> io::Result<Bound> {
+    let (listener, name, port) = match &spec.address {
+        Address::Tcp(addr) => {
+            let sock = if addr.is_ipv4() {
+                TcpSocket::new_v4()?
+            } else {
+                TcpSocket::new_v6()?
+            };
+            sock.set_reuseaddr(true)?;
+            sock.bind(*addr)?;
+            let l = sock.listen(backlog)?;
+            let local = l.local_addr()?;
+            (
+                Listener::Tcp(l),
+                local.to_string(),
+                local.port().to_string(),
+            )
+        }
+        Address::Unix(path) => {
+            if std::fs::symlink_metadata(path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_socket()
+            }) {
+                std::fs::remove_file(path)?;
+            }
+            let l = UnixListener::bind(path)?;
+            if let Some(mode) = mode {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+            }
+            (
+                Listener::Unix(l, path.clone()),
+                path.display().to_string(),
+                "80".to_owned(),
+            )
+        }
+    };
+    Ok(Bound {
+        listener,
+        protocol: spec.protocol,
+        name,
+        port,
+    })
+}

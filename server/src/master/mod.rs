@@ -1,0 +1,283 @@
+//! `master::run`: binds the listeners, drops privileges, starts the
+//! supervisor (prototype and workers), accepts connections, and on SIGTERM,
+//! SIGINT or SIGQUIT shuts down gracefully: stop accepting, let in-flight
+//! requests finish within `reload-mercy`, stop the workers, remove unix
+//! sockets with `vacuum`.
+//!
+//! Deliberate difference from uWSGI 2.0: SIGTERM is a graceful shutdown (what
+//! container runtimes and Kubernetes expect), not a reload.
+
+pub mod supervisor;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use crate::config::{Config, Protocol};
+use crate::dispatch::Pool;
+use crate::environ::ConnInfo;
+use crate::listen::{self, Bound, Listener};
+use crate::protocol::{self, Ctx};
+use supervisor::{Outcome, Request, Settings, Supervisor};
+
+/// Counts open connections, so shutdown can wait for them.
+#[derive(Debug, Default)]
+struct Tracker {
+    open: AtomicUsize,
+    idle: Notify,
+}
+
+struct ConnGuard(Arc<Tracker>);
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+impl Tracker {
+    fn enter(self: &Arc<Self>) -> ConnGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        ConnGuard(self.clone())
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.open.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// The process exit code of a clean run.
+pub const EXIT_OK: i32 = 0;
+
+/// Runs the master until shutdown; returns the exit code.
+pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
+    if config.sockets.is_empty() {
+        anyhow::bail!("no socket to listen on: give --http, --http-socket or --socket");
+    }
+    let mut bound = Vec::new();
+    for (i, spec) in config.sockets.iter().enumerate() {
+        let b = listen::bind(spec, config.listen, config.chmod_socket)
+            .with_context(|| format!("cannot bind {}", spec.address))?;
+        let kind = match &b.listener {
+            Listener::Tcp(_) => "TCP",
+            Listener::Unix(..) => "UNIX",
+        };
+        tracing::info!(event = "bound", socket = i, name = %b.name, protocol = b.protocol.name(),
+            "{} socket {i} bound to {kind} address {}", b.protocol.name(), b.name);
+        bound.push(b);
+    }
+    drop_privileges(&config)?;
+
+    let pool = Pool::new(config.listen as usize);
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (sup_tx, sup_rx) = mpsc::channel(4);
+    let sup = Supervisor::new(
+        Settings {
+            args,
+            processes: config.processes,
+            need_app: config.need_app,
+        },
+        pool.clone(),
+        ready_tx,
+    );
+    let mut sup_task = tokio::spawn(sup.run(sup_rx));
+    let hostname = nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "localhost".into());
+    let ctx = Arc::new(Ctx {
+        pool: pool.clone(),
+        limits: config.limits(),
+        socket_timeout: config.socket_timeout,
+        request_logging: config.request_logging,
+        hostname,
+    });
+    let tracker = Arc::new(Tracker::default());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut unix_paths = Vec::new();
+    let mut accepts = Vec::new();
+    for b in bound {
+        if let Listener::Unix(_, p) = &b.listener {
+            unix_paths.push(p.clone());
+        }
+        accepts.push(tokio::spawn(accept_loop(
+            b,
+            ctx.clone(),
+            tracker.clone(),
+            shutdown_rx.clone(),
+        )));
+    }
+    let _ = ready_rx;
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut quit = signal(SignalKind::quit())?;
+    let code = tokio::select! {
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        _ = quit.recv() => None,
+        res = &mut sup_task => Some(match res {
+            Ok(Outcome::NoApp) => crate::prototype::EXIT_NO_APP,
+            Ok(_) | Err(_) => 1,
+        }),
+    };
+    if let Some(code) = code {
+        for a in &accepts {
+            a.abort();
+        }
+        vacuum(&config, &unix_paths);
+        if code == crate::prototype::EXIT_NO_APP {
+            tracing::error!(
+                event = "no_app",
+                "need-app requested, destroying the instance..."
+            );
+        }
+        return Ok(code);
+    }
+    tracing::info!(event = "shutdown", "graceful shutdown triggered...");
+    for a in &accepts {
+        a.abort();
+    }
+    let _ = shutdown_tx.send(true);
+    if tokio::time::timeout(config.reload_mercy, tracker.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            event = "mercy_expired",
+            open = tracker.open.load(Ordering::Acquire),
+            "reload-mercy expired with requests still running"
+        );
+    }
+    let (done_tx, done_rx) = oneshot::channel();
+    if sup_tx.send(Request::Stop(done_tx)).await.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), sup_task).await;
+    vacuum(&config, &unix_paths);
+    tracing::info!(event = "goodbye", "goodbye to uWSGI.");
+    Ok(EXIT_OK)
+}
+
+fn vacuum(config: &Config, paths: &[std::path::PathBuf]) {
+    if !config.vacuum {
+        return;
+    }
+    for p in paths {
+        if std::fs::remove_file(p).is_ok() {
+            tracing::info!(event = "vacuum", path = %p.display(), "VACUUM: unix socket {} removed.", p.display());
+        }
+    }
+}
+
+async fn accept_loop(
+    b: Bound,
+    ctx: Arc<Ctx>,
+    tracker: Arc<Tracker>,
+    shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let accepted = match &b.listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                let _ = s.set_nodelay(true);
+                Accepted::Tcp(s, peer)
+            }),
+            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        };
+        let accepted = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(event = "accept_failed", cause = %e, "accept() failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let guard = tracker.enter();
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        let protocol = b.protocol;
+        let port = b.port.clone();
+        tokio::spawn(async move {
+            let _guard = guard;
+            match (accepted, protocol) {
+                (Accepted::Tcp(s, peer), Protocol::Uwsgi) => {
+                    protocol::uwsgi::serve(s, peer.to_string(), ctx).await
+                }
+                (Accepted::Unix(s), Protocol::Uwsgi) => {
+                    protocol::uwsgi::serve(s, String::from("unix"), ctx).await
+                }
+                (Accepted::Tcp(s, peer), Protocol::Http) => {
+                    let ip = match peer.ip() {
+                        std::net::IpAddr::V6(v6) => v6
+                            .to_ipv4_mapped()
+                            .map_or(v6.to_string(), |v4| v4.to_string()),
+                        v4 => v4.to_string(),
+                    };
+                    let info = ConnInfo {
+                        remote_addr: ip,
+                        remote_port: peer.port().to_string(),
+                        server_name: ctx.hostname.clone(),
+                        server_port: port,
+                    };
+                    protocol::http::serve(s, info, ctx, shutdown).await
+                }
+                (Accepted::Unix(s), Protocol::Http) => {
+                    let info = ConnInfo {
+                        remote_addr: String::new(),
+                        remote_port: String::new(),
+                        server_name: ctx.hostname.clone(),
+                        server_port: port,
+                    };
+                    protocol::http::serve(s, info, ctx, shutdown).await
+                }
+            }
+        });
+    }
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Switches to `gid` then `uid` (names or numbers), after binding.
+fn drop_privileges(config: &Config) -> anyhow::Result<()> {
+    use nix::unistd::{Gid, Group, Uid, User, setgid, setgroups, setuid};
+    if let Some(g) = &config.gid {
+        let gid = match g.parse::<u32>() {
+            Ok(n) => Gid::from_raw(n),
+            Err(_) => {
+                Group::from_name(g)?
+                    .with_context(|| format!("unknown group {g}"))?
+                    .gid
+            }
+        };
+        setgroups(&[gid]).context("setgroups() failed")?;
+        setgid(gid).context("setgid() failed")?;
+        tracing::info!(event = "setgid", gid = gid.as_raw(), "setgid() to {gid}");
+    }
+    if let Some(u) = &config.uid {
+        let uid = match u.parse::<u32>() {
+            Ok(n) => Uid::from_raw(n),
+            Err(_) => {
+                User::from_name(u)?
+                    .with_context(|| format!("unknown user {u}"))?
+                    .uid
+            }
+        };
+        setuid(uid).context("setuid() failed")?;
+        tracing::info!(event = "setuid", uid = uid.as_raw(), "setuid() to {uid}");
+    }
+    Ok(())
+}

@@ -1,0 +1,500 @@
+//! The worker table and the prototype: starts the prototype (fork+exec of
+//! this binary in its prototype role), asks it for workers, hands each new
+//! worker's channel to the pool, notices exits and respawns, and restarts the
+//! prototype if it dies.
+//!
+//! Worker exits are reported by the prototype (their parent). The master is
+//! a child subreaper, so workers whose prototype died are re-parented to it
+//! and reaped here. Log lines are uWSGI's (`core/master_utils.c`
+//! `uwsgi_respawn_worker`, `core/master.c`).
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::control::{self, Received};
+use crate::dispatch::{Pool, WorkerConn};
+use crate::ipc::Control;
+
+/// Environment variable that makes the binary run as the prototype.
+pub const ROLE_ENV: &str = "RWSGI_ROLE";
+/// Environment variable with the prototype's control fd.
+pub const CONTROL_FD_ENV: &str = "RWSGI_CONTROL_FD";
+
+/// Commands from the master loop.
+#[derive(Debug)]
+pub enum Request {
+    /// Stop everything; reply when all children are gone.
+    Stop(oneshot::Sender<()>),
+}
+
+/// One worker slot.
+#[derive(Debug, Default)]
+struct Slot {
+    pid: i32,
+    alive: Option<Arc<AtomicBool>>,
+    pending: Option<OwnedFd>,
+    spawned_once: bool,
+    last_spawn: Option<Instant>,
+    respawn_at: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Prototype {
+    control: AsyncFd<OwnedFd>,
+    pid: i32,
+}
+
+/// What the supervisor needs to know.
+#[derive(Debug)]
+pub struct Settings {
+    /// The command line to start the prototype with.
+    pub args: Vec<String>,
+    /// Number of worker slots.
+    pub processes: usize,
+    /// Exit when the app cannot be loaded.
+    pub need_app: bool,
+}
+
+/// Why the supervisor stopped on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Asked to stop.
+    Stopped,
+    /// The app could not be loaded and `need-app` is set.
+    NoApp,
+    /// The prototype cannot be started.
+    Failed,
+}
+
+/// The supervisor's state.
+#[derive(Debug)]
+pub struct Supervisor {
+    settings: Settings,
+    pool: Arc<Pool>,
+    slots: Vec<Slot>,
+    pids: HashMap<i32, u32>,
+    proto: Option<Prototype>,
+    proto_started: Option<Instant>,
+    ready_tx: Option<oneshot::Sender<()>>,
+    stopping: bool,
+}
+
+impl Supervisor {
+    /// A supervisor for `processes` slots; `ready` fires once every slot has
+    /// a worker for the first time.
+    pub fn new(settings: Settings, pool: Arc<Pool>, ready: oneshot::Sender<()>) -> Supervisor {
+        let slots = (0..settings.processes).map(|_| Slot::default()).collect();
+        Supervisor {
+            settings,
+            pool,
+            slots,
+            pids: HashMap::new(),
+            proto: None,
+            proto_started: None,
+            ready_tx: Some(ready),
+            stopping: false,
+        }
+    }
+
+    /// Runs until stopped.
+    pub async fn run(mut self, mut commands: mpsc::Receiver<Request>) -> Outcome {
+        // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) takes an integer argument and
+        // touches no memory of ours.
+        unsafe {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        }
+        let mut sigchld = match signal(SignalKind::child()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(event = "signal_failed", cause = %e, "cannot watch SIGCHLD");
+                return Outcome::Failed;
+            }
+        };
+        if let Err(e) = self.start_prototype() {
+            tracing::error!(event = "prototype_failed", cause = %e, "cannot start the prototype");
+            return Outcome::Failed;
+        }
+        loop {
+            let next_respawn = self.slots.iter().filter_map(|s| s.respawn_at).min();
+            let sleep = async {
+                match next_respawn {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                msg = recv_control(self.proto.as_ref()) => {
+                    match msg {
+                        Some(Received::Message(m, fd)) => {
+                            if let Some(outcome) = self.on_control(m, fd) {
+                                return outcome;
+                            }
+                        }
+                        Some(Received::Garbage) => tracing::error!(event = "control_garbage", "garbage on the control socket"),
+                        Some(Received::Closed) | None => self.prototype_gone().await,
+                    }
+                }
+                _ = sigchld.recv() => self.reap(),
+                _ = sleep => self.respawn_due(),
+                cmd = commands.recv() => {
+                    let done = match cmd { Some(Request::Stop(done)) => Some(done), None => None };
+                    self.stop(&mut sigchld).await;
+                    if let Some(done) = done { let _ = done.send(()); }
+                    return Outcome::Stopped;
+                }
+            }
+        }
+    }
+
+    fn start_prototype(&mut self) -> std::io::Result<()> {
+        let (master_end, proto_end) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )?;
+        // The prototype blocks on its end.
+        nix::fcntl::fcntl(
+            &proto_end,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
+        )?;
+        let fd = proto_end.as_raw_fd();
+        let mut cmd = Command::new(std::env::current_exe()?);
+        cmd.args(&self.settings.args)
+            .env(ROLE_ENV, "prototype")
+            .env(CONTROL_FD_ENV, fd.to_string())
+            .process_group(0);
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls fcntl, which is async-signal-safe, on an fd that is open
+        // in the child (inherited from us).
+        unsafe {
+            cmd.pre_exec(move || {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn()?;
+        drop(proto_end);
+        let pid = child.id() as i32;
+        // The child is reaped through waitpid(-1) in `reap`.
+        drop(child);
+        tracing::info!(
+            event = "prototype_spawned",
+            pid,
+            "spawned rwsgi prototype (pid: {pid})"
+        );
+        // SAFETY: `master_end` is an OwnedFd that the AsyncFd owns from here
+        // on; it is not closed or registered elsewhere while registered here.
+        let control = unsafe { AsyncFd::register(master_end) }.map_err(|e| e.into_parts().1)?;
+        self.proto = Some(Prototype { control, pid });
+        self.proto_started = Some(Instant::now());
+        Ok(())
+    }
+
+    fn on_control(&mut self, m: Control, _fd: Option<OwnedFd>) -> Option<Outcome> {
+        match m {
+            Control::Ready { ok } => {
+                if !ok && self.settings.need_app {
+                    return Some(Outcome::NoApp);
+                }
+                for i in 0..self.slots.len() {
+                    if self.slots[i].alive.is_none() && self.slots[i].pending.is_none() {
+                        self.spawn(i);
+                    }
+                }
+            }
+            Control::Spawned { slot, pid } => self.on_spawned(slot, pid),
+            Control::Exited { slot, pid, status } => self.on_exit(slot, pid, status),
+            Control::Spawn { .. } => {
+                tracing::error!(event = "control_garbage", "prototype sent a spawn request")
+            }
+        }
+        None
+    }
+
+    fn spawn(&mut self, i: usize) {
+        if self.stopping {
+            return;
+        }
+        let Some(proto) = &self.proto else { return };
+        let pair = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        );
+        let (master_end, worker_end) = match pair {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(event = "socketpair_failed", cause = %e, "cannot create a worker channel");
+                self.slots[i].respawn_at = Some(Instant::now() + Duration::from_secs(1));
+                return;
+            }
+        };
+        let slot = i as u32 + 1;
+        match control::send(
+            proto.control.get_ref().as_fd(),
+            Control::Spawn { slot },
+            Some(worker_end.as_raw_fd()),
+        ) {
+            Ok(()) => {
+                self.slots[i].pending = Some(master_end);
+                self.slots[i].respawn_at = None;
+            }
+            Err(e) => {
+                tracing::error!(event = "control_failed", cause = %e, "cannot reach the prototype");
+                self.slots[i].respawn_at = Some(Instant::now() + Duration::from_secs(1));
+            }
+        }
+    }
+
+    fn on_spawned(&mut self, slot: u32, pid: i32) {
+        let Some(s) = (slot as usize)
+            .checked_sub(1)
+            .and_then(|i| self.slots.get_mut(i))
+        else {
+            return;
+        };
+        let Some(fd) = s.pending.take() else { return };
+        let stream = std::os::unix::net::UnixStream::from(fd);
+        let stream = stream
+            .set_nonblocking(true)
+            .and_then(|()| tokio::net::UnixStream::from_std(stream));
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(event = "channel_failed", cause = %e, "cannot use a worker channel");
+                return;
+            }
+        };
+        let alive = Arc::new(AtomicBool::new(true));
+        if s.spawned_once {
+            tracing::info!(
+                event = "respawned",
+                worker = slot,
+                pid,
+                "Respawned uWSGI worker {slot} (new pid: {pid})"
+            );
+        } else {
+            tracing::info!(
+                event = "spawned",
+                worker = slot,
+                pid,
+                "spawned uWSGI worker {slot} (pid: {pid}, cores: 1)"
+            );
+        }
+        s.spawned_once = true;
+        s.pid = pid;
+        s.alive = Some(alive.clone());
+        s.last_spawn = Some(Instant::now());
+        self.pids.insert(pid, slot);
+        self.pool.add(WorkerConn {
+            slot,
+            pid,
+            stream,
+            alive,
+        });
+        if self.slots.iter().all(|s| s.alive.is_some()) {
+            if let Some(tx) = self.ready_tx.take() {
+                tracing::info!(
+                    event = "workers_ready",
+                    workers = self.slots.len(),
+                    "workers ready"
+                );
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    fn on_exit(&mut self, slot: u32, pid: i32, status: i32) {
+        if pid != 0 && self.pids.remove(&pid).is_none() {
+            return;
+        }
+        let Some(i) = (slot as usize).checked_sub(1) else {
+            return;
+        };
+        let Some(s) = self.slots.get_mut(i) else {
+            return;
+        };
+        if pid != 0 && s.pid != pid {
+            return;
+        }
+        if let Some(alive) = s.alive.take() {
+            alive.store(false, Ordering::Release);
+        }
+        s.pid = 0;
+        s.pending = None;
+        if self.stopping {
+            return;
+        }
+        if status < 0 {
+            tracing::warn!(
+                event = "worker_died",
+                worker = slot,
+                pid,
+                signal = -status,
+                "DAMN ! worker {slot} (pid: {pid}) died, killed by signal {} :( trying respawn ...",
+                -status
+            );
+        } else if status == crate::worker::EXIT_STOPPED {
+            tracing::info!(
+                event = "worker_stopped",
+                worker = slot,
+                pid,
+                "worker {slot} killed successfully (pid: {pid})"
+            );
+        } else {
+            tracing::warn!(
+                event = "worker_died",
+                worker = slot,
+                pid,
+                status,
+                "DAMN ! worker {slot} (pid: {pid}) died :( trying respawn ..."
+            );
+        }
+        // uWSGI's fork-bomb guard: a worker that dies right after spawning is
+        // not respawned in a tight loop.
+        let too_fast = s
+            .last_spawn
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1));
+        if too_fast {
+            tracing::warn!(
+                event = "respawn_too_fast",
+                worker = slot,
+                "worker respawning too fast !!! i have to sleep a bit (2 seconds)..."
+            );
+            s.respawn_at = Some(Instant::now() + Duration::from_secs(2));
+        } else {
+            self.spawn(i);
+        }
+    }
+
+    fn respawn_due(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.slots.len() {
+            if self.slots[i].respawn_at.is_some_and(|t| t <= now) {
+                self.slots[i].respawn_at = None;
+                if self.proto.is_some() {
+                    self.spawn(i);
+                }
+            }
+        }
+    }
+
+    /// The control socket closed: the prototype is gone.
+    async fn prototype_gone(&mut self) {
+        let Some(proto) = self.proto.take() else {
+            return;
+        };
+        if self.stopping {
+            return;
+        }
+        tracing::error!(
+            event = "prototype_died",
+            pid = proto.pid,
+            "the prototype (pid: {}) died; starting a new one",
+            proto.pid
+        );
+        for s in &mut self.slots {
+            s.pending = None;
+        }
+        let delay = if self
+            .proto_started
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            Duration::from_secs(1)
+        } else {
+            Duration::ZERO
+        };
+        tokio::time::sleep(delay).await;
+        if let Err(e) = self.start_prototype() {
+            tracing::error!(event = "prototype_failed", cause = %e, "cannot start the prototype");
+        }
+    }
+
+    /// Reaps children: the prototype, and workers re-parented to us.
+    fn reap(&mut self) {
+        loop {
+            let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw(), -(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(_) => return,
+                Ok(_) => continue,
+            };
+            if self.proto.as_ref().is_some_and(|p| p.pid == pid) {
+                tracing::debug!(event = "prototype_exited", pid, status, "prototype exited");
+                continue;
+            }
+            if let Some(&slot) = self.pids.get(&pid) {
+                self.on_exit(slot, pid, status);
+            }
+        }
+    }
+
+    /// Stops the workers and the prototype and waits for them.
+    async fn stop(&mut self, sigchld: &mut tokio::signal::unix::Signal) {
+        self.stopping = true;
+        self.pool.close();
+        // Closing the control socket ends the prototype; closed channels end
+        // idle workers.
+        let proto_pid = self.proto.take().map(|p| p.pid);
+        let mut pids: Vec<i32> = self.pids.keys().copied().collect();
+        pids.extend(proto_pid);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            pids.retain(|&p| nix::sys::signal::kill(Pid::from_raw(p), None).is_ok());
+            self.reap_quietly();
+            if pids.is_empty() {
+                return;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(100), sigchld.recv()).await;
+        }
+        for p in pids {
+            tracing::warn!(
+                event = "kill",
+                pid = p,
+                "process {p} did not exit in time; killing it"
+            );
+            let _ = nix::sys::signal::kill(Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+        }
+        self.reap_quietly();
+    }
+
+    fn reap_quietly(&mut self) {
+        while let Ok(s) = waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            if s == WaitStatus::StillAlive {
+                break;
+            }
+        }
+    }
+}
+
+async fn recv_control(proto: Option<&Prototype>) -> Option<Received> {
+    let Some(proto) = proto else {
+        return std::future::pending().await;
+    };
+    loop {
+        let mut guard = proto.control.readable().await.ok()?;
+        match control::recv(proto.control.get_ref().as_fd(), true) {
+            Ok(r) => return Some(r),
+            Err(nix::errno::Errno::EAGAIN) => guard.clear_ready(),
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return Some(Received::Closed),
+        }
+    }
+}

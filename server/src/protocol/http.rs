@@ -1,0 +1,383 @@
+//! The connection driver for HTTP sockets, on hyper: keep-alive, pipelining,
+//! chunked bodies both ways, HTTP/1.0, `Expect: 100-continue` (hyper answers
+//! it when the app first reads the body), header-size limits (431) and a
+//! header read timeout.
+//!
+//! A response whose END is already buffered when its head arrives is sent
+//! with a known length; otherwise the body streams from a task that keeps
+//! driving the exchange. If the worker fails after the head went out, the
+//! body ends with an error, so hyper closes the connection without finishing
+//! the body (no silent truncation).
+
+use std::convert::Infallible;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::{mpsc, watch};
+
+use super::Ctx;
+use crate::dispatch::Unavailable;
+use crate::environ::{self, ConnInfo};
+use crate::exchange::{BodySource, Event, Exchange, Gone};
+use crate::ipc;
+use crate::reqlog;
+
+/// A response body: whole, or streamed from the exchange task.
+#[derive(Debug)]
+pub enum RespBody {
+    /// All of it.
+    Full(Option<Bytes>),
+    /// Chunks as they come; an `Err` aborts the connection.
+    Stream(mpsc::Receiver<Result<Bytes, io::Error>>),
+}
+
+impl Body for RespBody {
+    type Data = Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
+        match self.get_mut() {
+            RespBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            RespBody::Stream(rx) => rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, RespBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RespBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            RespBody::Full(None) => SizeHint::with_exact(0),
+            RespBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+/// The request body, read from hyper's `Incoming`.
+struct HttpBody {
+    incoming: Incoming,
+    pending: Bytes,
+}
+
+impl BodySource for HttpBody {
+    async fn read(&mut self, max: usize) -> io::Result<Bytes> {
+        while self.pending.is_empty() {
+            match self.incoming.frame().await {
+                None => return Ok(Bytes::new()),
+                Some(Err(e)) => return Err(io::Error::other(e)),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.pending = data;
+                    }
+                }
+            }
+        }
+        let n = max.min(self.pending.len());
+        Ok(self.pending.split_to(n))
+    }
+}
+
+/// Serves one HTTP connection until it closes or shutdown is signalled.
+pub async fn serve<S>(stream: S, conn: ConnInfo, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let conn = Arc::new(conn);
+    let service = hyper::service::service_fn(move |req| {
+        let ctx = ctx.clone();
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(handle(req, &conn, &ctx).await) }
+    });
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let builder = {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .max_headers(200)
+            .max_buf_size(usize::from(u16::MAX).max(8192) + 8192)
+            .keep_alive(true);
+        b
+    };
+    let conn = builder.serve_connection(io, service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(event = "http_conn_error", cause = %e, "http connection ended with an error");
+            }
+            return;
+        }
+        _ = shutdown.wait_for(|s| *s) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    if let Err(e) = conn.await {
+        tracing::debug!(event = "http_conn_error", cause = %e, "http connection ended with an error");
+    }
+}
+
+fn simple(code: StatusCode) -> Response<RespBody> {
+    let body = format!(
+        "{} {}\n",
+        code.as_u16(),
+        code.canonical_reason().unwrap_or("")
+    );
+    let mut r = Response::new(RespBody::Full(Some(Bytes::from(body))));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Response<RespBody> {
+    let started = Instant::now();
+    let start_time = SystemTime::now();
+    let (parts, incoming) = req.into_parts();
+    let protocol = match parts.version {
+        hyper::Version::HTTP_10 => "HTTP/1.0",
+        _ => "HTTP/1.1",
+    };
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    let vars = environ::from_http(
+        parts.method.as_str(),
+        uri.as_bytes(),
+        protocol,
+        parts
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_bytes())),
+        conn,
+    );
+    let mut block = Vec::with_capacity(1024);
+    if rwsgi_proto::encode_vars(&vars, &mut block).is_err()
+        || block.len() > usize::from(ctx.limits.max_block)
+    {
+        return simple(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    }
+    let chunked = parts
+        .headers
+        .get(hyper::header::TRANSFER_ENCODING)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let body_len = match parts.headers.get(hyper::header::CONTENT_LENGTH) {
+        _ if chunked => ipc::BODY_UNTIL_EOF,
+        Some(v) => match std::str::from_utf8(v.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+        {
+            Some(n) => n,
+            None => return simple(StatusCode::BAD_REQUEST),
+        },
+        None => 0,
+    };
+    let lease = match ctx.pool.lease().await {
+        Ok(l) => l,
+        Err(Unavailable::QueueFull) => {
+            tracing::warn!(event = "queue_full", "request queue full, answering 503");
+            return simple(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Err(Unavailable::Closed) => return simple(StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let request = ipc::request_frame(0, body_len, &block);
+    let body = HttpBody {
+        incoming,
+        pending: Bytes::new(),
+    };
+    let mut ex = match Exchange::start(lease, &request, body).await {
+        Ok(ex) => ex,
+        Err(e) => {
+            tracing::error!(event = "worker_failed", cause = %e, "worker failed before the response");
+            return simple(StatusCode::BAD_GATEWAY);
+        }
+    };
+    let log = LogInfo {
+        vars,
+        block_len: block.len(),
+        start_time,
+        started,
+        protocol,
+        logging: ctx.request_logging,
+    };
+    let head = loop {
+        match ex.next().await {
+            Ok(Event::Head(h)) => break h,
+            Ok(Event::Chunk(_)) | Ok(Event::Abort) => {}
+            Ok(Event::End(_)) => {
+                tracing::error!(event = "no_head", "worker ended a response without a head");
+                ex.finish().release();
+                return simple(StatusCode::INTERNAL_SERVER_ERROR);
+            }
+            Err(e) => {
+                tracing::error!(event = "worker_died", cause = %e, "worker died during a request");
+                return simple(StatusCode::BAD_GATEWAY);
+            }
+        }
+    };
+    let Some(mut response) = build_head(&head) else {
+        tracing::error!(event = "invalid_head", status = %String::from_utf8_lossy(&head.status), "the app sent an invalid status or header");
+        // Drain the exchange so the worker can be reused.
+        tokio::spawn(drain(ex));
+        return simple(StatusCode::INTERNAL_SERVER_ERROR);
+    };
+    let code = response.status().as_u16();
+    let header_count = head.headers.len();
+    // Take what is already buffered: a small response is complete here.
+    let mut collected: Vec<Bytes> = Vec::new();
+    while let Some(ev) = ex.next_buffered() {
+        match ev {
+            Ok(Event::Chunk(c)) => collected.push(c),
+            Ok(Event::End(info)) => {
+                let body: Bytes = match collected.len() {
+                    0 => Bytes::new(),
+                    1 => collected.pop().unwrap_or_default(),
+                    _ => collected.concat().into(),
+                };
+                log.write(&ex, info, code, header_count, body.len() as u64);
+                ex.finish().release();
+                *response.body_mut() = RespBody::Full(Some(body));
+                return response;
+            }
+            Ok(Event::Abort) | Err(_) | Ok(Event::Head(_)) => break,
+        }
+    }
+    let (tx, rx) = mpsc::channel(8);
+    *response.body_mut() = RespBody::Stream(rx);
+    tokio::spawn(stream_rest(ex, collected, tx, log, code, header_count));
+    response
+}
+
+/// What the request log line needs after the response went out.
+struct LogInfo {
+    vars: environ::Vars,
+    block_len: usize,
+    start_time: SystemTime,
+    started: Instant,
+    protocol: &'static str,
+    logging: bool,
+}
+
+impl LogInfo {
+    fn write<B: BodySource>(
+        &self,
+        ex: &Exchange<B>,
+        info: ipc::EndInfo,
+        status: u16,
+        headers: usize,
+        body: u64,
+    ) {
+        if !self.logging {
+            return;
+        }
+        let get = |k: &[u8]| {
+            self.vars
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| &v[..])
+                .unwrap_or_default()
+        };
+        let (_, pid) = ex.ids();
+        reqlog::log(&reqlog::Entry {
+            pid,
+            worker_requests: info.requests,
+            total_requests: ex.lease().total_requests() + 1,
+            remote_addr: get(b"REMOTE_ADDR"),
+            remote_user: b"",
+            vars: self.vars.len() * 2,
+            vars_bytes: self.block_len,
+            start: Some(self.start_time),
+            method: get(b"REQUEST_METHOD"),
+            uri: get(b"REQUEST_URI"),
+            body_bytes: body,
+            elapsed: self.started.elapsed(),
+            protocol: self.protocol.as_bytes(),
+            status,
+            headers,
+            header_bytes: 0,
+        });
+    }
+}
+
+async fn stream_rest<B: BodySource>(
+    mut ex: Exchange<B>,
+    collected: Vec<Bytes>,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    log: LogInfo,
+    code: u16,
+    headers: usize,
+) {
+    let mut sent = 0u64;
+    let mut client = true;
+    for c in collected {
+        sent += c.len() as u64;
+        client &= tx.send(Ok(c)).await.is_ok();
+    }
+    let mut aborted = false;
+    loop {
+        match ex.next().await {
+            Ok(Event::Chunk(c)) => {
+                sent += c.len() as u64;
+                if client {
+                    client = tx.send(Ok(c)).await.is_ok();
+                }
+            }
+            Ok(Event::Abort) => aborted = true,
+            Ok(Event::End(info)) => {
+                if aborted {
+                    let _ = tx
+                        .send(Err(io::Error::other("the app failed during the response")))
+                        .await;
+                }
+                log.write(&ex, info, code, headers, sent);
+                ex.finish().release();
+                return;
+            }
+            Ok(Event::Head(_)) => {}
+            Err(e) => {
+                tracing::error!(event = "worker_died", cause = %e, "worker died during a request");
+                let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                return;
+            }
+        }
+    }
+}
+
+async fn drain<B: BodySource>(mut ex: Exchange<B>) -> Result<(), Gone> {
+    loop {
+        if let Event::End(_) = ex.next().await? {
+            ex.finish().release();
+            return Ok(());
+        }
+    }
+}
+
+/// Converts the app's status and headers for hyper; `None` if invalid.
+fn build_head(head: &ipc::ResponseHead) -> Option<Response<RespBody>> {
+    let code = StatusCode::from_u16(head.code()?).ok()?;
+    let mut r = Response::new(RespBody::Full(None));
+    *r.status_mut() = code;
+    let h = r.headers_mut();
+    for (k, v) in &head.headers {
+        let name = HeaderName::from_bytes(k).ok()?;
+        let value = HeaderValue::from_maybe_shared(v.clone()).ok()?;
+        h.append(name, value);
+    }
+    Some(r)
+}

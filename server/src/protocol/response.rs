@@ -1,0 +1,93 @@
+//! Writing a response head as raw HTTP/1.x, which is what nginx expects back
+//! over `uwsgi_pass` (uWSGI `proto/base.c` `uwsgi_proto_base_prepare_headers`):
+//! the request's `SERVER_PROTOCOL` (`HTTP/1.0` when absent), the app's status
+//! line, its headers in order, nothing added. And the few responses rwsgi
+//! makes itself (502, 503), which carry `Connection: close`.
+
+use bytes::BufMut;
+
+use crate::ipc::ResponseHead;
+
+/// Appends the raw head. Returns its length in bytes.
+pub fn encode_head(protocol: &[u8], head: &ResponseHead, dst: &mut Vec<u8>) -> usize {
+    let start = dst.len();
+    dst.put_slice(if protocol.is_empty() {
+        b"HTTP/1.0"
+    } else {
+        protocol
+    });
+    dst.put_u8(b' ');
+    dst.put_slice(&head.status);
+    dst.put_slice(b"\r\n");
+    for (k, v) in &head.headers {
+        dst.put_slice(k);
+        dst.put_slice(b": ");
+        dst.put_slice(v);
+        dst.put_slice(b"\r\n");
+    }
+    dst.put_slice(b"\r\n");
+    dst.len() - start
+}
+
+/// A complete response rwsgi generates itself.
+pub fn generated(protocol: &[u8], code: u16) -> Vec<u8> {
+    let reason = crate::http_status::reason(code);
+    let body = format!("{code} {reason}\n");
+    let protocol = if protocol.is_empty() {
+        b"HTTP/1.0"
+    } else {
+        protocol
+    };
+    let mut out = Vec::with_capacity(128);
+    out.put_slice(protocol);
+    out.put_slice(
+        format!(
+            " {code} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn exactly_what_uwsgi_sends() {
+        let head = ResponseHead {
+            status: Bytes::from_static(b"200 OK"),
+            headers: vec![
+                (
+                    Bytes::from_static(b"Content-Type"),
+                    Bytes::from_static(b"text/plain"),
+                ),
+                (
+                    Bytes::from_static(b"Content-Length"),
+                    Bytes::from_static(b"6"),
+                ),
+            ],
+        };
+        let mut out = Vec::new();
+        let n = encode_head(b"HTTP/1.1", &head, &mut out);
+        out.extend_from_slice(b"hello\n");
+        assert_eq!(
+            out,
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nhello\n"
+        );
+        assert_eq!(n, out.len() - 6);
+        let mut out = Vec::new();
+        encode_head(b"", &head, &mut out);
+        assert!(out.starts_with(b"HTTP/1.0 200 OK\r\n"));
+    }
+
+    #[test]
+    fn generated_responses_close() {
+        let r = generated(b"HTTP/1.1", 503);
+        let s = String::from_utf8(r).unwrap();
+        assert!(s.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+        assert!(s.contains("Connection: close\r\n"));
+    }
+}

@@ -1,0 +1,322 @@
+//! The connection driver for uwsgi sockets: read one packet into a bounded
+//! buffer, decode it with `proto`, lease a worker, stream the body to it and
+//! its response back as raw HTTP, then close (one request per connection, as
+//! in uWSGI and as nginx expects: reference §1.7).
+//!
+//! A malformed or oversized packet closes this connection with a logged
+//! reason, in uWSGI's words where uWSGI has them; nothing else is affected.
+//! When a worker fails after the response has started, the connection is
+//! reset (`SO_LINGER` 0) so that nginx does not pass on a truncated response
+//! as a complete one.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use rwsgi_proto::{DecodeError, Header, Modifier1, Status};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf};
+use tokio::time::timeout;
+
+use super::Ctx;
+use super::response;
+use crate::dispatch::Unavailable;
+use crate::exchange::{BodySource, Event, Exchange};
+use crate::ipc;
+use crate::reqlog;
+
+/// The request body: bytes that came with the packet, then the socket, for
+/// exactly `CONTENT_LENGTH` bytes.
+struct Body<S> {
+    early: Bytes,
+    reader: ReadHalf<S>,
+    left: u64,
+    timeout: std::time::Duration,
+}
+
+impl<S: AsyncRead + Send> BodySource for Body<S> {
+    async fn read(&mut self, max: usize) -> io::Result<Bytes> {
+        let max = max.min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if max == 0 {
+            return Ok(Bytes::new());
+        }
+        let data = if !self.early.is_empty() {
+            let n = max.min(self.early.len());
+            self.early.split_to(n)
+        } else {
+            let mut buf = BytesMut::with_capacity(max);
+            let n = timeout(self.timeout, self.reader.read_buf(&mut buf))
+                .await
+                .map_err(|_| {
+                    io::Error::new(io::ErrorKind::TimedOut, "timeout reading the request body")
+                })??;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "client closed connection",
+                ));
+            }
+            buf.truncate(max);
+            buf.freeze()
+        };
+        self.left -= data.len() as u64;
+        Ok(data)
+    }
+}
+
+/// Serves one connection.
+pub async fn serve<S>(stream: S, peer: String, ctx: Arc<Ctx>)
+where
+    S: AsyncRead + AsyncWrite + AsRawFd + Send + Unpin + 'static,
+{
+    let fd = stream.as_raw_fd();
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let max = usize::from(ctx.limits.max_block) + rwsgi_proto::HEADER_LEN;
+    let mut buf = BytesMut::with_capacity(4096.min(max));
+    let started = Instant::now();
+    // Read until the packet is complete, the limit is hit, or the peer stalls.
+    let (header, block_len, used) = loop {
+        match rwsgi_proto::decode_frame(&buf, &ctx.limits) {
+            Ok(Status::Complete((frame, used))) => break (frame.header, frame.block.len(), used),
+            Ok(Status::Partial { needed }) => {
+                buf.reserve(needed.min(max).saturating_sub(buf.len()));
+                match timeout(ctx.socket_timeout, reader.read_buf(&mut buf)).await {
+                    Ok(Ok(0)) => {
+                        if !buf.is_empty() {
+                            tracing::info!(event = "uwsgi_truncated", %peer, got = buf.len(), "uwsgi packet truncated by the peer");
+                        }
+                        return;
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        tracing::debug!(event = "read_failed", %peer, cause = %e, "read failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(event = "uwsgi_timeout", %peer, "timeout reading the uwsgi packet, connection dropped");
+                        return;
+                    }
+                }
+            }
+            Err(e) => {
+                log_invalid(&e, &buf, &peer);
+                return;
+            }
+        }
+    };
+    let _ = block_len;
+    if header.modifier1 == Modifier1::PING {
+        tracing::info!(event = "ping", %peer, "PING");
+        let _ = writer.write_all(&Header::PONG.to_bytes()).await;
+        return;
+    }
+    if !header.modifier1.is_wsgi() {
+        tracing::info!(event = "unavailable_modifier", %peer, modifier1 = header.modifier1.0,
+            "-- unavailable modifier requested: {} --", header.modifier1.0);
+        return;
+    }
+    let packet = buf.split_to(used).freeze();
+    let early = buf.freeze();
+    let block = packet.slice(rwsgi_proto::HEADER_LEN..);
+    let frame = rwsgi_proto::Frame {
+        header,
+        block: &block,
+    };
+    let vars = match frame.vars(&ctx.limits) {
+        Ok(v) => v,
+        Err(e) => {
+            log_invalid(&e, &packet, &peer);
+            return;
+        }
+    };
+    let Some(content_length) =
+        rwsgi_proto::content_length(vars.get(b"CONTENT_LENGTH").unwrap_or_default())
+    else {
+        tracing::info!(event = "bad_content_length", %peer, "Invalid (too big) CONTENT_LENGTH. skip.");
+        return;
+    };
+    let protocol = vars.get(b"SERVER_PROTOCOL").unwrap_or_default();
+    let lease = match ctx.pool.lease().await {
+        Ok(l) => l,
+        Err(why) => {
+            if why == Unavailable::QueueFull {
+                tracing::warn!(event = "queue_full", %peer, "request queue full, answering 503");
+            }
+            let _ = writer.write_all(&response::generated(protocol, 503)).await;
+            return;
+        }
+    };
+    let request = ipc::request_frame(header.modifier1.0, content_length, &block);
+    let body = Body {
+        early,
+        reader,
+        left: content_length,
+        timeout: ctx.socket_timeout,
+    };
+    let start_time = SystemTime::now();
+    let mut ex = match Exchange::start(lease, &request, body).await {
+        Ok(ex) => ex,
+        Err(e) => {
+            tracing::error!(event = "worker_failed", cause = %e, "worker failed before the response");
+            let _ = writer.write_all(&response::generated(protocol, 502)).await;
+            return;
+        }
+    };
+    let mut out: Vec<u8> = Vec::with_capacity(8 * 1024);
+    let mut status = 0u16;
+    let mut headers = 0usize;
+    let mut header_bytes = 0usize;
+    let mut body_bytes = 0u64;
+    let mut written_any = false;
+    let mut client_ok = true;
+    let mut aborted = false;
+    let end = loop {
+        match ex.next().await {
+            Ok(Event::Head(head)) => {
+                status = head.code().unwrap_or(0);
+                headers = head.headers.len();
+                header_bytes = response::encode_head(protocol, &head, &mut out);
+            }
+            Ok(Event::Chunk(data)) => {
+                body_bytes += data.len() as u64;
+                if client_ok {
+                    if out.is_empty() && data.len() >= ipc::CHUNK {
+                        client_ok = write(&mut writer, &data, &ctx).await;
+                        written_any = true;
+                    } else {
+                        out.extend_from_slice(&data);
+                        if out.len() >= ipc::CHUNK {
+                            client_ok = write(&mut writer, &out, &ctx).await;
+                            written_any = true;
+                            out.clear();
+                        }
+                    }
+                }
+            }
+            Ok(Event::Abort) => aborted = true,
+            Ok(Event::End(info)) => break Some(info),
+            Err(e) => {
+                tracing::error!(event = "worker_died", cause = %e, "worker died during a request");
+                break None;
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    match end {
+        Some(info) => {
+            if client_ok && !out.is_empty() {
+                write(&mut writer, &out, &ctx).await;
+            }
+            let (_, pid) = ex.ids();
+            let lease = ex.finish();
+            let total = lease.total_requests() + 1;
+            lease.release();
+            if aborted {
+                reset(fd);
+            } else {
+                let _ = writer.shutdown().await;
+            }
+            if ctx.request_logging {
+                reqlog::log(&reqlog::Entry {
+                    pid,
+                    worker_requests: info.requests,
+                    total_requests: total,
+                    remote_addr: vars.get(b"REMOTE_ADDR").unwrap_or_default(),
+                    remote_user: vars.get(b"REMOTE_USER").unwrap_or_default(),
+                    vars: vars.len() * 2,
+                    vars_bytes: block.len(),
+                    start: Some(start_time),
+                    method: vars.get(b"REQUEST_METHOD").unwrap_or_default(),
+                    uri: vars.get(b"REQUEST_URI").unwrap_or_default(),
+                    body_bytes,
+                    elapsed,
+                    protocol,
+                    status,
+                    headers,
+                    header_bytes,
+                });
+            }
+        }
+        None => {
+            if written_any {
+                // The response started: make the failure visible.
+                reset(fd);
+            } else {
+                let _ = writer.write_all(&response::generated(protocol, 502)).await;
+            }
+        }
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], ctx: &Ctx) -> bool {
+    match timeout(ctx.socket_timeout, w.write_all(data)).await {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::info!(event = "write_failed", cause = %e, "uwsgi_response_write_body_do(): {e}");
+            false
+        }
+        Err(_) => {
+            tracing::info!(
+                event = "write_timeout",
+                "uwsgi_response_write_body_do(): timeout"
+            );
+            false
+        }
+    }
+}
+
+/// Makes the close of this connection a reset, so the peer sees a failure.
+fn reset(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `fd` is the connection's socket, still open (its halves are
+    // alive in the caller); the option value is a valid `linger` whose size
+    // is passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Logs why a packet was refused, in uWSGI's words.
+fn log_invalid(e: &DecodeError, buf: &[u8], peer: &str) {
+    match e {
+        DecodeError::BlockTooLarge { datasize, max } => {
+            let http = buf.len() >= 4
+                && [
+                    &b"GET "[..],
+                    b"POST",
+                    b"HEAD",
+                    b"PUT ",
+                    b"DELE",
+                    b"OPTI",
+                    b"PATC",
+                ]
+                .iter()
+                .any(|m| buf.starts_with(m));
+            tracing::warn!(event = "invalid_block_size", %peer, datasize, max,
+                "invalid request block size: {datasize} (max {max})...skip");
+            if http {
+                tracing::warn!(event = "http_on_uwsgi_socket", %peer,
+                    "this looks like plain HTTP sent to a uwsgi socket: use http-socket for HTTP clients, or uwsgi_pass in nginx");
+            }
+        }
+        DecodeError::EmptyKey { offset } => {
+            tracing::warn!(event = "invalid_vars", %peer, offset, "uwsgi key cannot be null. skip this var.");
+        }
+        DecodeError::TooManyVars { max, .. } => {
+            tracing::warn!(event = "invalid_vars", %peer, max, "max vec size reached. skip this var.");
+        }
+        other => {
+            tracing::warn!(event = "invalid_vars", %peer, cause = %other, "invalid uwsgi request ({other}). skip.");
+        }
+    }
+}

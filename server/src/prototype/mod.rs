@@ -1,0 +1,290 @@
+//! The prototype (a zygote): the one process that forks. It initialises
+//! CPython, imports the app once (unless `lazy-apps`), freezes the garbage
+//! collector so workers keep sharing its pages, and then forks a worker for
+//! each `Spawn` the master sends, reporting pids and exits back.
+//!
+//! **Architecture invariant:** `fork()` happens here and nowhere else, in a
+//! process that has one thread (checked before every fork; the app's import
+//! may have started threads, which is logged). CPython's fork hooks
+//! (`PyOS_BeforeFork`, `PyOS_AfterFork_Child`, `PyOS_AfterFork_Parent`) are
+//! always called.
+//!
+//! The prototype never serves requests and never touches listeners. It exits
+//! when the master closes the control socket; its workers exit on their own
+//! when their channels close.
+
+pub mod app;
+pub mod interp;
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Instant;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork};
+use pyo3::prelude::*;
+
+use crate::config::Config;
+use crate::control::{self, Received};
+use crate::ipc::Control;
+use crate::worker;
+
+/// uWSGI's exit code when `need-app` is set and the app did not load.
+pub const EXIT_NO_APP: i32 = 22;
+
+/// Runs the prototype role; returns the process exit code (in a worker,
+/// the worker's exit code).
+pub fn main(config: &Config, control: OwnedFd) -> i32 {
+    if let Some(dir) = &config.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            tracing::error!(event = "chdir_failed", cause = %e, "chdir() to {} failed", dir.display());
+            return 1;
+        }
+        tracing::info!(event = "chdir", "chdir() to {}", dir.display());
+    }
+    if let Err(e) = interp::init(config.home.as_deref()) {
+        tracing::error!(event = "python_init_failed", cause = %e, "python initialisation failed");
+        return 1;
+    }
+    let app = Python::attach(|py| {
+        if let Err(e) = interp::setup_path(py, &config.pythonpath) {
+            e.print(py);
+        }
+        if config.lazy_apps {
+            return None;
+        }
+        let app = load_app(py, config);
+        if config.gc_freeze {
+            if let Err(e) = py.import("gc").and_then(|gc| gc.call_method0("freeze")) {
+                e.print(py);
+            }
+        }
+        app
+    });
+    let ok = config.lazy_apps || app.is_some();
+    if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, None) {
+        tracing::error!(event = "control_failed", cause = %e, "cannot reach the master");
+        return 1;
+    }
+    if !ok && config.need_app {
+        return EXIT_NO_APP;
+    }
+    match serve_spawns(&control) {
+        Exit::Done(code) => code,
+        Exit::Worker(slot, stream) => {
+            drop(control);
+            run_worker(config, slot, stream, app)
+        }
+    }
+}
+
+/// Loads the app, logging as uWSGI does.
+fn load_app(py: Python<'_>, config: &Config) -> Option<Py<PyAny>> {
+    let spec = config.app.as_ref()?;
+    let started = Instant::now();
+    match app::load(py, spec) {
+        Ok(a) => {
+            tracing::info!(
+                event = "app_ready",
+                app = %app::describe(spec),
+                pid = std::process::id(),
+                "WSGI app 0 (mountpoint='') ready in {} seconds on interpreter 0 pid: {} (default app)",
+                started.elapsed().as_secs(),
+                std::process::id()
+            );
+            Some(a)
+        }
+        Err(e) => {
+            e.print(py);
+            if config.need_app {
+                tracing::error!(event = "no_app", "*** no app loaded. GAME OVER ***");
+            } else {
+                tracing::error!(
+                    event = "no_app",
+                    "*** no app loaded. going in full dynamic mode ***"
+                );
+            }
+            None
+        }
+    }
+}
+
+/// How the spawn loop ended.
+enum Exit {
+    /// The prototype is done (the master went away).
+    Done(i32),
+    /// This process is a newly forked worker.
+    Worker(u32, UnixStream),
+}
+
+/// Number of threads of this process, from /proc.
+fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| d.count())
+        .unwrap_or(1)
+}
+
+fn serve_spawns(control: &OwnedFd) -> Exit {
+    let mut mask = SigSet::empty();
+    mask.add(Signal::SIGCHLD);
+    if let Err(e) = mask.thread_block() {
+        tracing::error!(event = "sigmask_failed", cause = %e, "cannot block SIGCHLD");
+        return Exit::Done(1);
+    }
+    let sfd = match SignalFd::with_flags(&mask, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(event = "signalfd_failed", cause = %e, "cannot watch children");
+            return Exit::Done(1);
+        }
+    };
+    let mut slots: HashMap<i32, u32> = HashMap::new();
+    let threads_warned = &mut false;
+    loop {
+        let mut fds = [
+            PollFd::new(control.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                tracing::error!(event = "poll_failed", cause = %e, "prototype poll failed");
+                return Exit::Done(1);
+            }
+        }
+        let child_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
+        let control_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+        if child_ready {
+            while let Ok(Some(_)) = sfd.read_signal() {}
+            reap(control, &mut slots);
+        }
+        if !control_ready {
+            continue;
+        }
+        match control::recv(control.as_fd(), false) {
+            Ok(Received::Message(Control::Spawn { slot }, Some(fd))) => {
+                if thread_count() > 1 && !*threads_warned {
+                    *threads_warned = true;
+                    tracing::warn!(
+                        event = "threads_before_fork",
+                        threads = thread_count(),
+                        "the app started threads while loading; they do not exist in the forked workers"
+                    );
+                }
+                match fork_worker() {
+                    Ok(ForkResult::Child) => {
+                        let _ = mask.thread_unblock();
+                        drop(sfd);
+                        return Exit::Worker(slot, UnixStream::from(fd));
+                    }
+                    Ok(ForkResult::Parent { child }) => {
+                        slots.insert(child.as_raw(), slot);
+                        drop(fd);
+                        let msg = Control::Spawned {
+                            slot,
+                            pid: child.as_raw(),
+                        };
+                        if control::send(control.as_fd(), msg, None).is_err() {
+                            return Exit::Done(0);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(event = "fork_failed", cause = %e, slot, "fork() failed");
+                        let msg = Control::Exited {
+                            slot,
+                            pid: 0,
+                            status: 1,
+                        };
+                        if control::send(control.as_fd(), msg, None).is_err() {
+                            return Exit::Done(0);
+                        }
+                    }
+                }
+            }
+            Ok(Received::Closed) => return Exit::Done(0),
+            Ok(other) => {
+                tracing::error!(
+                    event = "control_garbage",
+                    ?other,
+                    "unexpected control message"
+                );
+            }
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => {
+                tracing::error!(event = "control_failed", cause = %e, "control socket failed");
+                return Exit::Done(1);
+            }
+        }
+    }
+}
+
+/// Reaps exited workers and reports them.
+fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>) {
+    loop {
+        let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => (pid, code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, -(sig as i32)),
+            Ok(WaitStatus::StillAlive) | Err(_) => return,
+            Ok(_) => continue,
+        };
+        let Some(slot) = slots.remove(&pid.as_raw()) else {
+            continue;
+        };
+        let msg = Control::Exited {
+            slot,
+            pid: pid.as_raw(),
+            status,
+        };
+        if control::send(control.as_fd(), msg, None).is_err() {
+            return;
+        }
+    }
+}
+
+/// The only fork of the system.
+fn fork_worker() -> nix::Result<ForkResult> {
+    Python::attach(|_py| {
+        // SAFETY: PyOS_BeforeFork is called with the GIL held, as required,
+        // and is paired with exactly one of the AfterFork calls below in each
+        // process. fork() is called from a process with one thread (the
+        // prototype runs no threads of its own; app threads were warned
+        // about), so the child may run arbitrary code.
+        unsafe {
+            pyo3::ffi::PyOS_BeforeFork();
+            let res = fork();
+            match res {
+                Ok(ForkResult::Child) => pyo3::ffi::PyOS_AfterFork_Child(),
+                _ => pyo3::ffi::PyOS_AfterFork_Parent(),
+            }
+            res
+        }
+    })
+}
+
+/// The worker's life after fork.
+fn run_worker(config: &Config, slot: u32, stream: UnixStream, app: Option<Py<PyAny>>) -> i32 {
+    let app = if config.lazy_apps {
+        Python::attach(|py| load_app(py, config))
+    } else {
+        app
+    };
+    if app.is_none() && config.lazy_apps && config.need_app {
+        tracing::error!(
+            event = "no_app",
+            "OOPS ! failed loading app in worker {slot} (pid {})",
+            std::process::id()
+        );
+        return EXIT_NO_APP;
+    }
+    let st = worker::wsgi::Static {
+        multithread: config.threads > 1,
+        multiprocess: config.processes > 1,
+    };
+    let _ = stream.as_raw_fd();
+    worker::serve(stream, app, &st)
+}

@@ -1,0 +1,124 @@
+//! The request log line, in uWSGI's default format (`core/logging.c`
+//! `uwsgi_logit_simple`), on its own tracing target `reqlog`:
+//!
+//! ```text
+//! [pid: 15723|app: 0|req: 1/1] 127.0.0.1 () {32 vars in 352 bytes} [Fri Dec  4 15:35:46 2026] GET / => generated 6 bytes in 0 msecs (HTTP/1.1 200) 2 headers in 64 bytes (1 switches on core 0)
+//! ```
+//!
+//! Times are UTC: the container has no time zone database.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Everything one line needs.
+#[derive(Debug, Default)]
+pub struct Entry<'a> {
+    /// The worker's pid.
+    pub pid: i32,
+    /// Requests served by this worker.
+    pub worker_requests: u64,
+    /// Requests served by the instance.
+    pub total_requests: u64,
+    /// `REMOTE_ADDR`.
+    pub remote_addr: &'a [u8],
+    /// `REMOTE_USER`.
+    pub remote_user: &'a [u8],
+    /// Number of vars (keys and values, as uWSGI counts).
+    pub vars: usize,
+    /// Size of the vars block.
+    pub vars_bytes: usize,
+    /// When the request started.
+    pub start: Option<SystemTime>,
+    /// `REQUEST_METHOD`.
+    pub method: &'a [u8],
+    /// `REQUEST_URI`.
+    pub uri: &'a [u8],
+    /// Body bytes sent.
+    pub body_bytes: u64,
+    /// How long it took.
+    pub elapsed: Duration,
+    /// `SERVER_PROTOCOL`.
+    pub protocol: &'a [u8],
+    /// Status code.
+    pub status: u16,
+    /// Header count.
+    pub headers: usize,
+    /// Status line + headers + CRLF bytes.
+    pub header_bytes: usize,
+}
+
+/// Logs the line.
+pub fn log(e: &Entry<'_>) {
+    let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    tracing::info!(
+        target: "reqlog",
+        status = e.status,
+        "[pid: {}|app: 0|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} msecs ({} {}) {} headers in {} bytes (1 switches on core 0)",
+        e.pid,
+        e.worker_requests,
+        e.total_requests,
+        s(e.remote_addr),
+        s(e.remote_user),
+        e.vars,
+        e.vars_bytes,
+        ctime(e.start.unwrap_or_else(SystemTime::now)),
+        s(e.method),
+        s(e.uri),
+        e.body_bytes,
+        e.elapsed.as_millis(),
+        s(e.protocol),
+        e.status,
+        e.headers,
+        e.header_bytes,
+    );
+}
+
+/// `ctime(3)`'s 24 characters, in UTC: `Fri Dec  4 15:35:46 2026`.
+pub fn ctime(t: SystemTime) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let days = (secs / 86400) as i64;
+    let rem = secs % 86400;
+    let (y, m, d) = civil_from_days(days);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} {}",
+        WD[days.rem_euclid(7) as usize],
+        MON[(m - 1) as usize],
+        d,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        y
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), H. Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ctime_matches_libc_format() {
+        // 2026-12-04 15:35:46 UTC, the uWSGI lab line's time.
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_398_546);
+        assert_eq!(ctime(t), "Fri Dec  4 15:35:46 2026");
+        assert_eq!(ctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(ctime(leap), "Tue Feb 29 00:00:00 2000");
+    }
+}

@@ -1,0 +1,93 @@
+//! The worker's end of its request channel: blocking reads and buffered
+//! writes of [`crate::ipc`] frames. The GIL is released around every blocking
+//! call, so threads the app started keep running while the worker waits.
+
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+
+use bytes::BufMut;
+use pyo3::Python;
+
+use crate::ipc::{self, FRAME_HEADER, Kind};
+
+/// Frames are written to `out` and sent by [`Channel::flush`], so a small
+/// response (head, one chunk, end) costs one write.
+#[derive(Debug)]
+pub struct Channel {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+    out: Vec<u8>,
+}
+
+impl Channel {
+    /// Wraps the worker's end of the socketpair.
+    pub fn new(stream: UnixStream) -> io::Result<Channel> {
+        Ok(Channel {
+            writer: stream.try_clone()?,
+            reader: BufReader::with_capacity(ipc::CHUNK + FRAME_HEADER, stream),
+            out: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Queues a frame.
+    pub fn push(&mut self, kind: Kind, payload: &[u8]) {
+        ipc::put_frame(&mut self.out, kind, payload);
+    }
+
+    /// Queues a frame whose payload the caller writes with `fill`.
+    pub fn push_with(&mut self, kind: Kind, len: usize, fill: impl FnOnce(&mut Vec<u8>)) {
+        ipc::put_header(&mut self.out, kind, len);
+        let before = self.out.len();
+        fill(&mut self.out);
+        debug_assert_eq!(self.out.len() - before, len);
+    }
+
+    /// Bytes queued and not yet sent.
+    pub fn pending(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Sends what is queued, with the GIL released.
+    pub fn flush(&mut self, py: Python<'_>) -> io::Result<()> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let (writer, out) = (&mut self.writer, &mut self.out);
+        let res = py.detach(|| writer.write_all(out));
+        out.clear();
+        res
+    }
+
+    /// Sends what is queued, for callers that do not hold the GIL.
+    pub fn flush_detached(&mut self) -> io::Result<()> {
+        let res = self.writer.write_all(&self.out);
+        self.out.clear();
+        res
+    }
+
+    /// Reads one frame, with the GIL released. `Ok(None)` is a clean EOF.
+    pub fn read_frame(&mut self, py: Python<'_>) -> io::Result<Option<(Kind, Vec<u8>)>> {
+        let reader = &mut self.reader;
+        py.detach(|| read_frame(reader))
+    }
+
+    /// Reads one frame without touching the GIL (before Python exists).
+    pub fn read_frame_detached(&mut self) -> io::Result<Option<(Kind, Vec<u8>)>> {
+        read_frame(&mut self.reader)
+    }
+}
+
+fn read_frame(reader: &mut BufReader<UnixStream>) -> io::Result<Option<(Kind, Vec<u8>)>> {
+    let mut head = [0u8; FRAME_HEADER];
+    match reader.read_exact(&mut head) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let (kind, len) =
+        ipc::parse_header(head).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let mut payload = Vec::with_capacity(len);
+    payload.put_bytes(0, len);
+    reader.read_exact(&mut payload)?;
+    Ok(Some((kind, payload)))
+}

@@ -1,0 +1,81 @@
+//! The worker process: receives requests from the master on its channel,
+//! runs the app, streams the response back. It never touches client sockets
+//! or listeners. It exits when the master closes its channel or sends STOP,
+//! or when the channel breaks.
+
+pub mod channel;
+pub mod input;
+pub mod support;
+pub mod wsgi;
+
+use std::cell::RefCell;
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+
+use pyo3::prelude::*;
+
+use self::channel::Channel;
+use crate::ipc::{self, Kind};
+
+/// Exit code of a worker that stopped as asked (uWSGI's `end_me` uses 30).
+pub const EXIT_STOPPED: i32 = 30;
+/// Exit code of a worker whose channel failed.
+pub const EXIT_CHANNEL: i32 = 31;
+
+/// Serves requests until told to stop; returns the exit code.
+pub fn serve(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i32 {
+    let chan = match Channel::new(stream) {
+        Ok(c) => Rc::new(RefCell::new(c)),
+        Err(e) => {
+            tracing::error!(event = "channel_failed", cause = %e, "worker channel failed");
+            return EXIT_CHANNEL;
+        }
+    };
+    Python::attach(|py| {
+        let mut interned = match wsgi::Interned::new(py, st) {
+            Ok(i) => i,
+            Err(e) => {
+                e.print(py);
+                return EXIT_CHANNEL;
+            }
+        };
+        let mut requests: u64 = 0;
+        loop {
+            let frame = chan.borrow_mut().read_frame(py);
+            let payload = match frame {
+                Ok(Some((Kind::Request, payload))) => payload,
+                Ok(Some((Kind::Stop, _))) | Ok(None) => return EXIT_STOPPED,
+                Ok(Some((kind, _))) => {
+                    tracing::error!(
+                        event = "unexpected_frame",
+                        ?kind,
+                        "unexpected frame from the master"
+                    );
+                    return EXIT_CHANNEL;
+                }
+                Err(e) => {
+                    tracing::error!(event = "channel_failed", cause = %e, "worker channel failed");
+                    return EXIT_CHANNEL;
+                }
+            };
+            requests += 1;
+            let outcome = match wsgi::handle(py, app.as_ref(), &mut interned, &chan, &payload) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!(event = "channel_failed", cause = %e, "worker channel failed during a request");
+                    return EXIT_CHANNEL;
+                }
+            };
+            let end = ipc::end_payload(ipc::EndInfo {
+                exception: outcome.exception,
+                requests,
+            });
+            let mut c = chan.borrow_mut();
+            c.push(Kind::End, &end);
+            if let Err(e) = c.flush(py) {
+                tracing::debug!(event = "channel_failed", cause = %e, "worker channel failed");
+                return EXIT_CHANNEL;
+            }
+        }
+    })
+}

@@ -1,0 +1,499 @@
+//! The PEP 3333 call: the environ dict built from the request's vars,
+//! `start_response` (with `exc_info` and the `write()` callable), iteration
+//! of the result, and a `close()` that is always called.
+//!
+//! Where PEP 3333 leaves room, uWSGI's behaviour is kept
+//! (`plugins/python/wsgi_subhandler.c`, `wsgi_headers.c`;
+//! `reference/uwsgi-spec.md` §7): vars become environ keys in packet order
+//! (the last duplicate wins) decoded as latin-1; a second `start_response`
+//! before anything was sent replaces the first; `write()` and the iterator
+//! skip non-bytes; a `bytes` result is sent whole.
+//!
+//! Deliberate difference: an exception before any body byte was sent gives a
+//! `500 Internal Server Error` (uWSGI sends nothing, which nginx turns into a
+//! 502, or sends the buffered status with an empty body). After the body has
+//! started, the response is aborted so the client sees a failure.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use pyo3::exceptions::{PyOSError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+use super::channel::Channel;
+use super::input::{Body, Input};
+use crate::ipc::{self, Kind};
+
+/// Per-request state shared by `wsgi.input`, `start_response` and `write()`.
+#[derive(Debug)]
+pub struct Exchange {
+    /// The request channel.
+    pub chan: Rc<RefCell<Channel>>,
+    /// The body reader.
+    pub body: Body,
+    /// Status and headers given to `start_response`, not yet sent.
+    head: Option<Vec<u8>>,
+    /// Whether the head went out.
+    head_sent: bool,
+    /// Whether any body byte went out.
+    body_started: bool,
+    /// Whether the channel to the master failed: the worker must exit.
+    pub broken: bool,
+}
+
+impl Exchange {
+    /// Sends the head if it was not sent yet.
+    fn send_head(&mut self) -> PyResult<()> {
+        if self.head_sent {
+            return Ok(());
+        }
+        let head = self
+            .head
+            .take()
+            .ok_or_else(|| PyOSError::new_err("write() before start_response()"))?;
+        self.chan.borrow_mut().push(Kind::Head, &head);
+        self.head_sent = true;
+        Ok(())
+    }
+
+    /// Sends body bytes (and the head before them).
+    fn send_chunk(&mut self, py: Python<'_>, data: &[u8], flush: bool) -> PyResult<()> {
+        self.send_head()?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.body_started = true;
+        let chan = self.chan.clone();
+        let mut chan = chan.borrow_mut();
+        for piece in data.chunks(ipc::MAX_FRAME) {
+            chan.push(Kind::Chunk, piece);
+            if chan.pending() >= ipc::CHUNK {
+                self.note(chan.flush(py)).map_err(write_error)?;
+            }
+        }
+        if flush {
+            self.note(chan.flush(py)).map_err(write_error)?;
+        }
+        Ok(())
+    }
+
+    /// Marks the channel broken when `res` failed.
+    pub fn note<T>(&mut self, res: std::io::Result<T>) -> std::io::Result<T> {
+        self.broken |= res.is_err();
+        res
+    }
+}
+
+fn write_error(e: std::io::Error) -> PyErr {
+    PyOSError::new_err(format!("write error: {e}"))
+}
+
+/// Encodes a status and headers as a HEAD payload.
+fn encode_head(status: &[u8], headers: &[(Vec<u8>, Vec<u8>)]) -> PyResult<Vec<u8>> {
+    let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(headers.len() + 1);
+    pairs.push((b"STATUS", status));
+    for (k, v) in headers {
+        pairs.push((k, v));
+    }
+    let mut out = Vec::new();
+    rwsgi_proto::encode_vars(&pairs, &mut out)
+        .map_err(|e| PyTypeError::new_err(format!("response headers cannot be sent: {e}")))?;
+    Ok(out)
+}
+
+/// A native string as latin-1 bytes (PEP 3333 "String Types").
+fn latin1(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    let s = obj
+        .cast::<PyString>()
+        .map_err(|_| PyTypeError::new_err(format!("{what} must be a string")))?;
+    let encoded = s.call_method1("encode", ("latin-1",))?;
+    Ok(encoded.cast::<PyBytes>()?.as_bytes().to_vec())
+}
+
+/// `start_response`.
+#[pyclass(unsendable, module = "rwsgi")]
+#[derive(Debug)]
+pub struct StartResponse {
+    ex: Rc<RefCell<Exchange>>,
+}
+
+#[pymethods]
+impl StartResponse {
+    #[pyo3(signature = (status, headers, exc_info = None))]
+    fn __call__(
+        &self,
+        py: Python<'_>,
+        status: &Bound<'_, PyAny>,
+        headers: &Bound<'_, PyAny>,
+        exc_info: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Py<Write>> {
+        let exc_info = exc_info.filter(|e| !e.is_none());
+        if self.ex.borrow().head_sent {
+            // PEP 3333: with headers already sent, re-raise the app's error.
+            if let Some(info) = exc_info {
+                let value = info.get_item(1)?;
+                return Err(PyErr::from_value(value));
+            }
+            return Err(PyOSError::new_err("headers already sent"));
+        }
+        let status = latin1(status, "status")?;
+        let list = headers
+            .cast::<PyList>()
+            .map_err(|_| PyTypeError::new_err("headers must be a list"))?;
+        let mut pairs = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            let tuple = item
+                .cast::<PyTuple>()
+                .map_err(|_| PyTypeError::new_err("each header must be a (name, value) tuple"))?;
+            if tuple.len() != 2 {
+                return Err(PyTypeError::new_err(
+                    "each header must be a (name, value) tuple",
+                ));
+            }
+            pairs.push((
+                latin1(&tuple.get_item(0)?, "header name")?,
+                latin1(&tuple.get_item(1)?, "header value")?,
+            ));
+        }
+        let status = add_reason(status);
+        self.ex.borrow_mut().head = Some(encode_head(&status, &pairs)?);
+        Py::new(
+            py,
+            Write {
+                ex: self.ex.clone(),
+            },
+        )
+    }
+}
+
+/// A status of three digits gets its standard reason, as in uWSGI
+/// (`core/writer.c` `uwsgi_response_prepare_headers`).
+fn add_reason(status: Vec<u8>) -> Vec<u8> {
+    if status.len() > 4 {
+        return status;
+    }
+    let code = std::str::from_utf8(status.get(..3).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok());
+    match code {
+        Some(c) => format!("{c} {}", crate::http_status::reason(c)).into_bytes(),
+        None => status,
+    }
+}
+
+/// The `write()` callable `start_response` returns.
+#[pyclass(unsendable, module = "rwsgi")]
+#[derive(Debug)]
+pub struct Write {
+    ex: Rc<RefCell<Exchange>>,
+}
+
+#[pymethods]
+impl Write {
+    fn __call__(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        // uWSGI ignores anything but bytes here.
+        let Ok(bytes) = data.cast::<PyBytes>() else {
+            tracing::warn!(
+                event = "write_not_bytes",
+                "write() called with a non-bytes object; ignored"
+            );
+            return Ok(());
+        };
+        self.ex.borrow_mut().send_chunk(py, bytes.as_bytes(), true)
+    }
+}
+
+/// What the worker knows that goes into every environ.
+#[derive(Debug)]
+pub struct Static {
+    /// `wsgi.multithread`.
+    pub multithread: bool,
+    /// `wsgi.multiprocess`.
+    pub multiprocess: bool,
+}
+
+/// Interned environ keys and constant values, made once per worker.
+pub struct Interned {
+    keys: std::collections::HashMap<Vec<u8>, Py<PyString>>,
+    version: Py<PyTuple>,
+    errors: Py<PyAny>,
+    file_wrapper: Py<PyAny>,
+    multithread: bool,
+    multiprocess: bool,
+}
+
+impl std::fmt::Debug for Interned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interned")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// The most keys kept interned; past that, keys are made per request (a
+/// client sending many distinct headers must not grow the worker forever).
+const MAX_INTERNED: usize = 512;
+
+impl Interned {
+    /// Looks up `sys.stderr` and the file wrapper.
+    pub fn new(py: Python<'_>, st: &Static) -> PyResult<Interned> {
+        let sys = py.import("sys")?;
+        let module = super::support::module(py)?;
+        Ok(Interned {
+            keys: Default::default(),
+            version: PyTuple::new(py, [1, 0])?.unbind(),
+            errors: sys.getattr("stderr")?.unbind(),
+            file_wrapper: module.getattr("FileWrapper")?.unbind(),
+            multithread: st.multithread,
+            multiprocess: st.multiprocess,
+        })
+    }
+
+    fn key<'py>(&mut self, py: Python<'py>, k: &[u8]) -> PyResult<Bound<'py, PyString>> {
+        if let Some(s) = self.keys.get(k) {
+            return Ok(s.bind(py).clone());
+        }
+        let s = decode_latin1(py, k)?;
+        if self.keys.len() < MAX_INTERNED {
+            self.keys.insert(k.to_vec(), s.clone().unbind());
+        }
+        Ok(s)
+    }
+}
+
+/// Decodes latin-1 bytes to a `str`.
+fn decode_latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = pyo3::ffi::Py_ssize_t::try_from(b.len())
+        .map_err(|_| PyTypeError::new_err("value too long"))?;
+    // SAFETY: the pointer and length describe `b`, which outlives the call;
+    // the GIL is held (we have `py`); the result is a new reference or NULL
+    // with an exception set, which `from_owned_ptr_or_err` handles.
+    let obj = unsafe {
+        let ptr = pyo3::ffi::PyUnicode_DecodeLatin1(b.as_ptr().cast(), len, std::ptr::null());
+        Bound::from_owned_ptr_or_err(py, ptr)?
+    };
+    Ok(obj.cast_into::<PyString>()?)
+}
+
+/// Which scheme the app sees (uWSGI `wsgi_subhandler.c` + `core/protocol.c`):
+/// `UWSGI_SCHEME` or `X-Forwarded-Proto` verbatim, else `https` when `HTTPS`
+/// or `X-Forwarded-Ssl` is `on…` or `1…`, else `http`.
+pub fn url_scheme<'a>(vars: &rwsgi_proto::Vars<'a>) -> &'a [u8] {
+    let mut scheme: Option<&[u8]> = None;
+    let mut https = false;
+    for (k, v) in vars.iter() {
+        match k {
+            b"UWSGI_SCHEME" | b"HTTP_X_FORWARDED_PROTO" => scheme = Some(v),
+            b"HTTPS" | b"HTTP_X_FORWARDED_SSL" => {
+                https = v.first() == Some(&b'1')
+                    || v.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"on"));
+            }
+            _ => {}
+        }
+    }
+    match scheme {
+        Some(s) => s,
+        None if https => b"https",
+        None => b"http",
+    }
+}
+
+/// Builds the environ dict for one request.
+fn environ<'py>(
+    py: Python<'py>,
+    interned: &mut Interned,
+    head: &ipc::RequestHead<'_>,
+    vars: &rwsgi_proto::Vars<'_>,
+    input: Py<Input>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let env = PyDict::new(py);
+    let mut script_name: &[u8] = b"";
+    let mut has_script_name = false;
+    let mut path_info: Option<&[u8]> = None;
+    for (k, v) in vars.iter() {
+        match k {
+            b"SCRIPT_NAME" => {
+                script_name = v;
+                has_script_name = true;
+            }
+            b"PATH_INFO" => path_info = Some(v),
+            _ => {}
+        }
+        env.set_item(interned.key(py, k)?, decode_latin1(py, v)?)?;
+    }
+    // modifier1 30: strip SCRIPT_NAME from the front of PATH_INFO.
+    if head.modifier1 == rwsgi_proto::Modifier1::WSGI_STRIP_SCRIPT_NAME.0 {
+        if let Some(p) = path_info {
+            let stripped = p.get(script_name.len()..).unwrap_or_default();
+            env.set_item("PATH_INFO", decode_latin1(py, stripped)?)?;
+        }
+    }
+    // PEP 3333 lists both as present (possibly empty); nginx sends neither
+    // SCRIPT_NAME nor, for some configs, PATH_INFO.
+    if !has_script_name {
+        env.set_item("SCRIPT_NAME", "")?;
+    }
+    if path_info.is_none() {
+        env.set_item("PATH_INFO", "")?;
+    }
+    env.set_item("wsgi.version", interned.version.bind(py))?;
+    env.set_item("wsgi.url_scheme", decode_latin1(py, url_scheme(vars))?)?;
+    env.set_item("wsgi.input", input)?;
+    env.set_item("wsgi.errors", interned.errors.bind(py))?;
+    env.set_item("wsgi.multithread", interned.multithread)?;
+    env.set_item("wsgi.multiprocess", interned.multiprocess)?;
+    env.set_item("wsgi.run_once", false)?;
+    env.set_item("wsgi.file_wrapper", interned.file_wrapper.bind(py))?;
+    Ok(env)
+}
+
+/// How a request ended, for the END frame.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    /// The app raised.
+    pub exception: bool,
+}
+
+/// Runs one request through the app and sends the response. Errors here are
+/// channel errors: the worker cannot go on.
+pub fn handle(
+    py: Python<'_>,
+    app: Option<&Py<PyAny>>,
+    interned: &mut Interned,
+    chan: &Rc<RefCell<Channel>>,
+    payload: &[u8],
+) -> Result<Outcome, std::io::Error> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let head = ipc::parse_request(payload).map_err(|e| invalid(e.to_string()))?;
+    let limits = rwsgi_proto::Limits {
+        max_block: u16::MAX,
+        max_vars: u16::MAX,
+    };
+    let frame = rwsgi_proto::Frame {
+        header: rwsgi_proto::Header::new(
+            rwsgi_proto::Modifier1(head.modifier1),
+            0,
+            rwsgi_proto::Modifier2(0),
+        ),
+        block: head.vars,
+    };
+    let vars = frame.vars(&limits).map_err(|e| invalid(e.to_string()))?;
+    let ex = Rc::new(RefCell::new(Exchange {
+        chan: chan.clone(),
+        body: Body::new(head.body_len),
+        head: None,
+        head_sent: false,
+        body_started: false,
+        broken: false,
+    }));
+    let exception = match app {
+        Some(app) => match call_app(py, app, interned, &head, &vars, &ex) {
+            Ok(()) => false,
+            Err(err) => {
+                if ex.borrow().broken {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::BrokenPipe,
+                        "channel closed",
+                    ));
+                }
+                err.print(py);
+                true
+            }
+        },
+        None => {
+            tracing::error!(
+                event = "no_app",
+                "--- no python application found, check your startup logs for errors ---"
+            );
+            true
+        }
+    };
+    let mut ex = ex.borrow_mut();
+    if exception && !ex.body_started {
+        let body = b"Internal Server Error";
+        let head = encode_head(
+            b"500 Internal Server Error",
+            &[
+                (b"Content-Type".to_vec(), b"text/plain".to_vec()),
+                (
+                    b"Content-Length".to_vec(),
+                    body.len().to_string().into_bytes(),
+                ),
+            ],
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        let mut c = chan.borrow_mut();
+        c.push(Kind::Head, &head);
+        c.push(Kind::Chunk, body);
+    } else if exception {
+        chan.borrow_mut().push(Kind::Abort, &[]);
+    } else if !ex.head_sent {
+        if ex.head.is_none() {
+            // The app returned without calling start_response.
+            tracing::error!(
+                event = "no_start_response",
+                "the app returned without calling start_response"
+            );
+            ex.head = Some(
+                encode_head(
+                    b"500 Internal Server Error",
+                    &[(b"Content-Length".to_vec(), b"0".to_vec())],
+                )
+                .map_err(|e| invalid(e.to_string()))?,
+            );
+        }
+        ex.send_head().map_err(|e| invalid(e.to_string()))?;
+    }
+    Ok(Outcome { exception })
+}
+
+fn call_app(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    interned: &mut Interned,
+    head: &ipc::RequestHead<'_>,
+    vars: &rwsgi_proto::Vars<'_>,
+    ex: &Rc<RefCell<Exchange>>,
+) -> PyResult<()> {
+    let input = Py::new(py, Input::new(ex.clone()))?;
+    let env = environ(py, interned, head, vars, input)?;
+    let start_response = Py::new(py, StartResponse { ex: ex.clone() })?;
+    let result = app.bind(py).call1((env, start_response))?;
+    let iterated = send_result(py, &result, ex);
+    // PEP 3333: close() is called whatever happened during iteration.
+    let closed = if result.hasattr("close")? {
+        result.call_method0("close").map(|_| ())
+    } else {
+        Ok(())
+    };
+    iterated.and(closed)
+}
+
+fn send_result(
+    py: Python<'_>,
+    result: &Bound<'_, PyAny>,
+    ex: &Rc<RefCell<Exchange>>,
+) -> PyResult<()> {
+    // A bytes result is sent whole (uWSGI does not iterate it).
+    if let Ok(b) = result.cast::<PyBytes>() {
+        return ex.borrow_mut().send_chunk(py, b.as_bytes(), false);
+    }
+    // A list or tuple is known up front: no need to flush between items.
+    let buffered = result.is_instance_of::<PyList>() || result.is_instance_of::<PyTuple>();
+    for item in result.try_iter()? {
+        let item = item?;
+        match item.cast::<PyBytes>() {
+            Ok(b) => ex.borrow_mut().send_chunk(py, b.as_bytes(), !buffered)?,
+            Err(_) => tracing::error!(
+                event = "unhandled_object",
+                "[ERROR] Unhandled object from iterator: {}",
+                item.get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+            ),
+        }
+    }
+    Ok(())
+}
