@@ -1,1 +1,15 @@
-fn main() {}
+//! The single integration-test binary: every test starts the real `rwsgi`
+//! binary with real Python apps (and, in `nginx`, a real nginx).
+
+mod harness;
+
+/// The HTTP listener: keep-alive, chunking, limits, big bodies.
+mod http;
+/// Lifecycle: worker crashes, graceful shutdown, config errors.
+mod lifecycle;
+/// nginx `uwsgi_pass` end to end, over a unix socket and TCP.
+mod nginx;
+/// The uwsgi listener: raw packets, ping, malformed input, uwsgi_curl.
+mod uwsgi_proto;
+/// PEP 3333 conformance, checked by `wsgiref.validate`, and Flask.
+mod wsgi_conformance;

@@ -1,0 +1,135 @@
+"""WSGI apps for the integration tests; each test picks one with --callable."""
+import hashlib
+import json
+import os
+import time
+from wsgiref.validate import validator
+
+
+def hello(environ, start_response):
+    body = b"Hello, World!"
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def echo(environ, start_response):
+    """Reads the whole body in pieces and answers with what it saw."""
+    inp = environ["wsgi.input"]
+    h = hashlib.sha256()
+    n = 0
+    while True:
+        chunk = inp.read(65536)
+        if not chunk:
+            break
+        h.update(chunk)
+        n += len(chunk)
+    env = {k: v for k, v in environ.items() if isinstance(v, str)}
+    env["wsgi.multiprocess"] = environ["wsgi.multiprocess"]
+    env["wsgi.version"] = list(environ["wsgi.version"])
+    body = json.dumps({"len": n, "sha256": h.hexdigest(), "environ": env, "pid": os.getpid()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def lines(environ, start_response):
+    """Echoes the body line by line through readline and iteration."""
+    inp = environ["wsgi.input"]
+    first = inp.readline()
+    rest = list(inp)
+    body = json.dumps({"first": first.decode("latin-1"), "rest": [l.decode("latin-1") for l in rest]}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def download(environ, start_response):
+    size = int(environ.get("QUERY_STRING") or 10 * 1024 * 1024)
+    block = bytes(range(256)) * 256
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(size))])
+
+    def gen():
+        left = size
+        while left > 0:
+            piece = block[: min(left, len(block))]
+            left -= len(piece)
+            yield piece
+
+    return gen()
+
+
+def stream(environ, start_response):
+    """No Content-Length: chunked over HTTP, until close over uwsgi."""
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"first\n")
+
+    def gen():
+        for i in range(3):
+            time.sleep(0.05)
+            yield b"chunk %d\n" % i
+
+    return gen()
+
+
+def crash(environ, start_response):
+    if environ.get("PATH_INFO") == "/crash":
+        os._exit(3)
+    return hello(environ, start_response)
+
+
+def crash_midway(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "1000000")])
+
+    def gen():
+        yield b"x" * 100000
+        os._exit(4)
+
+    return gen()
+
+
+def slow(environ, start_response):
+    time.sleep(float(environ.get("QUERY_STRING") or "1"))
+    return hello(environ, start_response)
+
+
+def raises(environ, start_response):
+    if environ.get("PATH_INFO") == "/before":
+        raise RuntimeError("boom before start_response")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def gen():
+        yield b"partial"
+        raise RuntimeError("boom midway")
+
+    return gen()
+
+
+class Closing:
+    """An iterable whose close() records that it ran."""
+
+    closed = 0
+
+    def __init__(self):
+        self.items = [b"a", "not bytes", b"b"]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def close(self):
+        Closing.closed += 1
+
+
+def close_called(environ, start_response):
+    if environ.get("PATH_INFO") == "/count":
+        body = str(Closing.closed).encode()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [body]
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return Closing()
+
+
+def file_wrapper(environ, start_response):
+    import io
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return environ["wsgi.file_wrapper"](io.BytesIO(b"0123456789" * 1000), 1024)
+
+
+validated = validator(echo)

@@ -1,0 +1,224 @@
+//! nginx in front of rwsgi with `uwsgi_pass`, over a unix socket and TCP.
+//! The test command installs nginx; its absence fails these tests.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+struct Nginx {
+    child: Child,
+    port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "{}",
+                std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
+            );
+        }
+    }
+}
+
+fn nginx_bin() -> String {
+    for p in ["/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/bin/nginx"] {
+        if std::path::Path::new(p).exists() {
+            return p.to_owned();
+        }
+    }
+    panic!("nginx is not installed: run ./test.sh, which installs it");
+}
+
+fn start_nginx(s: &Server) -> Nginx {
+    let dir = s.dir.join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = std::fs::read_to_string(root().join("nginx/rwsgi.conf"))
+        .unwrap()
+        .replace("@PREFIX@", dir.to_str().unwrap())
+        .replace("@CONF@", root().join("nginx").to_str().unwrap())
+        .replace("@PORT@", &port.to_string())
+        .replace("@UNIX@", s.dir.join("app.sock").to_str().unwrap())
+        .replace("@TCP@", &s.uwsgi.unwrap().to_string());
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let child = Command::new(nginx_bin())
+        .args([
+            "-p",
+            dir.to_str().unwrap(),
+            "-c",
+            path.to_str().unwrap(),
+            "-e",
+            dir.join("error.log").to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not start: {}",
+            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Nginx { child, port, dir }
+}
+
+fn backend(callable: &str) -> Server {
+    let apps = apps();
+    Server::start(&[
+        "--socket",
+        "{dir}/app.sock",
+        "--socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        apps.to_str().unwrap(),
+        "--callable",
+        callable,
+        "--processes",
+        "2",
+    ])
+}
+
+#[test]
+fn get_post_upload_and_cookie_over_unix_and_tcp() {
+    let s = backend("echo");
+    let n = start_nginx(&s);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
+    for prefix in ["", "/tcp"] {
+        let r = get(addr, &format!("{prefix}/dump/hello?x=1"));
+        assert_eq!(r.status, 200);
+        let env = r.json()["environ"].clone();
+        assert_eq!(env["PATH_INFO"], format!("{prefix}/dump/hello"));
+        assert_eq!(env["QUERY_STRING"], "x=1");
+        assert_eq!(env["CONTENT_LENGTH"], "");
+        assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
+        let body = vec![b'z'; 10 * 1024 * 1024];
+        let r = http(
+            addr,
+            "POST",
+            &format!("{prefix}/up"),
+            &[("Content-Type", "application/octet-stream")],
+            &body,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["len"], body.len());
+        let cookie = format!("big={}", "c".repeat(8 * 1024));
+        let r = http(
+            addr,
+            "GET",
+            &format!("{prefix}/"),
+            &[("Cookie", &cookie)],
+            b"",
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["environ"]["HTTP_COOKIE"], cookie.as_str());
+    }
+}
+
+#[test]
+fn chunked_upload_through_nginx() {
+    let s = backend("echo");
+    let n = start_nginx(&s);
+    let out = run(Command::new("curl")
+        .args([
+            "-s",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            "@-",
+            &format!("http://127.0.0.1:{}/chunked", n.port),
+        ])
+        .stdin(Stdio::null()));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    // nginx de-chunks (an empty stdin is a zero-length body) and still
+    // forwards the header, as reference §2.4 says.
+    assert_eq!(v["len"], 0);
+    assert_eq!(v["environ"]["HTTP_TRANSFER_ENCODING"], "chunked");
+    let file = s.dir.join("payload");
+    std::fs::write(&file, vec![b'q'; 300_000]).unwrap();
+    let out = run(Command::new("curl").args([
+        "-s",
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("http://127.0.0.1:{}/chunked", n.port),
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["len"], 300_000);
+    assert_eq!(v["environ"]["CONTENT_LENGTH"], "300000");
+}
+
+#[test]
+fn downloads_streams_and_crashes_through_nginx() {
+    let s = backend("download");
+    let n = start_nginx(&s);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
+    let r = get(addr, "/?10485760");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body.len(), 10 * 1024 * 1024);
+    drop(n);
+    drop(s);
+    let s = backend("stream");
+    let n = start_nginx(&s);
+    let r = get(([127, 0, 0, 1], n.port).into(), "/");
+    assert_eq!(
+        String::from_utf8(r.body).unwrap(),
+        "first\nchunk 0\nchunk 1\nchunk 2\n"
+    );
+    drop(n);
+    drop(s);
+    let s = backend("crash");
+    let n = start_nginx(&s);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
+    assert_eq!(get(addr, "/crash").status, 502);
+    s.wait_logged("Respawned uWSGI worker", Duration::from_secs(10));
+    assert_eq!(get(addr, "/").status, 200);
+}
+
+#[test]
+fn flask_behind_nginx() {
+    let venv = venv();
+    let apps = root().join("tests/apps");
+    let s = Server::start(&[
+        "--socket",
+        "{dir}/app.sock",
+        "--socket",
+        "127.0.0.1:0",
+        "--chdir",
+        apps.to_str().unwrap(),
+        "--module",
+        "flask_app:app",
+        "--home",
+        venv.to_str().unwrap(),
+        "--processes",
+        "2",
+    ]);
+    let n = start_nginx(&s);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
+    let r = get(addr, "/");
+    assert_eq!((r.status, &r.body[..]), (200, &b"Hello, World!"[..]));
+    let cookie = format!("big={}", "c".repeat(8 * 1024));
+    let r = http(
+        addr,
+        "POST",
+        "/json",
+        &[("Content-Type", "application/json"), ("Cookie", &cookie)],
+        br#"{"a":[1,2]}"#,
+    );
+    assert_eq!(r.json()["got"]["a"][1], 2);
+    assert_eq!(r.json()["n"], 8 * 1024);
+}
