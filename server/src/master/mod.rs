@@ -118,7 +118,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             shutdown_rx.clone(),
         )));
     }
-    let _ = ready_rx;
+    drop(ready_rx);
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

@@ -149,7 +149,7 @@ impl Supervisor {
                 _ = sigchld.recv() => self.reap(),
                 _ = sleep => self.respawn_due(),
                 cmd = commands.recv() => {
-                    let done = match cmd { Some(Request::Stop(done)) => Some(done), None => None };
+                    let done = cmd.map(|Request::Stop(done)| done);
                     self.stop(&mut sigchld).await;
                     if let Some(done) = done { let _ = done.send(()); }
                     return Outcome::Stopped;
