@@ -21,5 +21,5 @@ set -e
 passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s+=$1} END {print s+0}')
 failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s+=$1} END {print s+0}')
 echo
-echo "all tests: $passed passed, $failed failed"
+echo "tests: $passed passed, $failed failed"
 exit "$status"
