@@ -5,17 +5,11 @@ use std::time::Duration;
 use crate::harness::*;
 
 fn server(callable: &str) -> Server {
-    let apps = apps();
-    Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        apps.to_str().unwrap(),
-        "--callable",
+    serve_app(
         callable,
-        "--processes",
-        "2",
-    ])
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "2"],
+    )
 }
 
 #[test]

@@ -7,19 +7,8 @@ use crate::harness::*;
 
 #[test]
 fn a_worker_crash_costs_one_request_and_is_respawned() {
-    let apps = apps();
-    let s = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        apps.to_str().unwrap(),
-        "--callable",
-        "crash",
-        "--processes",
-        "2",
-    ]);
+    let both = ["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"];
+    let s = serve_app("crash", &both, &["--processes", "2"]);
     let r = get(s.http.unwrap(), "/crash");
     assert_eq!(r.status, 502);
     s.wait_logged("died :( trying respawn", Duration::from_secs(5));
@@ -39,17 +28,8 @@ fn a_worker_crash_costs_one_request_and_is_respawned() {
 
 #[test]
 fn a_crash_after_the_response_started_is_never_a_short_success() {
-    let apps = apps();
-    let s = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        apps.to_str().unwrap(),
-        "--callable",
-        "crash_midway",
-    ]);
+    let both = ["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"];
+    let s = serve_app("crash_midway", &both, &[]);
     let mut c = TcpStream::connect(s.http.unwrap()).unwrap();
     c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
     assert!(read_response(&mut BufReader::new(c), "GET").is_err());
@@ -72,20 +52,8 @@ fn a_crash_after_the_response_started_is_never_a_short_success() {
 
 #[test]
 fn sigterm_finishes_requests_in_flight_and_leaves_nothing_behind() {
-    let apps = apps();
-    let mut s = Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--socket",
-        "{dir}/s.sock",
-        "--vacuum",
-        "--wsgi-file",
-        apps.to_str().unwrap(),
-        "--callable",
-        "slow",
-        "--processes",
-        "2",
-    ]);
+    let listeners = ["--http-socket", "127.0.0.1:0", "--socket", "{dir}/s.sock"];
+    let mut s = serve_app("slow", &listeners, &["--vacuum", "--processes", "2"]);
     let addr = s.http.unwrap();
     let sock = s.dir.join("s.sock");
     assert!(sock.exists());

@@ -77,19 +77,11 @@ fn start_nginx(s: &Server) -> Nginx {
 }
 
 fn backend(callable: &str) -> Server {
-    let apps = apps();
-    Server::start(&[
-        "--socket",
-        "{dir}/app.sock",
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        apps.to_str().unwrap(),
-        "--callable",
+    serve_app(
         callable,
-        "--processes",
-        "2",
-    ])
+        &["--socket", "{dir}/app.sock", "--socket", "127.0.0.1:0"],
+        &["--processes", "2"],
+    )
 }
 
 #[test]

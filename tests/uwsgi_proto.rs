@@ -7,21 +7,13 @@ use std::time::Duration;
 use crate::harness::*;
 
 fn server(callable: &str, extra: &[&str]) -> Server {
-    let apps = apps();
-    let mut args = vec![
-        "--socket",
-        "127.0.0.1:0",
-        "--socket",
-        "{dir}/app.sock",
-        "--wsgi-file",
-        apps.to_str().unwrap(),
-        "--callable",
-        callable,
-        "--processes",
-        "2",
-    ];
+    let mut args = vec!["--processes", "2"];
     args.extend_from_slice(extra);
-    Server::start(&args)
+    serve_app(
+        callable,
+        &["--socket", "127.0.0.1:0", "--socket", "{dir}/app.sock"],
+        &args,
+    )
 }
 
 #[test]

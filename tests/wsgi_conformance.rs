@@ -4,17 +4,11 @@ use std::os::unix::net::UnixStream;
 use crate::harness::*;
 
 fn server(callable: &str) -> Server {
-    let apps = apps();
-    Server::start(&[
-        "--http-socket",
-        "127.0.0.1:0",
-        "--socket",
-        "127.0.0.1:0",
-        "--wsgi-file",
-        apps.to_str().unwrap(),
-        "--callable",
+    serve_app(
         callable,
-    ])
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
+        &[],
+    )
 }
 
 fn body_of(raw: &[u8]) -> &[u8] {

@@ -410,3 +410,18 @@ pub fn run(cmd: &mut Command) -> String {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// Starts rwsgi serving `callable` from the test apps file, with the given
+/// listener options and any extra options.
+pub fn serve_app(callable: &str, listeners: &[&str], extra: &[&str]) -> Server {
+    let apps = apps();
+    let mut args: Vec<&str> = listeners.to_vec();
+    args.extend_from_slice(&[
+        "--wsgi-file",
+        apps.to_str().unwrap(),
+        "--callable",
+        callable,
+    ]);
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
