@@ -28,7 +28,10 @@ fn get_and_environ() {
     assert_eq!(env["HTTP_HOST"], "test");
     assert_eq!(env["wsgi.url_scheme"], "http");
     assert_eq!(env["REMOTE_ADDR"], "127.0.0.1");
-    assert_eq!(r.json()["wsgi.multiprocess"], Value::Null);
+    assert_eq!(env["wsgi.multiprocess"], true);
+    assert_eq!(env["wsgi.multithread"], false);
+    assert_eq!(env["wsgi.run_once"], false);
+    assert_eq!(env["wsgi.version"], serde_json::json!([1, 0]));
 }
 
 #[test]

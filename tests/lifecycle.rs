@@ -149,3 +149,154 @@ fn an_ini_file_and_uwsgi_env_vars_configure_the_server() {
     assert_eq!(s.events("spawned").len(), 3);
     assert_eq!(get(s.http.unwrap(), "/").body, b"Hello, World!");
 }
+
+#[test]
+fn threads_serve_requests_concurrently_in_one_worker() {
+    let s = serve_app(
+        "slow",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "1", "--threads", "4"],
+    );
+    assert!(s.logged("cores: 4"));
+    let addr = s.http.unwrap();
+    let started = Instant::now();
+    let clients: Vec<_> = (0..4)
+        .map(|_| std::thread::spawn(move || get(addr, "/?1")))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap().status, 200);
+    }
+    // Four 1-second requests on one single-process worker: concurrent, not serial.
+    assert!(
+        started.elapsed() < Duration::from_millis(3500),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(s);
+    let s = serve_app(
+        "echo",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--threads", "2"],
+    );
+    let v = get(s.http.unwrap(), "/").json();
+    assert_eq!(v["environ"]["wsgi.multithread"], true);
+    assert_eq!(v["environ"]["wsgi.multiprocess"], false);
+}
+
+#[test]
+fn a_full_queue_answers_503_and_is_logged() {
+    let s = serve_app(
+        "slow",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "1", "--listen", "1"],
+    );
+    let addr = s.http.unwrap();
+    let busy = std::thread::spawn(move || get(addr, "/?1.5"));
+    std::thread::sleep(Duration::from_millis(300));
+    let queued = std::thread::spawn(move || get(addr, "/?0"));
+    std::thread::sleep(Duration::from_millis(300));
+    let rejected = get(addr, "/?0");
+    assert_eq!(rejected.status, 503);
+    assert_eq!(busy.join().unwrap().status, 200);
+    assert_eq!(queued.join().unwrap().status, 200);
+    s.wait_logged("request queue full", Duration::from_secs(5));
+}
+
+#[test]
+fn the_prototype_dying_is_noticed_and_recovered_from() {
+    let s = serve_app(
+        "crash",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "2"],
+    );
+    let addr = s.http.unwrap();
+    let proto = s.events("prototype_spawned")[0]["pid"].as_i64().unwrap() as i32;
+    s.kill_pid(proto, 9);
+    s.wait_event("prototype_died", Duration::from_secs(10));
+    s.wait_events("prototype_spawned", 2, Duration::from_secs(10));
+    // The running workers kept serving.
+    assert_eq!(get(addr, "/").status, 200);
+    // A worker of the old prototype that dies is respawned by the new one.
+    assert_eq!(get(addr, "/crash").status, 502);
+    s.wait_logged("Respawned uWSGI worker", Duration::from_secs(10));
+    for _ in 0..5 {
+        assert_eq!(get(addr, "/").status, 200);
+    }
+}
+
+#[test]
+fn privileges_are_dropped_after_binding() {
+    let s = serve_app(
+        "hello",
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--socket",
+            "{dir}/priv.sock",
+        ],
+        &["--uid", "nobody", "--gid", "65534", "--chmod-socket", "666"],
+    );
+    assert_eq!(get(s.http.unwrap(), "/").status, 200);
+    let uid_of = |pid: i64| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .unwrap()
+            .to_owned();
+        line.split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse::<u32>()
+            .unwrap()
+    };
+    assert_eq!(uid_of(s.pid() as i64), 65534);
+    for e in s
+        .events("spawned")
+        .iter()
+        .chain(s.events("prototype_spawned").iter())
+    {
+        assert_eq!(uid_of(e["pid"].as_i64().unwrap()), 65534);
+    }
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(s.dir.join("priv.sock"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o666);
+}
+
+#[test]
+fn a_large_upload_streams_without_growing_the_master() {
+    let s = serve_app("echo", &["--http-socket", "127.0.0.1:0"], &[]);
+    let addr = s.http.unwrap();
+    let size: usize = 256 * 1024 * 1024;
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.write_all(
+        format!(
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {size}\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let block = vec![b'u'; 1024 * 1024];
+    for _ in 0..size / block.len() {
+        c.write_all(&block).unwrap();
+    }
+    let r = read_response(&mut BufReader::new(c), "POST").unwrap();
+    assert_eq!(r.json()["len"], size);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.pid())).unwrap();
+    let hwm_kb: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        hwm_kb < 64 * 1024,
+        "the master peaked at {hwm_kb} kB for a 256 MiB upload"
+    );
+}

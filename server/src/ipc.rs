@@ -238,8 +238,8 @@ pub fn parse_head(payload: Bytes) -> Result<ResponseHead, FrameError> {
 }
 
 /// master ⇄ prototype control messages (16 bytes each on a seqpacket
-/// socket). A `Spawn` carries the worker's end of its request channel as an
-/// `SCM_RIGHTS` fd.
+/// socket). A `Spawn` carries the worker's ends of its request channels (one
+/// per thread) as `SCM_RIGHTS` fds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     /// prototype → master: the app is loaded (or not: `ok == false`), the
@@ -252,6 +252,8 @@ pub enum Control {
     Spawn {
         /// The worker slot (1-based, as in uWSGI).
         slot: u32,
+        /// Number of threads (and channels) of the worker.
+        threads: u32,
     },
     /// prototype → master: a worker was forked.
     Spawned {
@@ -279,7 +281,7 @@ impl Control {
     pub fn encode(self) -> [u8; CONTROL_LEN] {
         let (tag, a, b, c) = match self {
             Control::Ready { ok } => (1u8, u32::from(ok), 0, 0),
-            Control::Spawn { slot } => (2, slot, 0, 0),
+            Control::Spawn { slot, threads } => (2, slot, threads as i32, 0),
             Control::Spawned { slot, pid } => (3, slot, pid, 0),
             Control::Exited { slot, pid, status } => (4, slot, pid, status),
         };
@@ -300,7 +302,10 @@ impl Control {
         let s = i32::from_le_bytes(word(12));
         Some(match b[0] {
             1 => Control::Ready { ok: a != 0 },
-            2 => Control::Spawn { slot: a },
+            2 => Control::Spawn {
+                slot: a,
+                threads: p as u32,
+            },
             3 => Control::Spawned { slot: a, pid: p },
             4 => Control::Exited {
                 slot: a,
@@ -356,7 +361,10 @@ mod tests {
     fn control_round_trip() {
         for m in [
             Control::Ready { ok: true },
-            Control::Spawn { slot: 3 },
+            Control::Spawn {
+                slot: 3,
+                threads: 4,
+            },
             Control::Spawned { slot: 3, pid: 77 },
             Control::Exited {
                 slot: 3,

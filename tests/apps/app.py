@@ -25,6 +25,8 @@ def echo(environ, start_response):
         n += len(chunk)
     env = {k: v for k, v in environ.items() if isinstance(v, str)}
     env["wsgi.multiprocess"] = environ["wsgi.multiprocess"]
+    env["wsgi.multithread"] = environ["wsgi.multithread"]
+    env["wsgi.run_once"] = environ["wsgi.run_once"]
     env["wsgi.version"] = list(environ["wsgi.version"])
     body = json.dumps({"len": n, "sha256": h.hexdigest(), "environ": env, "pid": os.getpid()}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

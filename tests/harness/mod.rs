@@ -189,6 +189,12 @@ impl Server {
         unsafe { libc_kill(self.pid(), sig) };
     }
 
+    /// Sends a signal to any process (a worker, the prototype).
+    pub fn kill_pid(&self, pid: i32, sig: i32) {
+        // SAFETY: kill(2); no memory is involved.
+        unsafe { libc_kill(pid, sig) };
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn terminate(&mut self) -> ExitStatus {
         self.signal(15);
@@ -262,8 +268,13 @@ impl Response {
 
     /// The body as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: status {}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 }
 

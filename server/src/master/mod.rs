@@ -87,6 +87,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         Settings {
             args,
             processes: config.processes,
+            threads: config.threads,
             need_app: config.need_app,
         },
         pool.clone(),

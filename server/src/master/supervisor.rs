@@ -44,7 +44,7 @@ pub enum Request {
 struct Slot {
     pid: i32,
     alive: Option<Arc<AtomicBool>>,
-    pending: Option<OwnedFd>,
+    pending: Option<Vec<OwnedFd>>,
     spawned_once: bool,
     last_spawn: Option<Instant>,
     respawn_at: Option<Instant>,
@@ -63,6 +63,8 @@ pub struct Settings {
     pub args: Vec<String>,
     /// Number of worker slots.
     pub processes: usize,
+    /// Threads (channels) per worker.
+    pub threads: usize,
     /// Exit when the app cannot be loaded.
     pub need_app: bool,
 }
@@ -206,7 +208,7 @@ impl Supervisor {
         Ok(())
     }
 
-    fn on_control(&mut self, m: Control, _fd: Option<OwnedFd>) -> Option<Outcome> {
+    fn on_control(&mut self, m: Control, _fds: Vec<OwnedFd>) -> Option<Outcome> {
         match m {
             Control::Ready { ok } => {
                 if !ok && self.settings.need_app {
@@ -232,28 +234,35 @@ impl Supervisor {
             return;
         }
         let Some(proto) = &self.proto else { return };
-        let pair = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        );
-        let (master_end, worker_end) = match pair {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::error!(event = "socketpair_failed", cause = %e, "cannot create a worker channel");
-                self.slots[i].respawn_at = Some(Instant::now() + Duration::from_secs(1));
-                return;
-            }
-        };
         let slot = i as u32 + 1;
-        match control::send(
-            proto.control.get_ref().as_fd(),
-            Control::Spawn { slot },
-            Some(worker_end.as_raw_fd()),
-        ) {
+        let mut master_ends = Vec::with_capacity(self.settings.threads);
+        let mut worker_ends = Vec::with_capacity(self.settings.threads);
+        for _ in 0..self.settings.threads {
+            match socketpair(
+                AddressFamily::Unix,
+                SockType::Stream,
+                None,
+                SockFlag::SOCK_CLOEXEC,
+            ) {
+                Ok((m, w)) => {
+                    master_ends.push(m);
+                    worker_ends.push(w);
+                }
+                Err(e) => {
+                    tracing::error!(event = "socketpair_failed", cause = %e, "cannot create a worker channel");
+                    self.slots[i].respawn_at = Some(Instant::now() + Duration::from_secs(1));
+                    return;
+                }
+            }
+        }
+        let raw: Vec<_> = worker_ends.iter().map(|w| w.as_raw_fd()).collect();
+        let msg = Control::Spawn {
+            slot,
+            threads: raw.len() as u32,
+        };
+        match control::send(proto.control.get_ref().as_fd(), msg, &raw) {
             Ok(()) => {
-                self.slots[i].pending = Some(master_end);
+                self.slots[i].pending = Some(master_ends);
                 self.slots[i].respawn_at = None;
             }
             Err(e) => {
@@ -270,18 +279,21 @@ impl Supervisor {
         else {
             return;
         };
-        let Some(fd) = s.pending.take() else { return };
-        let stream = std::os::unix::net::UnixStream::from(fd);
-        let stream = stream
-            .set_nonblocking(true)
-            .and_then(|()| tokio::net::UnixStream::from_std(stream));
-        let stream = match stream {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(event = "channel_failed", cause = %e, "cannot use a worker channel");
-                return;
+        let Some(fds) = s.pending.take() else { return };
+        let mut streams = Vec::with_capacity(fds.len());
+        for fd in fds {
+            let stream = std::os::unix::net::UnixStream::from(fd);
+            match stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(stream))
+            {
+                Ok(s) => streams.push(s),
+                Err(e) => {
+                    tracing::error!(event = "channel_failed", cause = %e, "cannot use a worker channel");
+                    return;
+                }
             }
-        };
+        }
         let alive = Arc::new(AtomicBool::new(true));
         if s.spawned_once {
             tracing::info!(
@@ -295,7 +307,8 @@ impl Supervisor {
                 event = "spawned",
                 worker = slot,
                 pid,
-                "spawned uWSGI worker {slot} (pid: {pid}, cores: 1)"
+                "spawned uWSGI worker {slot} (pid: {pid}, cores: {})",
+                self.settings.threads
             );
         }
         s.spawned_once = true;
@@ -303,12 +316,14 @@ impl Supervisor {
         s.alive = Some(alive.clone());
         s.last_spawn = Some(Instant::now());
         self.pids.insert(pid, slot);
-        self.pool.add(WorkerConn {
-            slot,
-            pid,
-            stream,
-            alive,
-        });
+        for stream in streams {
+            self.pool.add(WorkerConn {
+                slot,
+                pid,
+                stream,
+                alive: alive.clone(),
+            });
+        }
         if self.slots.iter().all(|s| s.alive.is_some()) {
             if let Some(tx) = self.ready_tx.take() {
                 tracing::info!(

@@ -17,7 +17,7 @@ pub mod app;
 pub mod interp;
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -66,7 +66,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         app
     });
     let ok = config.lazy_apps || app.is_some();
-    if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, None) {
+    if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, &[]) {
         tracing::error!(event = "control_failed", cause = %e, "cannot reach the master");
         return 1;
     }
@@ -75,9 +75,9 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
     }
     match serve_spawns(&control) {
         Exit::Done(code) => code,
-        Exit::Worker(slot, stream) => {
+        Exit::Worker(slot, streams) => {
             drop(control);
-            run_worker(config, slot, stream, app)
+            run_worker(config, slot, streams, app)
         }
     }
 }
@@ -117,8 +117,8 @@ fn load_app(py: Python<'_>, config: &Config) -> Option<Py<PyAny>> {
 enum Exit {
     /// The prototype is done (the master went away).
     Done(i32),
-    /// This process is a newly forked worker.
-    Worker(u32, UnixStream),
+    /// This process is a newly forked worker, with one channel per thread.
+    Worker(u32, Vec<UnixStream>),
 }
 
 /// Number of threads of this process, from /proc.
@@ -167,7 +167,9 @@ fn serve_spawns(control: &OwnedFd) -> Exit {
             continue;
         }
         match control::recv(control.as_fd(), false) {
-            Ok(Received::Message(Control::Spawn { slot }, Some(fd))) => {
+            Ok(Received::Message(Control::Spawn { slot, threads }, fds))
+                if !fds.is_empty() && fds.len() == threads as usize =>
+            {
                 if thread_count() > 1 && !*threads_warned {
                     *threads_warned = true;
                     tracing::warn!(
@@ -180,16 +182,16 @@ fn serve_spawns(control: &OwnedFd) -> Exit {
                     Ok(ForkResult::Child) => {
                         let _ = mask.thread_unblock();
                         drop(sfd);
-                        return Exit::Worker(slot, UnixStream::from(fd));
+                        return Exit::Worker(slot, fds.into_iter().map(UnixStream::from).collect());
                     }
                     Ok(ForkResult::Parent { child }) => {
                         slots.insert(child.as_raw(), slot);
-                        drop(fd);
+                        drop(fds);
                         let msg = Control::Spawned {
                             slot,
                             pid: child.as_raw(),
                         };
-                        if control::send(control.as_fd(), msg, None).is_err() {
+                        if control::send(control.as_fd(), msg, &[]).is_err() {
                             return Exit::Done(0);
                         }
                     }
@@ -200,7 +202,7 @@ fn serve_spawns(control: &OwnedFd) -> Exit {
                             pid: 0,
                             status: 1,
                         };
-                        if control::send(control.as_fd(), msg, None).is_err() {
+                        if control::send(control.as_fd(), msg, &[]).is_err() {
                             return Exit::Done(0);
                         }
                     }
@@ -240,7 +242,7 @@ fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>) {
             pid: pid.as_raw(),
             status,
         };
-        if control::send(control.as_fd(), msg, None).is_err() {
+        if control::send(control.as_fd(), msg, &[]).is_err() {
             return;
         }
     }
@@ -267,7 +269,7 @@ fn fork_worker() -> nix::Result<ForkResult> {
 }
 
 /// The worker's life after fork.
-fn run_worker(config: &Config, slot: u32, stream: UnixStream, app: Option<Py<PyAny>>) -> i32 {
+fn run_worker(config: &Config, slot: u32, streams: Vec<UnixStream>, app: Option<Py<PyAny>>) -> i32 {
     let app = if config.lazy_apps {
         Python::attach(|py| load_app(py, config))
     } else {
@@ -285,6 +287,5 @@ fn run_worker(config: &Config, slot: u32, stream: UnixStream, app: Option<Py<PyA
         multithread: config.threads > 1,
         multiprocess: config.processes > 1,
     };
-    let _ = stream.as_raw_fd();
-    worker::serve(stream, app, &st)
+    worker::serve(streams, app, &st)
 }

@@ -22,8 +22,36 @@ pub const EXIT_STOPPED: i32 = 30;
 /// Exit code of a worker whose channel failed.
 pub const EXIT_CHANNEL: i32 = 31;
 
-/// Serves requests until told to stop; returns the exit code.
-pub fn serve(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i32 {
+/// Serves requests on every channel (one thread each; the first on this
+/// thread) until told to stop; returns the exit code.
+pub fn serve(streams: Vec<UnixStream>, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i32 {
+    let mut streams = streams.into_iter();
+    let Some(first) = streams.next() else {
+        return EXIT_CHANNEL;
+    };
+    let mut threads = Vec::new();
+    for (i, stream) in streams.enumerate() {
+        let app = Python::attach(|py| app.as_ref().map(|a| a.clone_ref(py)));
+        let st = wsgi::Static { ..*st };
+        let spawned = std::thread::Builder::new()
+            .name(format!("rwsgi-core-{}", i + 1))
+            .spawn(move || serve_one(stream, app, &st));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                tracing::error!(event = "thread_failed", cause = %e, "cannot start a worker thread")
+            }
+        }
+    }
+    let code = serve_one(first, app, st);
+    for t in threads {
+        let _ = t.join();
+    }
+    code
+}
+
+/// Serves requests on one channel.
+fn serve_one(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i32 {
     let chan = match Channel::new(stream) {
         Ok(c) => Rc::new(RefCell::new(c)),
         Err(e) => {

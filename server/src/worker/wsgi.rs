@@ -205,7 +205,7 @@ impl Write {
 }
 
 /// What the worker knows that goes into every environ.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct Static {
     /// `wsgi.multithread`.
     pub multithread: bool,
