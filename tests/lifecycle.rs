@@ -300,3 +300,75 @@ fn a_large_upload_streams_without_growing_the_master() {
         "the master peaked at {hwm_kb} kB for a 256 MiB upload"
     );
 }
+
+#[test]
+fn a_broken_python_environment_fails_startup_instead_of_looping() {
+    let dir = tmpdir("badhome");
+    std::fs::create_dir_all(dir.join("not-a-venv")).unwrap();
+    let home = dir.join("not-a-venv");
+    let mut s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--module",
+            "x:app",
+            "--home",
+            home.to_str().unwrap(),
+        ],
+        false,
+    );
+    let st = s.wait_exit(Duration::from_secs(30));
+    assert_eq!(st.code(), Some(1));
+    assert_eq!(
+        s.events("prototype_spawned").len(),
+        1,
+        "the prototype was restarted in a loop"
+    );
+    assert!(s.logged("exited before loading the app"));
+}
+
+#[test]
+fn relative_paths_are_taken_from_the_starting_directory() {
+    let dir = tmpdir("relpaths");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy(apps(), dir.join("sub/app.py")).unwrap();
+    let bin = std::env::var("RWSGI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rwsgi").to_owned());
+    let mut child = Command::new(bin)
+        .current_dir(&dir)
+        .args([
+            "--http-socket",
+            "127.0.0.1:0",
+            "--chdir",
+            "sub",
+            "--wsgi-file",
+            "sub/app.py",
+            "--callable",
+            "hello",
+        ])
+        .args(["--log-format", "json"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut addr = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if std::io::BufRead::read_line(&mut reader, &mut line).unwrap() == 0 {
+            break;
+        }
+        let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if v["event"] == "bound" {
+            addr = v["name"].as_str().and_then(|n| n.parse().ok());
+        }
+        if v["event"] == "workers_ready" {
+            break;
+        }
+    }
+    let ok = addr.map(|a| get(a, "/").status);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(ok, Some(200));
+}

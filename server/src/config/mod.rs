@@ -231,6 +231,13 @@ impl Config {
                 }
             }
         }
+        // Paths are relative to where rwsgi was started, before any chdir.
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let abs = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
+        c.home = c.home.map(abs);
+        c.chdir = c.chdir.map(abs);
+        c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
+        let file = file.map(abs);
         c.app = match (module, file) {
             (Some((m, origin)), _) => Some(value::parse_module(&m, &callable).map_err(
                 |reason| ConfigError::Invalid {
@@ -324,7 +331,7 @@ mod tests {
         assert_eq!(
             c.app,
             Some(AppSpec {
-                source: AppSource::File("a.py".into()),
+                source: AppSource::File(std::env::current_dir().unwrap().join("a.py")),
                 callable: "app".into()
             })
         );

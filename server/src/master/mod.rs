@@ -130,6 +130,10 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         _ = quit.recv() => None,
         res = &mut sup_task => Some(match res {
             Ok(Outcome::NoApp) => crate::prototype::EXIT_NO_APP,
+            Ok(Outcome::Failed) => {
+                tracing::error!(event = "startup_failed", "cannot serve: the prototype could not start");
+                1
+            }
             Ok(_) | Err(_) => 1,
         }),
     };

@@ -89,6 +89,7 @@ pub struct Supervisor {
     pids: HashMap<i32, u32>,
     proto: Option<Prototype>,
     proto_started: Option<Instant>,
+    proto_ready: bool,
     ready_tx: Option<oneshot::Sender<()>>,
     stopping: bool,
 }
@@ -105,6 +106,7 @@ impl Supervisor {
             pids: HashMap::new(),
             proto: None,
             proto_started: None,
+            proto_ready: false,
             ready_tx: Some(ready),
             stopping: false,
         }
@@ -145,7 +147,11 @@ impl Supervisor {
                             }
                         }
                         Some(Received::Garbage) => tracing::error!(event = "control_garbage", "garbage on the control socket"),
-                        Some(Received::Closed) | None => self.prototype_gone().await,
+                        Some(Received::Closed) | None => {
+                            if let Some(outcome) = self.prototype_gone().await {
+                                return outcome;
+                            }
+                        }
                     }
                 }
                 _ = sigchld.recv() => self.reap(),
@@ -211,6 +217,7 @@ impl Supervisor {
     fn on_control(&mut self, m: Control, _fds: Vec<OwnedFd>) -> Option<Outcome> {
         match m {
             Control::Ready { ok } => {
+                self.proto_ready = true;
                 if !ok && self.settings.need_app {
                     return Some(Outcome::NoApp);
                 }
@@ -411,14 +418,24 @@ impl Supervisor {
         }
     }
 
-    /// The control socket closed: the prototype is gone.
-    async fn prototype_gone(&mut self) {
-        let Some(proto) = self.proto.take() else {
-            return;
-        };
+    /// The control socket closed: the prototype is gone. One that never
+    /// became ready (Python or the app's environment is broken) is a startup
+    /// failure, not something to retry forever.
+    async fn prototype_gone(&mut self) -> Option<Outcome> {
+        let proto = self.proto.take()?;
         if self.stopping {
-            return;
+            return None;
         }
+        if !self.proto_ready {
+            tracing::error!(
+                event = "prototype_failed",
+                pid = proto.pid,
+                "the prototype (pid: {}) exited before loading the app; see the lines above",
+                proto.pid
+            );
+            return Some(Outcome::Failed);
+        }
+        self.proto_ready = false;
         tracing::error!(
             event = "prototype_died",
             pid = proto.pid,
@@ -439,7 +456,9 @@ impl Supervisor {
         tokio::time::sleep(delay).await;
         if let Err(e) = self.start_prototype() {
             tracing::error!(event = "prototype_failed", cause = %e, "cannot start the prototype");
+            return Some(Outcome::Failed);
         }
+        None
     }
 
     /// Reaps children: the prototype, and workers re-parented to us.
