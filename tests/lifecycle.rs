@@ -372,3 +372,26 @@ fn relative_paths_are_taken_from_the_starting_directory() {
     let _ = child.wait();
     assert_eq!(ok, Some(200));
 }
+
+#[test]
+fn a_client_that_leaves_does_not_cost_the_worker() {
+    let s = serve_app(
+        "slow",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "1"],
+    );
+    let addr = s.http.unwrap();
+    for _ in 0..3 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET /?0.3 HTTP/1.1\r\nHost: t\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/?0").status, 200);
+    }
+    assert!(s.events("worker_died").is_empty(), "a worker died");
+    assert!(s.events("respawned").is_empty(), "a worker was respawned");
+}

@@ -2,15 +2,27 @@
 //! frame, then turn the worker's frames into [`Event`]s, answering READ
 //! frames from the request body on the way. Both listeners (uwsgi and HTTP)
 //! drive a request through this one type.
+//!
+//! An exchange dropped before END (the client went away, hyper dropped the
+//! request) does not cost the worker: a drain task answers the worker's READs
+//! with end-of-body, discards its output until END, and gives the worker
+//! back. A worker that does not reach END within [`DRAIN_LIMIT`] (an endless
+//! stream, say) loses its channel instead, exits and is respawned.
 
 use std::future::Future;
 use std::io;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::dispatch::Lease;
 use crate::ipc::{self, EndInfo, FRAME_HEADER, Kind, ResponseHead};
+
+/// How long a drain may wait for a worker to reach END.
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How much output a drain discards before giving up on the worker.
+pub const DRAIN_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Where request body bytes come from.
 pub trait BodySource: Send {
@@ -43,11 +55,112 @@ pub struct Gone {
     pub reason: String,
 }
 
-/// One request in flight on a worker.
+/// A leased worker's channel with its read buffer.
 #[derive(Debug)]
-pub struct Exchange<B> {
+struct Link {
     lease: Lease,
     rbuf: BytesMut,
+}
+
+impl Link {
+    fn gone(&self, reason: &str) -> Gone {
+        let (slot, pid) = self.lease.ids();
+        Gone {
+            slot,
+            pid,
+            reason: reason.to_owned(),
+        }
+    }
+
+    async fn write(&mut self, data: &[u8]) -> Result<(), Gone> {
+        let res = match self.lease.conn() {
+            Some(conn) => conn.stream.write_all(data).await,
+            None => Err(io::Error::other("no channel")),
+        };
+        res.map_err(|e| self.gone(&format!("channel failed: {e}")))
+    }
+
+    /// The next complete frame, reading as needed.
+    async fn frame(&mut self) -> Result<(Kind, Bytes), Gone> {
+        loop {
+            if let Some(f) = self.buffered(true)? {
+                return Ok(f);
+            }
+            let res = match self.lease.conn() {
+                Some(conn) => conn.stream.read_buf(&mut self.rbuf).await,
+                None => Err(io::Error::other("no channel")),
+            };
+            match res {
+                Ok(0) => return Err(self.gone("closed its channel")),
+                Ok(_) => {}
+                Err(e) => return Err(self.gone(&format!("channel failed: {e}"))),
+            }
+        }
+    }
+
+    /// A complete frame if one is buffered; with `read_ok` false, a READ is
+    /// left in the buffer.
+    fn buffered(&mut self, read_ok: bool) -> Result<Option<(Kind, Bytes)>, Gone> {
+        let Some(head) = self.rbuf.first_chunk::<FRAME_HEADER>() else {
+            return Ok(None);
+        };
+        let (kind, len) = ipc::parse_header(*head).map_err(|e| self.gone(&e.to_string()))?;
+        if (!read_ok && kind == Kind::Read) || self.rbuf.len() < FRAME_HEADER + len {
+            self.rbuf.reserve(FRAME_HEADER + len);
+            return Ok(None);
+        }
+        self.rbuf.advance(FRAME_HEADER);
+        Ok(Some((kind, self.rbuf.split_to(len).freeze())))
+    }
+
+    /// Sends a BODY frame.
+    async fn body(&mut self, data: &[u8]) -> Result<(), Gone> {
+        let mut frame = BytesMut::with_capacity(FRAME_HEADER + data.len());
+        ipc::put_frame(&mut frame, Kind::Body, data);
+        self.write(&frame).await
+    }
+
+    /// Reads the rest of an abandoned exchange and gives the worker back.
+    async fn drain(mut self) {
+        let mut discarded = 0u64;
+        let done = tokio::time::timeout(DRAIN_LIMIT, async {
+            loop {
+                match self.frame().await? {
+                    (Kind::Read, _) => self.body(&[]).await?,
+                    (Kind::End, _) => return Ok::<bool, Gone>(true),
+                    (_, payload) => {
+                        discarded += payload.len() as u64;
+                        if discarded > DRAIN_MAX_BYTES {
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+        })
+        .await;
+        match done {
+            Ok(Ok(true)) => self.lease.release(),
+            Ok(Err(e)) => {
+                tracing::debug!(event = "drain_failed", cause = %e, "worker failed while draining")
+            }
+            Ok(Ok(false)) | Err(_) => {
+                let (slot, pid) = self.lease.ids();
+                tracing::warn!(
+                    event = "drain_abandoned",
+                    worker = slot,
+                    pid,
+                    "worker {slot} (pid: {pid}) kept responding to a client that left; recycling it"
+                );
+            }
+        }
+    }
+}
+
+/// One request in flight on a worker.
+#[derive(Debug)]
+pub struct Exchange<B: BodySource> {
+    /// `None` once finished or handed to a drain.
+    link: Option<Link>,
     body: B,
     /// Request body bytes handed to the worker.
     pub body_sent: u64,
@@ -55,18 +168,14 @@ pub struct Exchange<B> {
 
 impl<B: BodySource> Exchange<B> {
     /// Sends the request frame.
-    pub async fn start(mut lease: Lease, frame: &[u8], body: B) -> Result<Self, Gone> {
-        let (slot, pid) = lease.ids();
-        let conn = lease
-            .conn()
-            .ok_or_else(|| gone(slot, pid, "has no channel"))?;
-        conn.stream
-            .write_all(frame)
-            .await
-            .map_err(|e| gone(slot, pid, &format!("did not take the request: {e}")))?;
-        Ok(Exchange {
+    pub async fn start(lease: Lease, frame: &[u8], body: B) -> Result<Self, Gone> {
+        let mut link = Link {
             lease,
             rbuf: BytesMut::with_capacity(8 * 1024),
+        };
+        link.write(frame).await?;
+        Ok(Exchange {
+            link: Some(link),
             body,
             body_sent: 0,
         })
@@ -74,131 +183,90 @@ impl<B: BodySource> Exchange<B> {
 
     /// The worker's slot and pid.
     pub fn ids(&self) -> (u32, i32) {
-        self.lease.ids()
+        self.link.as_ref().map_or((0, 0), |l| l.lease.ids())
     }
 
-    /// The lease (for its start time and counters).
-    pub fn lease(&self) -> &Lease {
-        &self.lease
+    /// Requests served by the instance so far.
+    pub fn total_requests(&self) -> u64 {
+        self.link.as_ref().map_or(0, |l| l.lease.total_requests())
     }
 
     /// The next event, waiting for the worker as needed.
     pub async fn next(&mut self) -> Result<Event, Gone> {
+        let Some(link) = self.link.as_mut() else {
+            return Err(Gone {
+                slot: 0,
+                pid: 0,
+                reason: "exchange already finished".into(),
+            });
+        };
         loop {
-            let (kind, payload) = self.frame().await?;
-            if kind == Kind::Read {
-                self.answer_read(&payload).await?;
-                continue;
+            let (kind, payload) = link.frame().await?;
+            if kind != Kind::Read {
+                return event(link, kind, payload);
             }
-            return self.event(kind, payload);
+            let max = payload
+                .first_chunk::<4>()
+                .map(|b| u32::from_le_bytes(*b) as usize)
+                .ok_or_else(|| link.gone("sent a malformed READ"))?
+                .min(ipc::CHUNK);
+            // A client that fails mid-body ends the body; the worker sees a
+            // short body and the app gets an error from wsgi.input.
+            let data = match self.body.read(max).await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::debug!(event = "body_read_failed", cause = %e, "request body read failed");
+                    Bytes::new()
+                }
+            };
+            self.body_sent += data.len() as u64;
+            link.body(&data).await?;
         }
     }
 
     /// The next event if it is already buffered (and is not a READ), without
     /// waiting.
     pub fn next_buffered(&mut self) -> Option<Result<Event, Gone>> {
-        let (kind, len) = self.peek()?;
-        if kind == Kind::Read || self.rbuf.len() < FRAME_HEADER + len {
-            return None;
-        }
-        self.rbuf.advance(FRAME_HEADER);
-        let payload = self.rbuf.split_to(len).freeze();
-        Some(self.event(kind, payload))
-    }
-
-    /// Gives the worker back (after END).
-    pub fn finish(self) -> Lease {
-        self.lease
-    }
-
-    fn event(&self, kind: Kind, payload: Bytes) -> Result<Event, Gone> {
-        let (slot, pid) = self.lease.ids();
-        match kind {
-            Kind::Head => ipc::parse_head(payload)
-                .map(Event::Head)
-                .map_err(|e| gone(slot, pid, &e.to_string())),
-            Kind::Chunk => Ok(Event::Chunk(payload)),
-            Kind::End => ipc::parse_end(&payload)
-                .map(Event::End)
-                .map_err(|e| gone(slot, pid, &e.to_string())),
-            Kind::Abort => Ok(Event::Abort),
-            other => Err(gone(
-                slot,
-                pid,
-                &format!("sent an unexpected {other:?} frame"),
-            )),
+        let link = self.link.as_mut()?;
+        match link.buffered(false) {
+            Ok(Some((kind, payload))) => Some(event(link, kind, payload)),
+            Ok(None) => None,
+            Err(e) => Some(Err(e)),
         }
     }
 
-    fn peek(&self) -> Option<(Kind, usize)> {
-        let head: [u8; FRAME_HEADER] = self.rbuf.get(..FRAME_HEADER)?.try_into().ok()?;
-        ipc::parse_header(head).ok()
-    }
-
-    async fn frame(&mut self) -> Result<(Kind, Bytes), Gone> {
-        let (slot, pid) = self.lease.ids();
-        loop {
-            if self.rbuf.len() >= FRAME_HEADER {
-                let head: [u8; FRAME_HEADER] = self.rbuf[..FRAME_HEADER]
-                    .try_into()
-                    .map_err(|_| gone(slot, pid, "sent a short frame"))?;
-                let (kind, len) =
-                    ipc::parse_header(head).map_err(|e| gone(slot, pid, &e.to_string()))?;
-                if self.rbuf.len() >= FRAME_HEADER + len {
-                    self.rbuf.advance(FRAME_HEADER);
-                    return Ok((kind, self.rbuf.split_to(len).freeze()));
-                }
-                self.rbuf.reserve(FRAME_HEADER + len - self.rbuf.len());
-            }
-            let conn = self
-                .lease
-                .conn()
-                .ok_or_else(|| gone(slot, pid, "has no channel"))?;
-            let n = conn
-                .stream
-                .read_buf(&mut self.rbuf)
-                .await
-                .map_err(|e| gone(slot, pid, &format!("channel failed: {e}")))?;
-            if n == 0 {
-                return Err(gone(slot, pid, "closed its channel"));
-            }
+    /// Gives the worker back after END.
+    pub fn release(mut self) {
+        if let Some(link) = self.link.take() {
+            link.lease.release();
         }
     }
 
-    async fn answer_read(&mut self, payload: &[u8]) -> Result<(), Gone> {
-        let (slot, pid) = self.lease.ids();
-        let max = payload
-            .first_chunk::<4>()
-            .map(|b| u32::from_le_bytes(*b) as usize)
-            .ok_or_else(|| gone(slot, pid, "sent a malformed READ"))?
-            .min(ipc::CHUNK);
-        // A client that fails mid-body ends the body; the worker sees a short
-        // body and the app gets an error from wsgi.input.
-        let data = match self.body.read(max).await {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::debug!(event = "body_read_failed", cause = %e, "request body read failed");
-                Bytes::new()
-            }
-        };
-        self.body_sent += data.len() as u64;
-        let mut frame = BytesMut::with_capacity(FRAME_HEADER + data.len());
-        ipc::put_frame(&mut frame, Kind::Body, &data);
-        let conn = self
-            .lease
-            .conn()
-            .ok_or_else(|| gone(slot, pid, "has no channel"))?;
-        conn.stream
-            .write_all(&frame)
-            .await
-            .map_err(|e| gone(slot, pid, &format!("channel failed: {e}")))
+    /// Drops the worker's channel: it failed, and must not serve again.
+    pub fn discard(&mut self) {
+        self.link = None;
     }
 }
 
-fn gone(slot: u32, pid: i32, reason: &str) -> Gone {
-    Gone {
-        slot,
-        pid,
-        reason: reason.to_owned(),
+impl<B: BodySource> Drop for Exchange<B> {
+    fn drop(&mut self) {
+        let Some(link) = self.link.take() else { return };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(link.drain());
+        }
+    }
+}
+
+fn event(link: &Link, kind: Kind, payload: Bytes) -> Result<Event, Gone> {
+    match kind {
+        Kind::Head => ipc::parse_head(payload)
+            .map(Event::Head)
+            .map_err(|e| link.gone(&e.to_string())),
+        Kind::Chunk => Ok(Event::Chunk(payload)),
+        Kind::End => ipc::parse_end(&payload)
+            .map(Event::End)
+            .map_err(|e| link.gone(&e.to_string())),
+        Kind::Abort => Ok(Event::Abort),
+        other => Err(link.gone(&format!("sent an unexpected {other:?} frame"))),
     }
 }

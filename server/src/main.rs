@@ -39,8 +39,11 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!(event = "config_warning", "{w}");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the master's work per request is a few syscalls, and on
+    // small machines the cores belong to the Python workers. Measured with
+    // bench/run.py: a multi-threaded runtime cost more CPU per request in
+    // cross-thread wake-ups than it gained.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use super::Ctx;
 use crate::dispatch::Unavailable;
 use crate::environ::{self, ConnInfo};
-use crate::exchange::{BodySource, Event, Exchange, Gone};
+use crate::exchange::{BodySource, Event, Exchange};
 use crate::ipc;
 use crate::reqlog;
 
@@ -222,25 +222,27 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             Ok(Event::Chunk(_)) | Ok(Event::Abort) => {}
             Ok(Event::End(_)) => {
                 tracing::error!(event = "no_head", "worker ended a response without a head");
-                ex.finish().release();
+                ex.release();
                 return simple(StatusCode::INTERNAL_SERVER_ERROR);
             }
             Err(e) => {
                 tracing::error!(event = "worker_died", cause = %e, "worker died during a request");
+                ex.discard();
                 return simple(StatusCode::BAD_GATEWAY);
             }
         }
     };
     let Some(mut response) = build_head(&head) else {
         tracing::error!(event = "invalid_head", status = %String::from_utf8_lossy(&head.status), "the app sent an invalid status or header");
-        // Drain the exchange so the worker can be reused.
-        tokio::spawn(drain(ex));
+        // Dropping the exchange drains it, so the worker can be reused.
+        drop(ex);
         return simple(StatusCode::INTERNAL_SERVER_ERROR);
     };
     let code = response.status().as_u16();
     let header_count = head.headers.len();
     // Take what is already buffered: a small response is complete here.
     let mut collected: Vec<Bytes> = Vec::new();
+    let mut aborted = false;
     while let Some(ev) = ex.next_buffered() {
         match ev {
             Ok(Event::Chunk(c)) => collected.push(c),
@@ -251,16 +253,28 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
                     _ => collected.concat().into(),
                 };
                 log.write(&ex, info, code, header_count, body.len() as u64);
-                ex.finish().release();
+                ex.release();
                 *response.body_mut() = RespBody::Full(Some(body));
                 return response;
             }
-            Ok(Event::Abort) | Err(_) | Ok(Event::Head(_)) => break,
+            Ok(Event::Abort) => {
+                // The rest (END) goes through the streaming path, which ends
+                // the body with an error.
+                aborted = true;
+                break;
+            }
+            Err(_) | Ok(Event::Head(_)) => break,
         }
     }
     let (tx, rx) = mpsc::channel(8);
     *response.body_mut() = RespBody::Stream(rx);
-    tokio::spawn(stream_rest(ex, collected, tx, log, code, header_count));
+    let state = Streamed {
+        collected,
+        aborted,
+        code,
+        headers: header_count,
+    };
+    tokio::spawn(stream_rest(ex, state, tx, log));
     response
 }
 
@@ -297,7 +311,7 @@ impl LogInfo {
         reqlog::log(&reqlog::Entry {
             pid,
             worker_requests: info.requests,
-            total_requests: ex.lease().total_requests() + 1,
+            total_requests: ex.total_requests() + 1,
             remote_addr: get(b"REMOTE_ADDR"),
             remote_user: b"",
             vars: self.vars.len() * 2,
@@ -315,21 +329,32 @@ impl LogInfo {
     }
 }
 
-async fn stream_rest<B: BodySource>(
-    mut ex: Exchange<B>,
+/// What the handler learnt before handing the response to [`stream_rest`].
+struct Streamed {
     collected: Vec<Bytes>,
-    tx: mpsc::Sender<Result<Bytes, io::Error>>,
-    log: LogInfo,
+    aborted: bool,
     code: u16,
     headers: usize,
+}
+
+async fn stream_rest<B: BodySource>(
+    mut ex: Exchange<B>,
+    state: Streamed,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    log: LogInfo,
 ) {
+    let Streamed {
+        collected,
+        mut aborted,
+        code,
+        headers,
+    } = state;
     let mut sent = 0u64;
     let mut client = true;
     for c in collected {
         sent += c.len() as u64;
         client &= tx.send(Ok(c)).await.is_ok();
     }
-    let mut aborted = false;
     loop {
         match ex.next().await {
             Ok(Event::Chunk(c)) => {
@@ -346,24 +371,16 @@ async fn stream_rest<B: BodySource>(
                         .await;
                 }
                 log.write(&ex, info, code, headers, sent);
-                ex.finish().release();
+                ex.release();
                 return;
             }
             Ok(Event::Head(_)) => {}
             Err(e) => {
                 tracing::error!(event = "worker_died", cause = %e, "worker died during a request");
+                ex.discard();
                 let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
                 return;
             }
-        }
-    }
-}
-
-async fn drain<B: BodySource>(mut ex: Exchange<B>) -> Result<(), Gone> {
-    loop {
-        if let Event::End(_) = ex.next().await? {
-            ex.finish().release();
-            return Ok(());
         }
     }
 }

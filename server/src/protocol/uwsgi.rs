@@ -198,6 +198,7 @@ where
             Ok(Event::End(info)) => break Some(info),
             Err(e) => {
                 tracing::error!(event = "worker_died", cause = %e, "worker died during a request");
+                ex.discard();
                 break None;
             }
         }
@@ -209,9 +210,8 @@ where
                 write(&mut writer, &out, &ctx).await;
             }
             let (_, pid) = ex.ids();
-            let lease = ex.finish();
-            let total = lease.total_requests() + 1;
-            lease.release();
+            let total = ex.total_requests() + 1;
+            ex.release();
             if aborted {
                 reset(fd);
             } else {

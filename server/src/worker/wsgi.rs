@@ -38,6 +38,10 @@ pub struct Exchange {
     head_sent: bool,
     /// Whether any body byte went out.
     body_started: bool,
+    /// The Content-Length the app declared, if any.
+    declared_len: Option<u64>,
+    /// Body bytes sent so far.
+    sent: u64,
     /// Whether the channel to the master failed: the worker must exit.
     pub broken: bool,
 }
@@ -64,6 +68,10 @@ impl Exchange {
             return Ok(());
         }
         self.body_started = true;
+        self.sent += data.len() as u64;
+        // Once the declared length is out, nothing else can follow but END:
+        // hold the last chunk back so head, body and END leave in one write.
+        let flush = flush && self.declared_len.is_none_or(|l| self.sent < l);
         let chan = self.chan.clone();
         let mut chan = chan.borrow_mut();
         for piece in data.chunks(ipc::MAX_FRAME) {
@@ -157,7 +165,14 @@ impl StartResponse {
             ));
         }
         let status = add_reason(status);
-        self.ex.borrow_mut().head = Some(encode_head(&status, &pairs)?);
+        let declared_len = pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        let mut ex = self.ex.borrow_mut();
+        ex.head = Some(encode_head(&status, &pairs)?);
+        ex.declared_len = declared_len;
+        drop(ex);
         Py::new(
             py,
             Write {
@@ -385,6 +400,8 @@ pub fn handle(
         head: None,
         head_sent: false,
         body_started: false,
+        declared_len: None,
+        sent: 0,
         broken: false,
     }));
     let exception = match app {
