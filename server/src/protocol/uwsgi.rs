@@ -212,10 +212,10 @@ where
             let (_, pid) = ex.ids();
             let total = ex.total_requests() + 1;
             ex.release();
+            // The connection closes when the halves drop (end of body = EOF
+            // for nginx); no separate shutdown() call is needed.
             if aborted {
                 reset(fd);
-            } else {
-                let _ = writer.shutdown().await;
             }
             if ctx.request_logging {
                 reqlog::log(&reqlog::Entry {
