@@ -214,3 +214,29 @@ fn flask_behind_nginx() {
     assert_eq!(r.json()["got"]["a"][1], 2);
     assert_eq!(r.json()["n"], 8 * 1024);
 }
+
+#[test]
+fn behind_nginx_on_a_unix_socket_the_backlog_alert_fires() {
+    let mut extra: Vec<&str> = crate::cheaper::SCALING.to_vec();
+    extra.extend_from_slice(&[
+        "--cheaper-busyness-backlog-alert",
+        "4",
+        "--cheaper-busyness-verbose",
+    ]);
+    let s = serve_app(
+        "slow",
+        &["--socket", "{dir}/app.sock", "--socket", "127.0.0.1:0"],
+        &extra,
+    );
+    let n = start_nginx(&s);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
+    let l = crate::cheaper::load(addr, 40, 5, "/?0.05");
+    assert_eq!(l.failed, 0, "{} requests failed through nginx", l.failed);
+    assert!(l.ok > 300, "only {} requests", l.ok);
+    // uWSGI cannot see a unix socket's queue; rwsgi's queue is its own.
+    assert!(
+        s.logged("requests in listen queue, spawning"),
+        "the backlog alert never fired"
+    );
+    assert!(crate::cheaper::running(&s) > 4);
+}

@@ -3,6 +3,8 @@
 
 mod harness;
 
+/// The cheaper subsystem: workers follow the load; the master FIFO.
+mod cheaper;
 /// The HTTP listener: keep-alive, chunking, limits, big bodies.
 mod http;
 /// Lifecycle: worker crashes, graceful shutdown, config errors.

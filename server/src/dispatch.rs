@@ -4,13 +4,18 @@
 //! the client vanished mid-response) discards the worker's channel, which
 //! makes the worker exit, and the supervisor respawns it.
 //!
-//! Idle workers are taken most-recently-idle first, so hot workers stay hot.
-//! The wait queue is bounded by `listen`: past it the caller answers 503.
+//! Idle workers are taken most-recently-idle first, so hot workers stay hot
+//! and idle ones stay idle long enough to be cheaped. The wait queue is
+//! bounded by `listen`: past it the caller answers 503.
+//!
+//! The pool also keeps each slot's busy time, exactly: a slot is busy from
+//! the moment a lease starts until its last lease ends, whether the request
+//! completed or is still running. The cheaper algorithms read it.
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::net::UnixStream;
 use tokio::sync::Semaphore;
@@ -37,11 +42,32 @@ pub enum Unavailable {
     Closed,
 }
 
+/// Busy accounting for one slot.
+#[derive(Debug, Clone, Copy, Default)]
+struct SlotBusy {
+    in_flight: u32,
+    since: Option<Instant>,
+    total: Duration,
+}
+
+/// One slot's busy state at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusySample {
+    /// Serving now.
+    pub busy: bool,
+    /// Total busy time so far, in microseconds.
+    pub busy_us: u64,
+}
+
 /// The pool.
 #[derive(Debug)]
 pub struct Pool {
     idle: Mutex<Vec<WorkerConn>>,
     permits: Semaphore,
+    /// Permits owed for channels taken out of `idle` by `take_idle` when
+    /// their permit could not be taken back at once.
+    debt: AtomicUsize,
+    busy: Mutex<Vec<SlotBusy>>,
     waiting: AtomicUsize,
     max_waiting: usize,
     /// Requests served by the whole instance.
@@ -51,11 +77,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// An empty pool whose queue holds at most `max_waiting` requests.
-    pub fn new(max_waiting: usize) -> Arc<Pool> {
+    /// An empty pool for `slots` worker slots whose queue holds at most
+    /// `max_waiting` requests.
+    pub fn new(max_waiting: usize, slots: usize) -> Arc<Pool> {
         Arc::new(Pool {
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(0),
+            debt: AtomicUsize::new(0),
+            busy: Mutex::new(vec![SlotBusy::default(); slots]),
             waiting: AtomicUsize::new(0),
             max_waiting,
             total_requests: AtomicU64::new(0),
@@ -74,6 +103,71 @@ impl Pool {
     /// Requests waiting for a worker now (the backlog).
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Takes every channel of `slot` out of the pool if all `channels` of
+    /// them are idle (so the worker can be stopped between requests).
+    pub fn take_idle(&self, slot: u32, channels: usize) -> Option<Vec<WorkerConn>> {
+        let mut idle = self.idle.lock().ok()?;
+        if idle.iter().filter(|c| c.slot == slot).count() != channels {
+            return None;
+        }
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *idle)
+            .into_iter()
+            .partition(|c| c.slot == slot);
+        *idle = kept;
+        for _ in &taken {
+            match self.permits.try_acquire() {
+                Ok(p) => p.forget(),
+                Err(_) => {
+                    self.debt.fetch_add(1, Ordering::AcqRel);
+                }
+            }
+        }
+        Some(taken)
+    }
+
+    /// Every slot's busy state now.
+    pub fn busy_samples(&self) -> Vec<BusySample> {
+        let now = Instant::now();
+        let Ok(busy) = self.busy.lock() else {
+            return Vec::new();
+        };
+        busy.iter()
+            .map(|b| {
+                let running = b
+                    .since
+                    .filter(|_| b.in_flight > 0)
+                    .map_or(Duration::ZERO, |s| now - s);
+                BusySample {
+                    busy: b.in_flight > 0,
+                    busy_us: u64::try_from((b.total + running).as_micros()).unwrap_or(u64::MAX),
+                }
+            })
+            .collect()
+    }
+
+    fn mark(&self, slot: u32, start: bool) {
+        let Ok(mut busy) = self.busy.lock() else {
+            return;
+        };
+        let Some(b) = (slot as usize).checked_sub(1).and_then(|i| busy.get_mut(i)) else {
+            return;
+        };
+        let now = Instant::now();
+        if start {
+            if b.in_flight == 0 {
+                b.since = Some(now);
+            }
+            b.in_flight += 1;
+        } else if b.in_flight > 0 {
+            b.in_flight -= 1;
+            if b.in_flight == 0 {
+                if let Some(s) = b.since.take() {
+                    b.total += now - s;
+                }
+            }
+        }
     }
 
     /// Stops leasing: waiters and later callers get `Closed`.
@@ -104,9 +198,18 @@ impl Pool {
                 .await
                 .map_err(|_| Unavailable::Closed)?;
             permit.forget();
+            // A permit whose channel `take_idle` removed pays a debt.
+            if self
+                .debt
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
+                .is_ok()
+            {
+                continue;
+            }
             let conn = self.idle.lock().map_err(|_| Unavailable::Closed)?.pop();
             match conn {
                 Some(c) if c.alive.load(Ordering::Acquire) => {
+                    self.mark(c.slot, true);
                     return Ok(Lease {
                         pool: self.clone(),
                         conn: Some(c),
@@ -143,6 +246,7 @@ impl Lease {
     /// Gives the worker back after a complete exchange.
     pub fn release(mut self) {
         if let Some(c) = self.conn.take() {
+            self.pool.mark(c.slot, false);
             self.pool.total_requests.fetch_add(1, Ordering::Relaxed);
             if c.alive.load(Ordering::Acquire) {
                 self.pool.add(c);
@@ -153,5 +257,15 @@ impl Lease {
     /// The instance's request count.
     pub fn total_requests(&self) -> u64 {
         self.pool.total_requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        // A lease dropped without `release`: the channel is discarded, and
+        // the slot is no longer busy with it.
+        if let Some(c) = self.conn.take() {
+            self.pool.mark(c.slot, false);
+        }
     }
 }

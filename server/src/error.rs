@@ -40,6 +40,9 @@ pub enum ConfigError {
         /// Where.
         origin: Origin,
     },
+    /// Options that do not fit together (uWSGI's wording where it has one).
+    #[error("{0}")]
+    Rule(String),
     /// A config file that cannot be read.
     #[error("cannot read {}: {reason}", path.display())]
     File {

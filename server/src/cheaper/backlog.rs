@@ -67,7 +67,11 @@ mod tests {
             let w = pool(4, active);
             let mut v = view(&w, backlog);
             v.can_spawn = can_spawn;
-            assert_eq!(algo().decide(&v, 0, &mut Log::default()), expected, "{active} {backlog} {can_spawn}");
+            assert_eq!(
+                algo().decide(&v, 0, &mut Log::default()),
+                expected,
+                "{active} {backlog} {can_spawn}"
+            );
         }
     }
 }

@@ -81,7 +81,9 @@ pub struct Busyness {
     was_busy: Vec<u64>,
     tcheck: u64,
     next_cheap: u64,
-    last_cheaped: u64,
+    /// When the last cheap happened (`None`: never, which uWSGI expresses
+    /// as 0 on a clock that starts in 1970).
+    last_cheaped: Option<u64>,
     cheap_multi: u64,
     min_multi: u64,
     last_action: u8,
@@ -117,7 +119,7 @@ impl Busyness {
             was_busy: vec![0; common.max_workers],
             tcheck: now_us,
             next_cheap: now_us + common.overload * cfg.multiplier * SEC,
-            last_cheaped: 0,
+            last_cheaped: None,
             cheap_multi: cfg.multiplier,
             min_multi: cfg.multiplier,
             last_action: 0,
@@ -131,7 +133,10 @@ impl Busyness {
     fn decrease_multi(&mut self, log: &mut Log) {
         if self.cheap_multi > self.min_multi {
             self.cheap_multi -= 1;
-            log.line(format!("[busyness] decreasing cheaper multiplier to {}", self.cheap_multi));
+            log.line(format!(
+                "[busyness] decreasing cheaper multiplier to {}",
+                self.cheap_multi
+            ));
         }
     }
 
@@ -186,8 +191,10 @@ impl Busyness {
             if !w.active {
                 continue;
             }
-            let d = w.busy_us.saturating_sub(self.last_values.get(i).copied().unwrap_or(0));
-            let mut pct = if window > 0 { d * 100 / window } else { 100 };
+            let d = w
+                .busy_us
+                .saturating_sub(self.last_values.get(i).copied().unwrap_or(0));
+            let mut pct = (d * 100).checked_div(window).unwrap_or(100);
             let was_busy = self.was_busy.get(i).copied().unwrap_or(0);
             if pct > 100 {
                 pct = 100;
@@ -206,7 +213,12 @@ impl Busyness {
             }
             total += pct;
             if self.cfg.verbose && active > 1 {
-                log.line(format!("[busyness] worker nr {} {}s average busyness is at {}%", i + 1, overload, pct));
+                log.line(format!(
+                    "[busyness] worker nr {} {}s average busyness is at {}%",
+                    i + 1,
+                    overload,
+                    pct
+                ));
             }
         }
         for (i, w) in pool.workers.iter().enumerate() {
@@ -216,7 +228,9 @@ impl Busyness {
         }
         let avg = if active > 0 { total / active as u64 } else { 0 };
         if self.cfg.verbose {
-            log.line(format!("[busyness] {overload}s average busyness of {active} worker(s) is at {avg}%"));
+            log.line(format!(
+                "[busyness] {overload}s average busyness of {active} worker(s) is at {avg}%"
+            ));
         }
         if avg > self.cfg.max {
             self.tolerance_counter = 0;
@@ -232,10 +246,9 @@ impl Busyness {
                 return Decision::Hold;
             }
             self.last_action = SPAWN;
-            let cycles_since_cheap = if overload > 0 {
-                now.saturating_sub(self.last_cheaped) / overload / SEC
-            } else {
-                u64::MAX
+            let cycles_since_cheap = match self.last_cheaped {
+                Some(t) if overload > 0 => now.saturating_sub(t) / overload / SEC,
+                _ => u64::MAX,
             };
             if cycles_since_cheap <= self.cheap_multi {
                 self.cheap_multi += self.cfg.penalty;
@@ -247,7 +260,9 @@ impl Busyness {
                 self.decrease_multi(log);
             }
             self.set_next_cheap_time(now, log);
-            log.line(format!("[busyness] {overload}s average busyness is at {avg}%, will spawn {n} new worker(s)"));
+            log.line(format!(
+                "[busyness] {overload}s average busyness is at {avg}%, will spawn {n} new worker(s)"
+            ));
             return Decision::Spawn(n);
         }
         if self.backlog_alert(pool, active) {
@@ -267,7 +282,7 @@ impl Busyness {
                     log.line(format!(
                         "[busyness] {overload}s average busyness is at {avg}%, cheap one of {active} running workers"
                     ));
-                    self.last_cheaped = now;
+                    self.last_cheaped = Some(now);
                     self.last_action = CHEAP;
                     self.emergency_workers = self.emergency_workers.saturating_sub(1);
                     return Decision::Cheap(1);
@@ -314,7 +329,9 @@ impl Algo for Busyness {
     fn decide(&mut self, pool: &PoolView<'_>, now: u64, log: &mut Log) -> Decision {
         let mut active = 0;
         for (i, w) in pool.workers.iter().enumerate() {
-            let Some(b) = self.was_busy.get_mut(i) else { continue };
+            let Some(b) = self.was_busy.get_mut(i) else {
+                continue;
+            };
             if w.active {
                 active += 1;
                 *b += u64::from(w.busy);
@@ -331,7 +348,8 @@ impl Algo for Busyness {
         if pool.backlog > 0 {
             if self.backlog_is_nonzero {
                 if pool.can_spawn
-                    && now.saturating_sub(self.backlog_nonzero_since) / SEC >= self.cfg.backlog_nonzero
+                    && now.saturating_sub(self.backlog_nonzero_since) / SEC
+                        >= self.cfg.backlog_nonzero
                 {
                     log.line(format!(
                         "[busyness] backlog was non-zero for {} second(s), spawning new worker(s)",
@@ -344,7 +362,10 @@ impl Algo for Busyness {
                 self.backlog_is_nonzero = true;
                 self.backlog_nonzero_since = now;
                 if self.cfg.verbose {
-                    log.line(format!("[busyness] backlog is starting to fill ({})", pool.backlog));
+                    log.line(format!(
+                        "[busyness] backlog is starting to fill ({})",
+                        pool.backlog
+                    ));
                 }
             }
         } else if self.backlog_is_nonzero {
@@ -394,7 +415,14 @@ mod tests {
 
     /// Runs one full cycle ending at `t` seconds with the given per-worker
     /// busy seconds in that window (cumulative totals are kept in `acc`).
-    fn cycle(a: &mut Busyness, t: u64, active: usize, busy_s: &[f64], acc: &mut [u64; 4], log: &mut Log) -> Decision {
+    fn cycle(
+        a: &mut Busyness,
+        t: u64,
+        active: usize,
+        busy_s: &[f64],
+        acc: &mut [u64; 4],
+        log: &mut Log,
+    ) -> Decision {
         for (x, b) in acc.iter_mut().zip(busy_s) {
             *x += (b * SEC as f64) as u64;
         }
@@ -410,8 +438,14 @@ mod tests {
             log.lines[0],
             "[busyness] settings: min=25%, max=50%, overload=2, multiplier=2, respawn penalty=2"
         );
-        assert_eq!(log.lines[1], "[busyness] backlog alert is set to 33 request(s), step is 1");
-        assert_eq!(log.lines[2], "[busyness] backlog non-zero alert is set to 60 second(s)");
+        assert_eq!(
+            log.lines[1],
+            "[busyness] backlog alert is set to 33 request(s), step is 1"
+        );
+        assert_eq!(
+            log.lines[2],
+            "[busyness] backlog non-zero alert is set to 60 second(s)"
+        );
         let c = BusynessConfig {
             min: 0,
             backlog_alert: 0,
@@ -427,14 +461,28 @@ mod tests {
         let mut a = algo(&mut log);
         let mut acc = [0u64; 4];
         // Between cycles nothing happens.
-        assert_eq!(a.decide(&view(&workers(1, &acc), 0), SEC, &mut log), Decision::Hold);
+        assert_eq!(
+            a.decide(&view(&workers(1, &acc), 0), SEC, &mut log),
+            Decision::Hold
+        );
         // 1.5 s busy of a 2 s window = 75 %.
-        assert_eq!(cycle(&mut a, 2, 1, &[1.5], &mut acc, &mut log), Decision::Spawn(1));
-        assert!(log.lines.contains(&"[busyness] 2s average busyness of 1 worker(s) is at 75%".to_owned()));
-        assert!(log.lines.contains(&"[busyness] 2s average busyness is at 75%, will spawn 1 new worker(s)".to_owned()));
+        assert_eq!(
+            cycle(&mut a, 2, 1, &[1.5], &mut acc, &mut log),
+            Decision::Spawn(1)
+        );
+        assert!(
+            log.lines
+                .contains(&"[busyness] 2s average busyness of 1 worker(s) is at 75%".to_owned())
+        );
+        assert!(log.lines.contains(
+            &"[busyness] 2s average busyness is at 75%, will spawn 1 new worker(s)".to_owned()
+        ));
         // All four running and busy: the maximum is reached.
         log.lines.clear();
-        assert_eq!(cycle(&mut a, 4, 4, &[2.0, 2.0, 2.0, 2.0], &mut acc, &mut log), Decision::Hold);
+        assert_eq!(
+            cycle(&mut a, 4, 4, &[2.0, 2.0, 2.0, 2.0], &mut acc, &mut log),
+            Decision::Hold
+        );
         assert!(log.lines.iter().any(|l| l
             == "[busyness] 2s average busyness is at 100% but we already started maximum number of workers available with current limits (4)"));
     }
@@ -445,12 +493,26 @@ mod tests {
         let mut a = algo(&mut log);
         let mut acc = [0u64; 4];
         // Idle from the start, two workers: next_cheap = 0 + 2*2 = 4 s.
-        assert_eq!(cycle(&mut a, 2, 2, &[0.0, 0.0], &mut acc, &mut log), Decision::Hold);
-        assert!(log.lines.contains(&"[busyness] need to wait 2 more second(s) to cheap worker".to_owned()));
-        assert_eq!(cycle(&mut a, 4, 2, &[0.0, 0.0], &mut acc, &mut log), Decision::Cheap(1));
-        assert!(log.lines.contains(&"[busyness] 2s average busyness is at 0%, cheap one of 2 running workers".to_owned()));
+        assert_eq!(
+            cycle(&mut a, 2, 2, &[0.0, 0.0], &mut acc, &mut log),
+            Decision::Hold
+        );
+        assert!(
+            log.lines
+                .contains(&"[busyness] need to wait 2 more second(s) to cheap worker".to_owned())
+        );
+        assert_eq!(
+            cycle(&mut a, 4, 2, &[0.0, 0.0], &mut acc, &mut log),
+            Decision::Cheap(1)
+        );
+        assert!(log.lines.contains(
+            &"[busyness] 2s average busyness is at 0%, cheap one of 2 running workers".to_owned()
+        ));
         // Never below `cheaper` (1) and never the last worker.
-        assert_eq!(cycle(&mut a, 100, 1, &[0.0], &mut acc, &mut log), Decision::Hold);
+        assert_eq!(
+            cycle(&mut a, 100, 1, &[0.0], &mut acc, &mut log),
+            Decision::Hold
+        );
     }
 
     #[test]
@@ -459,10 +521,16 @@ mod tests {
         let mut a = algo(&mut log);
         let mut acc = [0u64; 4];
         cycle(&mut a, 2, 2, &[0.0, 0.0], &mut acc, &mut log);
-        assert_eq!(cycle(&mut a, 4, 2, &[0.0, 0.0], &mut acc, &mut log), Decision::Cheap(1));
+        assert_eq!(
+            cycle(&mut a, 4, 2, &[0.0, 0.0], &mut acc, &mut log),
+            Decision::Cheap(1)
+        );
         log.lines.clear();
         // Busy right after: respawned too fast, multiplier 2 -> 4.
-        assert_eq!(cycle(&mut a, 6, 1, &[2.0], &mut acc, &mut log), Decision::Spawn(1));
+        assert_eq!(
+            cycle(&mut a, 6, 1, &[2.0], &mut acc, &mut log),
+            Decision::Spawn(1)
+        );
         assert_eq!(
             log.lines[1],
             "[busyness] worker(s) respawned to fast, increasing cheaper multiplier to 4 (+2)"
@@ -470,8 +538,14 @@ mod tests {
         assert_eq!(a.cheap_multi, 4);
         // A spawn long after the last cheap decreases it again.
         log.lines.clear();
-        assert_eq!(cycle(&mut a, 100, 2, &[2.0, 2.0], &mut acc, &mut log), Decision::Spawn(1));
-        assert!(log.lines.contains(&"[busyness] decreasing cheaper multiplier to 3".to_owned()));
+        assert_eq!(
+            cycle(&mut a, 100, 2, &[2.0, 2.0], &mut acc, &mut log),
+            Decision::Spawn(1)
+        );
+        assert!(
+            log.lines
+                .contains(&"[busyness] decreasing cheaper multiplier to 3".to_owned())
+        );
     }
 
     #[test]
@@ -481,7 +555,10 @@ mod tests {
         let mut acc = [0u64; 4];
         // 30 % busy: between min and max.
         for (t, expect_next) in [(2u64, 4 + 2), (4, 6 + 2), (6, 6 + 4)] {
-            assert_eq!(cycle(&mut a, t, 2, &[0.6, 0.6], &mut acc, &mut log), Decision::Hold);
+            assert_eq!(
+                cycle(&mut a, t, 2, &[0.6, 0.6], &mut acc, &mut log),
+                Decision::Hold
+            );
             assert_eq!(a.next_cheap, expect_next * SEC, "at {t}");
         }
         assert!(log.lines.contains(&"[busyness] 2s average busyness is at 30%, 1 non-idle cycle(s), adjusting cheaper timer".to_owned()));
@@ -495,8 +572,15 @@ mod tests {
         let mut w = workers(1, &[0]);
         w[0].busy = true;
         a.decide(&view(&w, 0), SEC, &mut log);
-        assert_eq!(a.decide(&view(&w, 0), 2 * SEC, &mut log), Decision::Spawn(1));
-        assert!(log.lines.iter().any(|l| l.contains("was busy 2 time(s) in last cycle but no request was completed")));
+        assert_eq!(
+            a.decide(&view(&w, 0), 2 * SEC, &mut log),
+            Decision::Spawn(1)
+        );
+        assert!(
+            log.lines.iter().any(
+                |l| l.contains("was busy 2 time(s) in last cycle but no request was completed")
+            )
+        );
     }
 
     #[test]
@@ -505,7 +589,12 @@ mod tests {
         let mut a = algo(&mut log);
         let w = workers(1, &[0]);
         assert_eq!(a.decide(&view(&w, 40), SEC, &mut log), Decision::Spawn(1));
-        assert!(log.lines.contains(&"[busyness] 40 requests in listen queue, spawning 1 emergency worker(s) (1)!".to_owned()));
+        assert!(
+            log.lines.contains(
+                &"[busyness] 40 requests in listen queue, spawning 1 emergency worker(s) (1)!"
+                    .to_owned()
+            )
+        );
         assert_eq!(a.emergency_workers, 1);
         // uWSGI sets the timer before counting the new emergency worker, so
         // the first alert still uses the cheap multiplier (2)...
@@ -513,7 +602,10 @@ mod tests {
         // ...and the next one, with an emergency worker running, uses
         // backlog-multiplier (3).
         let two = workers(2, &[0, 0]);
-        assert_eq!(a.decide(&view(&two, 40), SEC + SEC / 2, &mut log), Decision::Spawn(1));
+        assert_eq!(
+            a.decide(&view(&two, 40), SEC + SEC / 2, &mut log),
+            Decision::Spawn(1)
+        );
         assert_eq!(a.next_cheap, SEC + SEC / 2 + 2 * 3 * SEC);
         assert_eq!(a.emergency_workers, 2);
         // No free slot: logged, nothing spawned.
@@ -544,12 +636,23 @@ mod tests {
         );
         let w = workers(1, &[0]);
         assert_eq!(a.decide(&view(&w, 2), SEC, &mut log), Decision::Hold);
-        assert!(log.lines.contains(&"[busyness] backlog is starting to fill (2)".to_owned()));
+        assert!(
+            log.lines
+                .contains(&"[busyness] backlog is starting to fill (2)".to_owned())
+        );
         assert_eq!(a.decide(&view(&w, 2), 5 * SEC, &mut log), Decision::Hold);
-        assert_eq!(a.decide(&view(&w, 2), 6 * SEC, &mut log), Decision::Spawn(1));
-        assert!(log.lines.contains(&"[busyness] backlog was non-zero for 5 second(s), spawning new worker(s)".to_owned()));
+        assert_eq!(
+            a.decide(&view(&w, 2), 6 * SEC, &mut log),
+            Decision::Spawn(1)
+        );
+        assert!(log.lines.contains(
+            &"[busyness] backlog was non-zero for 5 second(s), spawning new worker(s)".to_owned()
+        ));
         assert_eq!(a.decide(&view(&w, 0), 7 * SEC, &mut log), Decision::Hold);
-        assert!(log.lines.contains(&"[busyness] backlog is now empty".to_owned()));
+        assert!(
+            log.lines
+                .contains(&"[busyness] backlog is now empty".to_owned())
+        );
     }
 
     #[test]

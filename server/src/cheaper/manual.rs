@@ -25,6 +25,9 @@ mod tests {
     #[test]
     fn always_holds() {
         let w = pool(4, 1);
-        assert_eq!(Manual.decide(&view(&w, 100), 0, &mut Log::default()), Decision::Hold);
+        assert_eq!(
+            Manual.decide(&view(&w, 100), 0, &mut Log::default()),
+            Decision::Hold
+        );
     }
 }

@@ -42,7 +42,11 @@ impl Algo for Spare {
         if pool.can_spawn && self.overload_count > self.common.overload {
             self.overload_count = 0;
             let n = self.common.step().min(pool.free());
-            return if n > 0 { Decision::Spawn(n) } else { Decision::Hold };
+            return if n > 0 {
+                Decision::Spawn(n)
+            } else {
+                Decision::Hold
+            };
         }
         if self.overload_count == 0 && idle != 1 {
             self.idle_count += 1;
@@ -104,10 +108,19 @@ mod tests {
         }
         // Three idle: cheap one on every third check.
         let w = busy(4, 3, 0);
-        let got: Vec<_> = (0..6).map(|_| a.decide(&view(&w, 0), 0, &mut log)).collect();
+        let got: Vec<_> = (0..6)
+            .map(|_| a.decide(&view(&w, 0), 0, &mut log))
+            .collect();
         assert_eq!(
             got,
-            [Decision::Hold, Decision::Hold, Decision::Cheap(1), Decision::Hold, Decision::Hold, Decision::Cheap(1)]
+            [
+                Decision::Hold,
+                Decision::Hold,
+                Decision::Cheap(1),
+                Decision::Hold,
+                Decision::Hold,
+                Decision::Cheap(1)
+            ]
         );
         // Never below `cheaper`.
         let w = busy(4, 1, 0);
@@ -125,7 +138,10 @@ mod tests {
             overload: 0,
         });
         let w = busy(2, 2, 2);
-        assert_eq!(a.decide(&view(&w, 0), 0, &mut Log::default()), Decision::Hold);
+        assert_eq!(
+            a.decide(&view(&w, 0), 0, &mut Log::default()),
+            Decision::Hold
+        );
         let w = busy(2, 1, 1);
         let mut v = view(&w, 0);
         v.can_spawn = false;

@@ -37,7 +37,11 @@ impl Algo for Spare2 {
                 return Decision::Hold;
             }
             let n = self.common.step().min(want - idle).min(pool.free());
-            return if n > 0 { Decision::Spawn(n) } else { Decision::Hold };
+            return if n > 0 {
+                Decision::Spawn(n)
+            } else {
+                Decision::Hold
+            };
         }
         if idle > want {
             self.idle_checks += 1;
@@ -76,20 +80,39 @@ mod tests {
         for x in w.iter_mut().take(3) {
             x.busy = true;
         }
-        assert_eq!(a.decide(&view(&w, 0), 0, &mut Log::default()), Decision::Spawn(2));
+        assert_eq!(
+            a.decide(&view(&w, 0), 0, &mut Log::default()),
+            Decision::Spawn(2)
+        );
         w[0].busy = false;
-        assert_eq!(a.decide(&view(&w, 0), 0, &mut Log::default()), Decision::Spawn(1));
+        assert_eq!(
+            a.decide(&view(&w, 0), 0, &mut Log::default()),
+            Decision::Spawn(1)
+        );
     }
 
     #[test]
     fn cheaps_after_cheaper_idle_checks() {
         let mut a = algo();
         let w = pool(8, 5);
-        let got: Vec<_> = (0..4).map(|_| a.decide(&view(&w, 0), 0, &mut Log::default())).collect();
-        assert_eq!(got, [Decision::Hold, Decision::Hold, Decision::Cheap(1), Decision::Hold]);
+        let got: Vec<_> = (0..4)
+            .map(|_| a.decide(&view(&w, 0), 0, &mut Log::default()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Decision::Hold,
+                Decision::Hold,
+                Decision::Cheap(1),
+                Decision::Hold
+            ]
+        );
         // Exactly `cheaper` idle resets the count.
         let w2 = pool(8, 2);
-        assert_eq!(a.decide(&view(&w2, 0), 0, &mut Log::default()), Decision::Hold);
+        assert_eq!(
+            a.decide(&view(&w2, 0), 0, &mut Log::default()),
+            Decision::Hold
+        );
         assert_eq!(a.idle_checks, 0);
     }
 }

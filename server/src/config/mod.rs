@@ -5,6 +5,7 @@
 //! said and where; [`Config`] is typed. Later scalar occurrences override
 //! earlier ones and list options accumulate, as in uWSGI.
 
+pub mod cheaper;
 pub mod expand;
 pub mod options;
 pub mod sources;
@@ -75,6 +76,12 @@ pub struct Config {
     pub log_style: LogStyle,
     /// Log a line per request.
     pub request_logging: bool,
+    /// Worker autoscaling, when `cheaper` is set.
+    pub cheaper: Option<cheaper::CheaperConfig>,
+    /// How often the master checks the pool.
+    pub check_interval: Duration,
+    /// Master FIFOs.
+    pub master_fifo: Vec<PathBuf>,
 }
 
 impl Default for Config {
@@ -102,6 +109,9 @@ impl Default for Config {
             reload_mercy: Duration::from_secs(30),
             log_style: LogStyle::Text,
             request_logging: true,
+            cheaper: None,
+            check_interval: Duration::from_secs(1),
+            master_fifo: Vec::new(),
         }
     }
 }
@@ -144,6 +154,7 @@ impl Config {
         let mut module: Option<(String, Origin)> = None;
         let mut file: Option<PathBuf> = None;
         let mut callable = String::from("application");
+        let mut ch = cheaper::Raw::default();
         for (i, o) in raw.iter().enumerate() {
             let Some(spec) = o.spec else {
                 if used.contains(&i) {
@@ -222,6 +233,27 @@ impl Config {
                     )),
                 },
                 "disable-logging" => c.request_logging = !flag,
+                "cheaper" => ch.cheaper = Some(number()?),
+                "cheaper-initial" => ch.initial = Some(number()?),
+                "cheaper-step" => ch.step = number()?,
+                "cheaper-overload" => ch.overload = Some(number()?),
+                "cheaper-algo" => ch.algo = Some(v.trim().to_owned()),
+                "check-interval" => {
+                    c.check_interval = Duration::from_secs(bounded(number()?, 1, 3600).map_err(invalid)?)
+                }
+                "cheaper-busyness-max" => ch.busyness.max = number()?,
+                "cheaper-busyness-min" => ch.busyness.min = number()?,
+                "cheaper-busyness-multiplier" => ch.busyness.multiplier = number()?,
+                "cheaper-busyness-penalty" => ch.busyness.penalty = number()?,
+                "cheaper-busyness-verbose" => ch.busyness.verbose = flag,
+                "cheaper-busyness-backlog-alert" => ch.busyness.backlog_alert = number()?,
+                "cheaper-busyness-backlog-multiplier" => ch.busyness.backlog_multiplier = number()?,
+                "cheaper-busyness-backlog-step" => ch.busyness.backlog_step = number()?,
+                "cheaper-busyness-backlog-nonzero" => ch.busyness.backlog_nonzero = number()?,
+                "cheaper-rss-limit-soft" => ch.rss_soft = number()?,
+                "cheaper-rss-limit-hard" => ch.rss_hard = number()?,
+                "cheaper-idle" => ch.idle = Some(number()?),
+                "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
                 other => {
                     return Err(ConfigError::Unsupported {
                         name: other.to_owned(),
@@ -231,12 +263,14 @@ impl Config {
                 }
             }
         }
+        c.cheaper = cheaper::validate(ch, c.processes, &mut warnings).map_err(ConfigError::Rule)?;
         // Paths are relative to where rwsgi was started, before any chdir.
         let cwd = std::env::current_dir().unwrap_or_default();
         let abs = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
         c.home = c.home.map(abs);
         c.chdir = c.chdir.map(abs);
         c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
+        c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
         let file = file.map(abs);
         c.app = match (module, file) {
             (Some((m, origin)), _) => Some(value::parse_module(&m, &callable).map_err(

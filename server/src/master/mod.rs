@@ -7,6 +7,7 @@
 //! Deliberate difference from uWSGI 2.0: SIGTERM is a graceful shutdown (what
 //! container runtimes and Kubernetes expect), not a reload.
 
+pub mod fifo;
 pub mod supervisor;
 
 use std::sync::Arc;
@@ -80,7 +81,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     }
     drop_privileges(&config)?;
 
-    let pool = Pool::new(config.listen as usize);
+    let pool = Pool::new(config.listen as usize, config.processes);
     let (ready_tx, ready_rx) = oneshot::channel();
     let (sup_tx, sup_rx) = mpsc::channel(4);
     let sup = Supervisor::new(
@@ -88,6 +89,15 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             args,
             processes: config.processes,
             threads: config.threads,
+            cheaper: config.cheaper.clone(),
+            check_interval: config.check_interval,
+            tcp_listeners: bound
+                .iter()
+                .filter_map(|b| match &b.listener {
+                    Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
+                    Listener::Unix(..) => None,
+                })
+                .collect(),
             need_app: config.need_app,
         },
         pool.clone(),
@@ -121,6 +131,23 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     }
     drop(ready_rx);
 
+    let (fifo_tx, mut fifo_rx) = mpsc::channel(16);
+    for path in &config.master_fifo {
+        tokio::spawn(fifo::serve(path.clone(), fifo_tx.clone()));
+    }
+    drop(fifo_tx);
+    let sup_fifo = sup_tx.clone();
+    let fifo_loop = async move {
+        while let Some(cmd) = fifo_rx.recv().await {
+            match cmd {
+                fifo::Command::Delta(d) => {
+                    let _ = sup_fifo.send(Request::Delta(d)).await;
+                }
+                fifo::Command::Shutdown => return,
+            }
+        }
+        std::future::pending::<()>().await
+    };
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;
@@ -128,6 +155,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         _ = term.recv() => None,
         _ = int.recv() => None,
         _ = quit.recv() => None,
+        _ = fifo_loop => None,
         res = &mut sup_task => Some(match res {
             Ok(Outcome::NoApp) => crate::prototype::EXIT_NO_APP,
             Ok(Outcome::Failed) => {

@@ -27,6 +27,8 @@ use crate::control::{self, Received};
 use crate::dispatch::{Pool, WorkerConn};
 use crate::ipc::Control;
 
+mod scaling;
+
 /// Environment variable that makes the binary run as the prototype.
 pub const ROLE_ENV: &str = "RWSGI_ROLE";
 /// Environment variable with the prototype's control fd.
@@ -37,11 +39,15 @@ pub const CONTROL_FD_ENV: &str = "RWSGI_CONTROL_FD";
 pub enum Request {
     /// Stop everything; reply when all children are gone.
     Stop(oneshot::Sender<()>),
+    /// One worker more (+1) or fewer (-1): the master FIFO's `+` and `-`.
+    Delta(i64),
 }
 
 /// One worker slot.
 #[derive(Debug, Default)]
 struct Slot {
+    /// Not running on purpose: never spawned under `cheaper`, or cheaped.
+    cheaped: bool,
     pid: i32,
     alive: Option<Arc<AtomicBool>>,
     pending: Option<Vec<OwnedFd>>,
@@ -67,6 +73,12 @@ pub struct Settings {
     pub threads: usize,
     /// Exit when the app cannot be loaded.
     pub need_app: bool,
+    /// Worker autoscaling.
+    pub cheaper: Option<crate::config::cheaper::CheaperConfig>,
+    /// How often to check the pool.
+    pub check_interval: Duration,
+    /// TCP listeners, whose accept queues count in the backlog.
+    pub tcp_listeners: Vec<std::os::fd::RawFd>,
 }
 
 /// Why the supervisor stopped on its own.
@@ -92,6 +104,12 @@ pub struct Supervisor {
     proto_ready: bool,
     ready_tx: Option<oneshot::Sender<()>>,
     stopping: bool,
+    /// The cheaper algorithm, made when the first workers are up.
+    algo: Option<Box<dyn crate::cheaper::Algo>>,
+    /// Master FIFO `+`/`-` not applied yet.
+    fifo_delta: i64,
+    /// The origin of the algorithms' microsecond clock.
+    epoch: Instant,
 }
 
 impl Supervisor {
@@ -109,6 +127,9 @@ impl Supervisor {
             proto_ready: false,
             ready_tx: Some(ready),
             stopping: false,
+            algo: None,
+            fifo_delta: 0,
+            epoch: Instant::now(),
         }
     }
 
@@ -130,6 +151,8 @@ impl Supervisor {
             tracing::error!(event = "prototype_failed", cause = %e, "cannot start the prototype");
             return Outcome::Failed;
         }
+        let mut tick = tokio::time::interval(self.settings.check_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_respawn = self.slots.iter().filter_map(|s| s.respawn_at).min();
             let sleep = async {
@@ -156,8 +179,16 @@ impl Supervisor {
                 }
                 _ = sigchld.recv() => self.reap(),
                 _ = sleep => self.respawn_due(),
+                _ = tick.tick() => self.on_tick(),
                 cmd = commands.recv() => {
-                    let done = cmd.map(|Request::Stop(done)| done);
+                    let done = match cmd {
+                        Some(Request::Delta(d)) => {
+                            self.fifo_delta += d;
+                            continue;
+                        }
+                        Some(Request::Stop(done)) => Some(done),
+                        None => None,
+                    };
                     self.stop(&mut sigchld).await;
                     if let Some(done) = done { let _ = done.send(()); }
                     return Outcome::Stopped;
@@ -221,8 +252,24 @@ impl Supervisor {
                 if !ok && self.settings.need_app {
                     return Some(Outcome::NoApp);
                 }
+                let first_time = self
+                    .slots
+                    .iter()
+                    .all(|s| !s.spawned_once && s.pending.is_none());
+                if first_time {
+                    // Under `cheaper`, only `cheaper-initial` slots start.
+                    let initial = self
+                        .settings
+                        .cheaper
+                        .as_ref()
+                        .map_or(self.slots.len(), |c| c.initial);
+                    for (i, s) in self.slots.iter_mut().enumerate() {
+                        s.cheaped = i >= initial;
+                    }
+                }
                 for i in 0..self.slots.len() {
-                    if self.slots[i].alive.is_none() && self.slots[i].pending.is_none() {
+                    let s = &self.slots[i];
+                    if !s.cheaped && s.alive.is_none() && s.pending.is_none() {
                         self.spawn(i);
                     }
                 }
@@ -331,8 +378,9 @@ impl Supervisor {
                 alive: alive.clone(),
             });
         }
-        if self.slots.iter().all(|s| s.alive.is_some()) {
+        if self.slots.iter().all(|s| s.cheaped || s.alive.is_some()) {
             if let Some(tx) = self.ready_tx.take() {
+                self.start_algo();
                 tracing::info!(
                     event = "workers_ready",
                     workers = self.slots.len(),
@@ -362,6 +410,20 @@ impl Supervisor {
         s.pid = 0;
         s.pending = None;
         if self.stopping {
+            return;
+        }
+        if s.cheaped {
+            tracing::info!(
+                event = "worker_killed",
+                worker = slot,
+                pid,
+                "worker {slot} killed successfully (pid: {pid})"
+            );
+            tracing::info!(
+                event = "cheaped",
+                worker = slot,
+                "uWSGI worker {slot} cheaped."
+            );
             return;
         }
         if status < 0 {

@@ -217,6 +217,8 @@ fn serve_spawns(control: &OwnedFd) -> Exit {
                 );
             }
             Err(nix::errno::Errno::EINTR) => {}
+            // The master closed the control socket with a message unread.
+            Err(nix::errno::Errno::ECONNRESET) => return Exit::Done(0),
             Err(e) => {
                 tracing::error!(event = "control_failed", cause = %e, "control socket failed");
                 return Exit::Done(1);
