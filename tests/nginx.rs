@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
-struct Nginx {
+pub(crate) struct Nginx {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: std::path::PathBuf,
 }
 
@@ -34,7 +34,12 @@ fn nginx_bin() -> String {
     panic!("nginx is not installed: run ./test.sh, which installs it");
 }
 
-fn start_nginx(s: &Server) -> Nginx {
+pub(crate) fn start_nginx(s: &Server) -> Nginx {
+    start_nginx_for(s, &s.dir.join("app.sock"))
+}
+
+/// nginx in front of a unix socket at `unix` (and `s`'s TCP uwsgi socket).
+pub(crate) fn start_nginx_for(s: &Server, unix: &std::path::Path) -> Nginx {
     let dir = s.dir.join("nginx");
     std::fs::create_dir_all(&dir).unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -47,8 +52,11 @@ fn start_nginx(s: &Server) -> Nginx {
         .replace("@PREFIX@", dir.to_str().unwrap())
         .replace("@CONF@", root().join("nginx").to_str().unwrap())
         .replace("@PORT@", &port.to_string())
-        .replace("@UNIX@", s.dir.join("app.sock").to_str().unwrap())
-        .replace("@TCP@", &s.uwsgi.unwrap().to_string());
+        .replace("@UNIX@", unix.to_str().unwrap())
+        .replace(
+            "@TCP@",
+            &s.uwsgi.map_or("127.0.0.1:9".to_owned(), |a| a.to_string()),
+        );
     let path = dir.join("nginx.conf");
     std::fs::write(&path, conf).unwrap();
     let child = Command::new(nginx_bin())

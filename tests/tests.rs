@@ -3,6 +3,8 @@
 
 mod harness;
 
+/// `rwsgi bundle` and the bundle run under chroot as 65534.
+mod bundle;
 /// The cheaper subsystem: workers follow the load; the master FIFO.
 mod cheaper;
 /// The HTTP listener: keep-alive, chunking, limits, big bodies.

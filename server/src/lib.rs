@@ -11,6 +11,7 @@
 //! The master and the workers talk over [`ipc`] frames; the master and the
 //! prototype over [`control`] messages.
 
+pub mod bundle;
 pub mod cheaper;
 pub mod config;
 pub mod control;

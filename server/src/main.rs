@@ -10,6 +10,16 @@ use rwsgi::master::supervisor::{CONTROL_FD_ENV, ROLE_ENV};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("bundle") {
+        rwsgi::telemetry::init(LogStyle::Text);
+        return match rwsgi::bundle::run(&args[1..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("rwsgi bundle: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let (config, warnings) = match Config::load(&args, env) {
         Ok(Command::Serve(c, w)) => (*c, w),

@@ -85,6 +85,11 @@ impl Server {
                 cmd.env_remove(k);
             }
         }
+        Server::spawn(cmd, dir, wait)
+    }
+
+    /// Runs `cmd` (which must make rwsgi log JSON to stderr) as the server.
+    pub fn spawn(mut cmd: Command, dir: PathBuf, wait: bool) -> Server {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

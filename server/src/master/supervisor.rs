@@ -34,6 +34,18 @@ pub const ROLE_ENV: &str = "RWSGI_ROLE";
 /// Environment variable with the prototype's control fd.
 pub const CONTROL_FD_ENV: &str = "RWSGI_CONTROL_FD";
 
+/// This binary's path: `/proc/self/exe`, or an absolute `argv[0]` where
+/// `/proc` is not mounted (a bare chroot).
+pub fn self_exe() -> std::io::Result<std::path::PathBuf> {
+    std::env::current_exe().or_else(|e| {
+        std::env::args_os()
+            .next()
+            .map(std::path::PathBuf::from)
+            .filter(|p| p.is_absolute())
+            .ok_or(e)
+    })
+}
+
 /// Commands from the master loop.
 #[derive(Debug)]
 pub enum Request {
@@ -210,7 +222,7 @@ impl Supervisor {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
         )?;
         let fd = proto_end.as_raw_fd();
-        let mut cmd = Command::new(std::env::current_exe()?);
+        let mut cmd = Command::new(self_exe()?);
         cmd.args(&self.settings.args)
             .env(ROLE_ENV, "prototype")
             .env(CONTROL_FD_ENV, fd.to_string())

@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod input;
 pub mod support;
+pub mod trace;
 pub mod wsgi;
 
 use std::cell::RefCell;
@@ -67,6 +68,7 @@ fn serve_one(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i
                 return EXIT_CHANNEL;
             }
         };
+        let trace = trace::target();
         let mut requests: u64 = 0;
         loop {
             let frame = chan.borrow_mut().read_frame(py);
@@ -103,6 +105,12 @@ fn serve_one(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i
             if let Err(e) = c.flush(py) {
                 tracing::debug!(event = "channel_failed", cause = %e, "worker channel failed");
                 return EXIT_CHANNEL;
+            }
+            drop(c);
+            if let Some(path) = &trace {
+                if let Err(e) = trace::write(py, path) {
+                    tracing::error!(event = "trace_failed", cause = %e, "cannot write the trace");
+                }
             }
         }
     })
