@@ -67,7 +67,9 @@ def cpu_seconds(pids):
 
 
 def memory(pids):
-    """(PSS, RSS, anonymous) in KiB summed over the processes."""
+    """(PSS, RSS, anonymous) in KiB summed over the processes. Anonymous is
+    the sum of Pss_Anon: each anonymous page once, however many processes
+    share it copy-on-write, which is what a cgroup (`docker stats`) counts."""
     pss = rss = anon = 0
     for p in pids:
         try:
@@ -77,7 +79,7 @@ def memory(pids):
                     pss += int(v.split()[0])
                 elif k == "Rss":
                     rss += int(v.split()[0])
-                elif k == "Anonymous":
+                elif k == "Pss_Anon":
                     anon += int(v.split()[0])
         except OSError:
             pass
