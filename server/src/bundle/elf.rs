@@ -16,16 +16,20 @@ pub struct Needs {
     pub runpath: Vec<String>,
 }
 
+fn bytes_at<const N: usize>(b: &[u8], o: usize) -> Option<[u8; N]> {
+    b.get(o..o.checked_add(N)?)?.try_into().ok()
+}
+
 fn u16_at(b: &[u8], o: usize) -> Option<u16> {
-    Some(u16::from_le_bytes(b.get(o..o + 2)?.try_into().ok()?))
+    Some(u16::from_le_bytes(bytes_at(b, o)?))
 }
 
 fn u32_at(b: &[u8], o: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(o..o + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(bytes_at(b, o)?))
 }
 
 fn u64_at(b: &[u8], o: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(o..o + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(bytes_at(b, o)?))
 }
 
 fn cstr_at(b: &[u8], o: usize) -> Option<String> {
@@ -49,9 +53,9 @@ pub fn parse(b: &[u8]) -> Option<Needs> {
     for i in 0..phnum {
         let ph = phoff.checked_add(i.checked_mul(phentsize)?)?;
         let p_type = u32_at(b, ph)?;
-        let offset = u64_at(b, ph + 8)?;
-        let vaddr = u64_at(b, ph + 16)?;
-        let filesz = u64_at(b, ph + 32)?;
+        let offset = u64_at(b, ph.checked_add(8)?)?;
+        let vaddr = u64_at(b, ph.checked_add(16)?)?;
+        let filesz = u64_at(b, ph.checked_add(32)?)?;
         match p_type {
             1 => loads.push((vaddr, offset, filesz)),
             2 => dynamic = Some((offset, filesz)),
@@ -65,11 +69,14 @@ pub fn parse(b: &[u8]) -> Option<Needs> {
     let mut strtab_vaddr = None;
     let mut needed_offsets = Vec::new();
     let mut runpath_offsets = Vec::new();
-    let count = usize::try_from(dyn_size / 16).ok()?;
+    // A dynamic section has a few dozen entries; a larger count is garbage.
+    let count = usize::try_from(dyn_size / 16).ok()?.min(4096);
     for i in 0..count {
-        let e = usize::try_from(dyn_off).ok()?.checked_add(i * 16)?;
+        let e = usize::try_from(dyn_off)
+            .ok()?
+            .checked_add(i.checked_mul(16)?)?;
         let tag = u64_at(b, e)?;
-        let val = u64_at(b, e + 8)?;
+        let val = u64_at(b, e.checked_add(8)?)?;
         match tag {
             0 => break,
             1 => needed_offsets.push(val),
@@ -81,8 +88,8 @@ pub fn parse(b: &[u8]) -> Option<Needs> {
     let strtab_vaddr = strtab_vaddr?;
     let strtab = loads
         .iter()
-        .find(|(v, _, size)| strtab_vaddr >= *v && strtab_vaddr < v + size)
-        .map(|(v, off, _)| strtab_vaddr - v + off)?;
+        .find(|(v, _, size)| strtab_vaddr >= *v && strtab_vaddr - v < *size)
+        .and_then(|(v, off, _)| (strtab_vaddr - v).checked_add(*off))?;
     let string = |o: u64| cstr_at(b, usize::try_from(strtab.checked_add(o)?).ok()?);
     needs.needed = needed_offsets.into_iter().filter_map(string).collect();
     needs.runpath = runpath_offsets
@@ -163,8 +170,15 @@ mod tests {
         let mut fake = b"\x7fELF\x02\x01".to_vec();
         fake.resize(64, 0xff);
         assert_eq!(parse(&fake), None);
-        let mut truncated = std::fs::read(std::env::current_exe().unwrap()).unwrap();
-        truncated.truncate(200);
-        let _ = parse(&truncated);
+        let whole = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+        for len in [0, 7, 63, 64, 200, 4096] {
+            let _ = parse(&whole[..len.min(whole.len())]);
+        }
+        // Every byte of the header flipped to 0xff in turn.
+        for i in 0..64 {
+            let mut broken = whole[..8192.min(whole.len())].to_vec();
+            broken[i] = 0xff;
+            let _ = parse(&broken);
+        }
     }
 }
