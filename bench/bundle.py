@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from run import BENCH, ROOT, RWSGI, VENV, free_port, memory, tree, wait_http
+from common import BENCH, ROOT, RWSGI, VENV, free_port, memory, tree, wait_http
 
 EXAMPLE = ROOT / "examples/flask_hello"
 

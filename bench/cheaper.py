@@ -20,7 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from run import APPS, BENCH, RWSGI, VENV, free_port, tree, wait_http  # noqa: E402
+from common import APPS, BENCH, RWSGI, VENV, free_port, tree, wait_http  # noqa: E402
 
 OPTIONS = [
     "--processes", "16", "--cheaper", "2", "--cheaper-algo", "busyness", "--cheaper-overload", "1",
