@@ -150,10 +150,11 @@ def nginx_conf(dirpath, port, unix):
 
 
 
-def ab(port, conns, requests):
-    """ApacheBench: HTTP/1.0, a new connection per request."""
-    out = subprocess.run(["ab", "-q", "-n", str(requests), "-c", str(conns), f"http://127.0.0.1:{port}/"],
-                         capture_output=True, text=True).stdout
+def ab(port, conns, seconds):
+    """ApacheBench: HTTP/1.0, a new connection per request, for `seconds`."""
+    requests = 1000000
+    out = subprocess.run(["ab", "-q", "-t", str(seconds), "-n", str(requests), "-c", str(conns),
+                          f"http://127.0.0.1:{port}/"], capture_output=True, text=True).stdout
     m = re.search(r"Requests per second:\s+([\d.]+)", out)
     if not m:
         return {"rps": 0.0, "requests": 0, "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": requests}

@@ -85,7 +85,7 @@ class Running:
 
 def load(port, client, seconds):
     if client == "ab":
-        return ab(port, 20, max(1000, seconds * 2000))
+        return ab(port, 20, seconds)
     conns = int(client.removeprefix("wrk"))
     return wrk(port, conns, seconds)
 

@@ -175,6 +175,7 @@ fn a_module_the_trace_missed_fails_clearly_and_can_be_included() {
     for extra in [
         &["--include-module", "fractions"][..],
         &["--stdlib", "full"][..],
+        &["--stdlib", "full", "--zip"][..],
     ] {
         let b = bundle(extra);
         let s = start(&b, &[]);

@@ -36,7 +36,8 @@ pub struct Args {
     pub include_file: Vec<PathBuf>,
     /// Standard library mode.
     pub stdlib: Stdlib,
-    /// Put the standard library in `python311.zip`.
+    /// Put the standard library in a deflated `python311.zip` (CPython
+    /// imports from it; Debian's CPython has zlib built in).
     pub zip: bool,
 }
 

@@ -51,7 +51,7 @@ for src, dst in job['compile']:
     py_compile.compile(src, cfile=dst, dfile=src, doraise=True, invalidation_mode=mode)
 z = job.get('zip')
 if z:
-    with zipfile.ZipFile(z['path'], 'w', zipfile.ZIP_STORED) as zf, tempfile.TemporaryDirectory() as tmp:
+    with zipfile.ZipFile(z['path'], 'w', zipfile.ZIP_DEFLATED) as zf, tempfile.TemporaryDirectory() as tmp:
         for src, arc in z['entries']:
             out = os.path.join(tmp, 'x.pyc')
             py_compile.compile(src, cfile=out, dfile=src, doraise=True, invalidation_mode=mode)
