@@ -62,8 +62,10 @@ def main():
         venv = Path(tmp) / "venv"
         subprocess.run(["/usr/bin/python3.11", "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin/pip"), "install", "-q", "-r", str(EXAMPLE / "requirements.txt")], check=True)
+        no_ssl = ["--exclude-module", "_ssl", "--exclude-module", "_hashlib"]
         for label, extra in [("traced (default)", []),
-                             ("traced, without OpenSSL", ["--exclude-module", "_ssl", "--exclude-module", "_hashlib"])]:
+                             ("traced, without OpenSSL", no_ssl),
+                             ("traced, without OpenSSL, stdlib zipped", [*no_ssl, "--zip"])]:
             b = Path(tmp) / f"bundle-{len(rows)}"
             subprocess.run([str(RWSGI), "bundle", "--module", "app:app", "--chdir", str(EXAMPLE), "--virtualenv",
                             str(venv), "--out", str(b), *extra], check=True, stdout=subprocess.DEVNULL)

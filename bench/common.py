@@ -1,17 +1,10 @@
 """Helpers shared by the benchmark scripts: process trees, CPU time and
 memory from /proc, free ports, readiness, wrk and ab runs, nginx config."""
-import argparse
-import json
 import os
-import platform
 import re
-import shutil
 import signal
 import socket
-import statistics
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -93,28 +86,29 @@ def wait_http(port, path="/", timeout=30):
     raise RuntimeError(f"nothing answered on port {port}")
 
 
-class Server:
-    """A server under test: how to start it, HTTP or behind nginx."""
+class Running:
+    """A server process in its own session, stopped with SIGINT (SIGKILL
+    after 10 s); usable as a context manager."""
 
-    def __init__(self, name, argv, port=None, unix=None, env=None):
-        self.name, self.argv, self.port, self.unix, self.env = name, argv, port, unix, env
-        self.proc = None
-
-    def start(self):
+    def __init__(self, argv, cwd=None):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("UWSGI_", "RWSGI_"))}
-        env.update(self.env or {})
-        self.proc = subprocess.Popen(self.argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        return self
+        self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
+        if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
 
 
 def wrk(port, conns, seconds):

@@ -25,8 +25,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from common import (BENCH, RWSGI, VENV, ab, cpu_seconds, free_port, memory, nginx_conf,  # noqa: E402
-                    tree, wait_http, wrk)
+from common import (BENCH, RWSGI, VENV, Running, ab, cpu_seconds, free_port, memory,  # noqa: E402
+                    nginx_conf, tree, wait_http, wrk)
 
 APPS = BENCH / "apps"
 APP_MODULES = {
@@ -59,28 +59,6 @@ def command(server, app, workers, bind, extra=()):
         return [str(VENV / "bin/granian"), "--interface", "wsgi", "--workers", str(workers), "--host", "127.0.0.1",
                 "--port", str(where), "--no-log", "--working-dir", str(APPS), module]
     raise ValueError(server)
-
-
-class Running:
-    def __init__(self, argv):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("UWSGI_", "RWSGI_"))}
-        self.proc = subprocess.Popen(argv, env=env, cwd=APPS, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        self.stop()
 
 
 def load(port, client, seconds):
@@ -131,7 +109,7 @@ def serving(args, tmp):
             for client in args.clients:
                 for server in SERVERS:
                     port = free_port()
-                    with Running(command(server, app, 2, ("http", port))) as s:
+                    with Running(cwd=APPS, argv=command(server, app, 2, ("http", port))) as s:
                         wait_http(port)
                         r = measured(s.proc.pid, port, client, args.seconds)
                     results.setdefault(("http", app, client, server), []).append(r)
@@ -140,7 +118,7 @@ def serving(args, tmp):
                     continue
                 for server in NGINX_SERVERS:
                     sock = Path(tmp) / f"{server}-{rep}-{app}-{client}.sock"
-                    with Running(command(server, app, 2, ("unix", sock))) as s:
+                    with Running(cwd=APPS, argv=command(server, app, 2, ("unix", sock))) as s:
                         ng, nport = nginx(tmp, server, sock, f"{server}-{rep}-{app}-{client}")
                         try:
                             wait_http(nport)
@@ -158,7 +136,7 @@ def memory_curve(args):
     for server in SERVERS:
         for n in args.workers:
             port = free_port()
-            with Running(command(server, "flask_hello", n, ("http", port))) as s:
+            with Running(cwd=APPS, argv=command(server, "flask_hello", n, ("http", port))) as s:
                 wait_http(port)
                 time.sleep(1.5)
                 idle = memory(tree(s.proc.pid))
@@ -177,7 +155,7 @@ def startup(args):
         for _ in range(3):
             port = free_port()
             t0 = time.monotonic()
-            with Running(command(server, "flask_hello", 4, ("http", port))):
+            with Running(cwd=APPS, argv=command(server, "flask_hello", 4, ("http", port))):
                 wait_http(port, timeout=60)
                 times.append(time.monotonic() - t0)
         out[server] = statistics.median(times)
@@ -193,7 +171,7 @@ def spawn_latency(tmp):
         fifo = Path(tmp) / f"{server}.fifo"
         port = free_port()
         extra = ["--cheaper", "1", "--cheaper-algo", "manual", "--master-fifo", str(fifo)]
-        with Running(command(server, "flask_hello", 8, ("http", port), extra)) as s:
+        with Running(cwd=APPS, argv=command(server, "flask_hello", 8, ("http", port), extra)) as s:
             wait_http(port)
             time.sleep(1)
             for _ in range(5):

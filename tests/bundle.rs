@@ -50,16 +50,6 @@ fn start(bundle: &Path, extra: &[&str]) -> Server {
     Server::spawn(cmd, dir, true)
 }
 
-fn uid_of(pid: i64) -> u32 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .unwrap()
-        .to_owned();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 fn all_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![root.to_path_buf()];

@@ -237,19 +237,6 @@ fn privileges_are_dropped_after_binding() {
         &["--uid", "nobody", "--gid", "65534", "--chmod-socket", "666"],
     );
     assert_eq!(get(s.http.unwrap(), "/").status, 200);
-    let uid_of = |pid: i64| {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("Uid:"))
-            .unwrap()
-            .to_owned();
-        line.split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse::<u32>()
-            .unwrap()
-    };
     assert_eq!(uid_of(s.pid() as i64), 65534);
     for e in s
         .events("spawned")

@@ -441,3 +441,14 @@ pub fn serve_app(callable: &str, listeners: &[&str], extra: &[&str]) -> Server {
     args.extend_from_slice(extra);
     Server::start(&args)
 }
+
+/// The real uid of a process, from /proc.
+pub fn uid_of(pid: i64) -> u32 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_owned();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
