@@ -382,3 +382,126 @@ fn a_client_that_leaves_does_not_cost_the_worker() {
     assert!(s.events("worker_died").is_empty(), "a worker died");
     assert!(s.events("respawned").is_empty(), "a worker was respawned");
 }
+
+#[test]
+fn the_stats_server_speaks_uwsgis_json() {
+    let s = serve_app(
+        "raises",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--processes",
+            "4",
+            "--cheaper",
+            "1",
+            "--cheaper-initial",
+            "2",
+            "--stats",
+            "{dir}/stats.sock",
+        ],
+    );
+    let addr = s.http.unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(addr, "/before").status, 500);
+    }
+    let mut c = std::os::unix::net::UnixStream::connect(s.dir.join("stats.sock")).unwrap();
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut c, &mut raw).unwrap();
+    assert!(raw.starts_with("{\n\t\"version\":"), "{raw}");
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(
+        keys,
+        [
+            "version",
+            "listen_queue",
+            "listen_queue_errors",
+            "signal_queue",
+            "load",
+            "pid",
+            "uid",
+            "gid",
+            "cwd",
+            "locks",
+            "sockets",
+            "workers"
+        ]
+    );
+    assert_eq!(v["pid"], s.pid());
+    assert_eq!(v["sockets"][0]["proto"], "http");
+    let workers = v["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 4, "every configured slot is listed");
+    let spawned: Vec<i64> = s
+        .events("spawned")
+        .iter()
+        .map(|e| e["pid"].as_i64().unwrap())
+        .collect();
+    for (i, w) in workers.iter().enumerate() {
+        if i < 2 {
+            assert_eq!(w["id"], i + 1);
+            assert!(spawned.contains(&w["pid"].as_i64().unwrap()));
+            assert_eq!(w["status"], "idle");
+            assert_eq!(w["respawn_count"], 1);
+            assert!(w["rss"].as_u64().unwrap() > 0);
+            assert_eq!(w["cores"].as_array().unwrap().len(), 1);
+        } else {
+            // Never spawned: id 0, pid 0, "cheap", as uWSGI shows them.
+            assert_eq!(
+                (w["id"].as_i64(), w["pid"].as_i64(), w["status"].as_str()),
+                (Some(0), Some(0), Some("cheap"))
+            );
+        }
+    }
+    let total: u64 = workers
+        .iter()
+        .map(|w| w["requests"].as_u64().unwrap())
+        .sum();
+    let exceptions: u64 = workers
+        .iter()
+        .map(|w| w["exceptions"].as_u64().unwrap())
+        .sum();
+    assert_eq!((total, exceptions), (3, 3));
+    drop(s);
+    // stats-http: exactly the headers the Prometheus exporter accepts.
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--stats", "127.0.0.1:0", "--stats-http", "--stats-minified"],
+    );
+    let name = s.events("stats_bound")[0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = get(name.parse().unwrap(), "/");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(!String::from_utf8_lossy(&r.body).contains('\t'));
+    assert_eq!(r.json()["workers"][0]["id"], 1);
+}
+
+#[test]
+fn requests_abandoned_in_the_queue_do_not_fill_it() {
+    let s = serve_app(
+        "slow",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "1", "--listen", "3"],
+    );
+    let addr = s.http.unwrap();
+    let busy = std::thread::spawn(move || get(addr, "/?1"));
+    std::thread::sleep(Duration::from_millis(200));
+    // Ten clients queue behind it and give up.
+    for _ in 0..10 {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.write_all(b"GET /?0 HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        drop(c);
+    }
+    assert_eq!(busy.join().unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(300));
+    // The queue is empty again: three clients at once are all served.
+    let clients: Vec<_> = (0..3)
+        .map(|_| std::thread::spawn(move || get(addr, "/?0.2")))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap().status, 200);
+    }
+}

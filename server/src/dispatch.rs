@@ -15,7 +15,7 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::net::UnixStream;
 use tokio::sync::Semaphore;
@@ -27,6 +27,8 @@ pub struct WorkerConn {
     pub slot: u32,
     /// Its pid.
     pub pid: i32,
+    /// Which of the worker's threads this channel serves.
+    pub core: u16,
     /// The master's end of the request channel.
     pub stream: UnixStream,
     /// Cleared by the supervisor when the process exits.
@@ -42,22 +44,7 @@ pub enum Unavailable {
     Closed,
 }
 
-/// Busy accounting for one slot.
-#[derive(Debug, Clone, Copy, Default)]
-struct SlotBusy {
-    in_flight: u32,
-    since: Option<Instant>,
-    total: Duration,
-}
-
-/// One slot's busy state at an instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BusySample {
-    /// Serving now.
-    pub busy: bool,
-    /// Total busy time so far, in microseconds.
-    pub busy_us: u64,
-}
+pub use crate::stats::table::{BusySample, Done, Table};
 
 /// The pool.
 #[derive(Debug)]
@@ -67,7 +54,8 @@ pub struct Pool {
     /// Permits owed for channels taken out of `idle` by `take_idle` when
     /// their permit could not be taken back at once.
     debt: AtomicUsize,
-    busy: Mutex<Vec<SlotBusy>>,
+    /// Per-slot busy time and counters.
+    pub table: Table,
     waiting: AtomicUsize,
     max_waiting: usize,
     /// Requests served by the whole instance.
@@ -77,14 +65,14 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// An empty pool for `slots` worker slots whose queue holds at most
-    /// `max_waiting` requests.
-    pub fn new(max_waiting: usize, slots: usize) -> Arc<Pool> {
+    /// An empty pool for `slots` worker slots of `threads` channels each,
+    /// whose queue holds at most `max_waiting` requests.
+    pub fn new(max_waiting: usize, slots: usize, threads: usize) -> Arc<Pool> {
         Arc::new(Pool {
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(0),
             debt: AtomicUsize::new(0),
-            busy: Mutex::new(vec![SlotBusy::default(); slots]),
+            table: Table::new(slots, threads),
             waiting: AtomicUsize::new(0),
             max_waiting,
             total_requests: AtomicU64::new(0),
@@ -129,45 +117,7 @@ impl Pool {
 
     /// Every slot's busy state now.
     pub fn busy_samples(&self) -> Vec<BusySample> {
-        let now = Instant::now();
-        let Ok(busy) = self.busy.lock() else {
-            return Vec::new();
-        };
-        busy.iter()
-            .map(|b| {
-                let running = b
-                    .since
-                    .filter(|_| b.in_flight > 0)
-                    .map_or(Duration::ZERO, |s| now - s);
-                BusySample {
-                    busy: b.in_flight > 0,
-                    busy_us: u64::try_from((b.total + running).as_micros()).unwrap_or(u64::MAX),
-                }
-            })
-            .collect()
-    }
-
-    fn mark(&self, slot: u32, start: bool) {
-        let Ok(mut busy) = self.busy.lock() else {
-            return;
-        };
-        let Some(b) = (slot as usize).checked_sub(1).and_then(|i| busy.get_mut(i)) else {
-            return;
-        };
-        let now = Instant::now();
-        if start {
-            if b.in_flight == 0 {
-                b.since = Some(now);
-            }
-            b.in_flight += 1;
-        } else if b.in_flight > 0 {
-            b.in_flight -= 1;
-            if b.in_flight == 0 {
-                if let Some(s) = b.since.take() {
-                    b.total += now - s;
-                }
-            }
-        }
+        self.table.busy_samples()
     }
 
     /// Stops leasing: waiters and later callers get `Closed`.
@@ -180,13 +130,22 @@ impl Pool {
 
     /// Waits for an idle worker.
     pub async fn lease(self: &Arc<Self>) -> Result<Lease, Unavailable> {
+        // The count goes down when the wait ends however it ends: a request
+        // whose client leaves while it waits drops this future.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let waiting = Waiting(&self.waiting);
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            drop(waiting);
             self.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(Unavailable::QueueFull);
         }
         let res = self.lease_inner().await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        drop(waiting);
         res
     }
 
@@ -209,7 +168,7 @@ impl Pool {
             let conn = self.idle.lock().map_err(|_| Unavailable::Closed)?.pop();
             match conn {
                 Some(c) if c.alive.load(Ordering::Acquire) => {
-                    self.mark(c.slot, true);
+                    self.table.begin(c.slot, c.core);
                     return Ok(Lease {
                         pool: self.clone(),
                         conn: Some(c),
@@ -243,11 +202,23 @@ impl Lease {
         self.conn.as_ref().map_or((0, 0), |c| (c.slot, c.pid))
     }
 
-    /// Gives the worker back after a complete exchange.
-    pub fn release(mut self) {
+    /// Gives the worker back after a complete exchange, counting it.
+    pub fn finish(self, done: Done) {
+        self.give_back(Some(done));
+    }
+
+    /// Gives the worker back after an exchange that did not complete (the
+    /// client left and the rest was drained): not counted as a request.
+    pub fn release(self) {
+        self.give_back(None);
+    }
+
+    fn give_back(mut self, done: Option<Done>) {
         if let Some(c) = self.conn.take() {
-            self.pool.mark(c.slot, false);
-            self.pool.total_requests.fetch_add(1, Ordering::Relaxed);
+            self.pool.table.end(c.slot, c.core, done);
+            if done.is_some() {
+                self.pool.total_requests.fetch_add(1, Ordering::Relaxed);
+            }
             if c.alive.load(Ordering::Acquire) {
                 self.pool.add(c);
             }
@@ -265,7 +236,7 @@ impl Drop for Lease {
         // A lease dropped without `release`: the channel is discarded, and
         // the slot is no longer busy with it.
         if let Some(c) = self.conn.take() {
-            self.pool.mark(c.slot, false);
+            self.pool.table.end(c.slot, c.core, None);
         }
     }
 }

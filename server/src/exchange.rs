@@ -235,10 +235,10 @@ impl<B: BodySource> Exchange<B> {
         }
     }
 
-    /// Gives the worker back after END.
-    pub fn release(mut self) {
+    /// Gives the worker back after END, counting the request.
+    pub fn finish(mut self, done: crate::dispatch::Done) {
         if let Some(link) = self.link.take() {
-            link.lease.release();
+            link.lease.finish(done);
         }
     }
 

@@ -26,5 +26,6 @@ pub mod master;
 pub mod protocol;
 pub mod prototype;
 pub mod reqlog;
+pub mod stats;
 pub mod telemetry;
 pub mod worker;

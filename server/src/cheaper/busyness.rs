@@ -187,10 +187,23 @@ impl Busyness {
         let window = overload * SEC;
         self.tcheck = now;
         let mut total = 0u64;
+        // A worker younger than the window has no full window of busy time;
+        // counting it would dilute the average just when workers are being
+        // added (uWSGI's workers cannot tell; rwsgi's master can).
+        let seasoned = |w: &super::WorkerView| w.age_us >= window;
+        let any_seasoned = pool.workers.iter().any(|w| w.active && seasoned(w));
+        let mut counted = 0u64;
         for (i, w) in pool.workers.iter().enumerate() {
             if !w.active {
                 continue;
             }
+            if any_seasoned && !seasoned(w) {
+                if let Some(b) = self.was_busy.get_mut(i) {
+                    *b = 0;
+                }
+                continue;
+            }
+            counted += 1;
             let d = w
                 .busy_us
                 .saturating_sub(self.last_values.get(i).copied().unwrap_or(0));
@@ -226,7 +239,7 @@ impl Busyness {
                 *v = w.busy_us;
             }
         }
-        let avg = if active > 0 { total / active as u64 } else { 0 };
+        let avg = total.checked_div(counted).unwrap_or(0);
         if self.cfg.verbose {
             log.line(format!(
                 "[busyness] {overload}s average busyness of {active} worker(s) is at {avg}%"
@@ -563,6 +576,26 @@ mod tests {
         }
         assert!(log.lines.contains(&"[busyness] 2s average busyness is at 30%, 1 non-idle cycle(s), adjusting cheaper timer".to_owned()));
         assert!(log.lines.contains(&"[busyness] 2s average busyness is at 30%, 3 non-idle cycle(s), resetting cheaper timer".to_owned()));
+    }
+
+    #[test]
+    fn workers_younger_than_the_window_do_not_dilute_the_average() {
+        let mut log = Log::default();
+        let mut a = algo(&mut log);
+        // Two seasoned workers fully busy, two just spawned (idle so far).
+        let mut w = workers(4, &[2 * SEC, 2 * SEC, 0, 0]);
+        w[0].age_us = 10 * SEC;
+        w[1].age_us = 10 * SEC;
+        w[2].age_us = SEC / 10;
+        assert_eq!(a.decide(&view(&w, 0), 2 * SEC, &mut log), Decision::Hold);
+        assert!(
+            log.lines
+                .iter()
+                .any(|l| l.contains("is at 100% but we already started maximum")),
+            "{:?}",
+            log.lines
+        );
+        // Counted with the new ones it would have been 50 %: no spawn.
     }
 
     #[test]

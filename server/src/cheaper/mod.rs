@@ -35,6 +35,9 @@ pub struct WorkerView {
     pub busy: bool,
     /// Total time it has been busy, in microseconds (uWSGI's `running_time`).
     pub busy_us: u64,
+    /// How long its process has been serving, in microseconds (0 while it
+    /// starts).
+    pub age_us: u64,
 }
 
 impl WorkerView {

@@ -82,6 +82,12 @@ pub struct Config {
     pub check_interval: Duration,
     /// Master FIFOs.
     pub master_fifo: Vec<PathBuf>,
+    /// Where the stats server listens.
+    pub stats: Option<Address>,
+    /// The stats server speaks HTTP.
+    pub stats_http: bool,
+    /// Stats JSON without whitespace.
+    pub stats_minified: bool,
 }
 
 impl Default for Config {
@@ -112,6 +118,9 @@ impl Default for Config {
             cheaper: None,
             check_interval: Duration::from_secs(1),
             master_fifo: Vec::new(),
+            stats: None,
+            stats_http: false,
+            stats_minified: false,
         }
     }
 }
@@ -254,6 +263,9 @@ impl Config {
                 "cheaper-rss-limit-hard" => ch.rss_hard = number()?,
                 "cheaper-idle" => ch.idle = Some(number()?),
                 "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
+                "stats" => c.stats = Some(value::parse_address(v).map_err(invalid)?),
+                "stats-http" => c.stats_http = flag,
+                "stats-minified" => c.stats_minified = flag,
                 other => {
                     return Err(ConfigError::Unsupported {
                         name: other.to_owned(),

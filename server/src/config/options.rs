@@ -405,6 +405,28 @@ pub static OPTIONS: &[Spec] = &[
         List,
         "a FIFO taking commands: + and - (one worker more or fewer), q (graceful shutdown)",
     ),
+    // The stats server.
+    opt(
+        "stats",
+        &["stats-server"],
+        None,
+        Value,
+        "serve uWSGI's stats JSON on host:port, :port or a unix socket path",
+    ),
+    opt(
+        "stats-http",
+        &[],
+        None,
+        Flag,
+        "answer the stats socket in HTTP",
+    ),
+    opt(
+        "stats-minified",
+        &["stats-min"],
+        None,
+        Flag,
+        "stats JSON without whitespace",
+    ),
     // Logging and config.
     opt(
         "log-format",
@@ -478,7 +500,6 @@ pub static OPTIONS: &[Spec] = &[
     ),
     // Known but not supported yet: refused, so nobody runs without what they asked for.
     unsupported("harakiri", Value, "not implemented yet"),
-    unsupported("stats", Value, "not implemented yet"),
     unsupported("max-requests", Value, "not implemented yet"),
     unsupported("mount", List, "only one app per instance is supported"),
     unsupported(

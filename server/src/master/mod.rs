@@ -79,9 +79,22 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             "{} socket {i} bound to {kind} address {}", b.protocol.name(), b.name);
         bound.push(b);
     }
+    let stats_listener = match &config.stats {
+        Some(addr) => {
+            let spec = crate::config::SocketSpec {
+                address: addr.clone(),
+                protocol: Protocol::Http,
+            };
+            let b = listen::bind(&spec, config.listen, config.chmod_socket)
+                .with_context(|| format!("cannot bind the stats server on {addr}"))?;
+            tracing::info!(event = "stats_bound", name = %b.name, "stats server enabled on {}", b.name);
+            Some(b.listener)
+        }
+        None => None,
+    };
     drop_privileges(&config)?;
 
-    let pool = Pool::new(config.listen as usize, config.processes);
+    let pool = Pool::new(config.listen as usize, config.processes, config.threads);
     let (ready_tx, ready_rx) = oneshot::channel();
     let (sup_tx, sup_rx) = mpsc::channel(4);
     let sup = Supervisor::new(
@@ -118,6 +131,35 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut unix_paths = Vec::new();
     let mut accepts = Vec::new();
+    if let Some(listener) = stats_listener {
+        if let Listener::Unix(_, p) = &listener {
+            unix_paths.push(p.clone());
+        }
+        let info = crate::stats::Info {
+            sockets: bound
+                .iter()
+                .map(|b| {
+                    let fd = match &b.listener {
+                        Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
+                        Listener::Unix(..) => None,
+                    };
+                    (b.name.clone(), b.protocol.name(), fd)
+                })
+                .collect(),
+            listen: config.listen,
+            cwd: std::env::current_dir()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            minified: config.stats_minified,
+        };
+        accepts.push(tokio::spawn(crate::stats::server::serve(
+            listener,
+            pool.clone(),
+            std::sync::Arc::new(info),
+            config.stats_http,
+            config.socket_timeout,
+        )));
+    }
     for b in bound {
         if let Listener::Unix(_, p) = &b.listener {
             unix_paths.push(p.clone());

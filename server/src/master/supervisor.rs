@@ -382,10 +382,12 @@ impl Supervisor {
         s.alive = Some(alive.clone());
         s.last_spawn = Some(Instant::now());
         self.pids.insert(pid, slot);
-        for stream in streams {
+        self.pool.table.spawned(slot, pid);
+        for (core, stream) in streams.into_iter().enumerate() {
             self.pool.add(WorkerConn {
                 slot,
                 pid,
+                core: u16::try_from(core).unwrap_or(u16::MAX),
                 stream,
                 alive: alive.clone(),
             });
@@ -421,6 +423,7 @@ impl Supervisor {
         }
         s.pid = 0;
         s.pending = None;
+        self.pool.table.exited(slot, s.cheaped);
         if self.stopping {
             return;
         }

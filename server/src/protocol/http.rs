@@ -25,7 +25,7 @@ use hyper::{Request, Response, StatusCode};
 use tokio::sync::{mpsc, watch};
 
 use super::Ctx;
-use crate::dispatch::Unavailable;
+use crate::dispatch::{Done, Unavailable};
 use crate::environ::{self, ConnInfo};
 use crate::exchange::{BodySource, Event, Exchange};
 use crate::ipc;
@@ -222,7 +222,10 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             Ok(Event::Chunk(_)) | Ok(Event::Abort) => {}
             Ok(Event::End(_)) => {
                 tracing::error!(event = "no_head", "worker ended a response without a head");
-                ex.release();
+                ex.finish(Done {
+                    exception: true,
+                    tx: 0,
+                });
                 return simple(StatusCode::INTERNAL_SERVER_ERROR);
             }
             Err(e) => {
@@ -253,7 +256,10 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
                     _ => collected.concat().into(),
                 };
                 log.write(&ex, info, code, header_count, body.len() as u64);
-                ex.release();
+                ex.finish(Done {
+                    exception: info.exception,
+                    tx: body.len() as u64,
+                });
                 *response.body_mut() = RespBody::Full(Some(body));
                 return response;
             }
@@ -371,7 +377,10 @@ async fn stream_rest<B: BodySource>(
                         .await;
                 }
                 log.write(&ex, info, code, headers, sent);
-                ex.release();
+                ex.finish(Done {
+                    exception: info.exception,
+                    tx: sent,
+                });
                 return;
             }
             Ok(Event::Head(_)) => {}

@@ -245,7 +245,10 @@ where
             }
             let (_, pid) = ex.ids();
             let total = ex.total_requests() + 1;
-            ex.release();
+            ex.finish(crate::dispatch::Done {
+                exception: info.exception,
+                tx: header_bytes as u64 + body_bytes,
+            });
             // The connection closes when the halves drop (end of body = EOF
             // for nginx); no separate shutdown() call is needed.
             if aborted {

@@ -98,6 +98,12 @@ impl Supervisor {
                     active: !s.cheaped,
                     busy: b.is_some_and(|b| b.busy),
                     busy_us: b.map_or(0, |b| b.busy_us),
+                    age_us: match (&s.alive, s.last_spawn) {
+                        (Some(_), Some(t)) => {
+                            u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+                        }
+                        _ => 0,
+                    },
                 }
             })
             .collect();

@@ -1,0 +1,73 @@
+//! The stats socket: TCP or unix. Raw mode writes the document on accept
+//! without reading anything (uWSGI's default; clients read to EOF).
+//! `stats-http` first reads the request (at most 4096 bytes, within
+//! `socket-timeout`), then answers HTTP/1.0 with exactly uWSGI's headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::Info;
+use crate::dispatch::Pool;
+use crate::listen::Listener;
+
+/// uWSGI's `uwsgi_send_http_stats` headers.
+const HTTP_HEAD: &[u8] =
+    b"HTTP/1.0 200 OK\r\nConnection: close\r\nAccess-Control-Allow-Origin: *\r\nContent-Type: application/json\r\n\r\n";
+
+/// Serves the stats socket until the task is dropped.
+pub async fn serve(
+    listener: Listener,
+    pool: Arc<Pool>,
+    info: Arc<Info>,
+    http: bool,
+    timeout: Duration,
+) {
+    loop {
+        let accepted = match &listener {
+            Listener::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
+            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
+        };
+        let conn = match accepted {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(event = "accept_failed", cause = %e, "stats accept() failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let doc = super::render(&pool, &info);
+        tokio::spawn(async move {
+            match conn {
+                Conn::Tcp(s) => answer(s, doc, http, timeout).await,
+                Conn::Unix(s) => answer(s, doc, http, timeout).await,
+            }
+        });
+    }
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    doc: Vec<u8>,
+    http: bool,
+    timeout: Duration,
+) {
+    let write = async {
+        if http {
+            let mut buf = vec![0u8; 4096];
+            let _ = tokio::time::timeout(timeout, s.read(&mut buf)).await;
+            s.write_all(HTTP_HEAD).await?;
+        }
+        s.write_all(&doc).await?;
+        s.shutdown().await
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(timeout, write).await {
+        tracing::debug!(event = "stats_write_failed", cause = %e, "stats write failed");
+    }
+}

@@ -1,0 +1,285 @@
+//! The worker table the master keeps for every slot: exact busy time (what
+//! the cheaper algorithms read) and uWSGI's per-worker and per-core counters
+//! (what the stats server shows). Updated when a lease begins and ends and
+//! when the supervisor spawns or reaps a worker.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How a request ended, for the counters.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Done {
+    /// The app raised.
+    pub exception: bool,
+    /// Bytes sent to the client (headers and body).
+    pub tx: u64,
+}
+
+/// One thread's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Core {
+    /// Requests it completed.
+    pub requests: u64,
+    /// Serving one now.
+    pub in_request: bool,
+}
+
+/// One slot, as the stats show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlotView {
+    /// The slot number once a worker was spawned in it, else 0 (uWSGI's
+    /// `id`, written by the worker at fork).
+    pub id: u32,
+    /// The running worker's pid, or 0.
+    pub pid: i32,
+    /// Ever had a worker (uWSGI's stale `accepting`).
+    pub accepting: bool,
+    /// Requests, across respawns.
+    pub requests: u64,
+    /// Requests since the last spawn.
+    pub delta_requests: u64,
+    /// Requests whose app raised.
+    pub exceptions: u64,
+    /// No worker on purpose (cheaped or never spawned).
+    pub cheaped: bool,
+    /// Serving now.
+    pub busy: bool,
+    /// Sum of completed request durations, µs.
+    pub running_time: u64,
+    /// uWSGI's running average `(avg + last) / 2`, µs.
+    pub avg_rt: u64,
+    /// Bytes sent.
+    pub tx: u64,
+    /// Unix time of the last spawn.
+    pub last_spawn: u64,
+    /// Times a worker was forked for this slot.
+    pub respawn_count: u64,
+    /// Per thread.
+    pub cores: Vec<Core>,
+}
+
+/// One slot's busy state at an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusySample {
+    /// Serving now.
+    pub busy: bool,
+    /// Total busy time so far, in microseconds.
+    pub busy_us: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Slot {
+    view: SlotView,
+    in_flight: u32,
+    since: Option<Instant>,
+    busy_total: Duration,
+    started: Vec<Option<Instant>>,
+}
+
+/// The table.
+#[derive(Debug)]
+pub struct Table {
+    slots: Mutex<Vec<Slot>>,
+}
+
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+impl Table {
+    /// A table of `slots` slots with `threads` cores each.
+    pub fn new(slots: usize, threads: usize) -> Table {
+        let slot = Slot {
+            view: SlotView {
+                cores: vec![Core::default(); threads],
+                cheaped: true,
+                ..SlotView::default()
+            },
+            started: vec![None; threads],
+            ..Slot::default()
+        };
+        Table {
+            slots: Mutex::new(vec![slot; slots]),
+        }
+    }
+
+    fn with<R>(&self, slot: u32, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        let mut slots = self.slots.lock().ok()?;
+        let s = (slot as usize)
+            .checked_sub(1)
+            .and_then(|i| slots.get_mut(i))?;
+        Some(f(s))
+    }
+
+    /// A request starts on `slot`'s thread `core`.
+    pub fn begin(&self, slot: u32, core: u16) {
+        let now = Instant::now();
+        self.with(slot, |s| {
+            if s.in_flight == 0 {
+                s.since = Some(now);
+            }
+            s.in_flight += 1;
+            if let Some(c) = s.view.cores.get_mut(usize::from(core)) {
+                c.in_request = true;
+            }
+            if let Some(t) = s.started.get_mut(usize::from(core)) {
+                *t = Some(now);
+            }
+        });
+    }
+
+    /// A request ends; `done` is `None` when it did not complete (the
+    /// worker died, the client left): it is not counted then.
+    pub fn end(&self, slot: u32, core: u16, done: Option<Done>) {
+        let now = Instant::now();
+        self.with(slot, |s| {
+            if s.in_flight > 0 {
+                s.in_flight -= 1;
+                if s.in_flight == 0 {
+                    if let Some(since) = s.since.take() {
+                        s.busy_total += now - since;
+                    }
+                }
+            }
+            let started = s.started.get_mut(usize::from(core)).and_then(Option::take);
+            if let Some(c) = s.view.cores.get_mut(usize::from(core)) {
+                c.in_request = false;
+                if done.is_some() {
+                    c.requests += 1;
+                }
+            }
+            let Some(done) = done else { return };
+            let rt = started.map_or(0, |t| micros(now - t));
+            let v = &mut s.view;
+            v.requests += 1;
+            v.delta_requests += 1;
+            v.exceptions += u64::from(done.exception);
+            v.tx += done.tx;
+            v.running_time += rt;
+            v.avg_rt = (v.avg_rt + rt) / 2;
+        });
+    }
+
+    /// A worker was forked for `slot`.
+    pub fn spawned(&self, slot: u32, pid: i32) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.with(slot, |s| {
+            let v = &mut s.view;
+            v.id = slot;
+            v.pid = pid;
+            v.accepting = true;
+            v.cheaped = false;
+            v.delta_requests = 0;
+            v.last_spawn = now;
+            v.respawn_count += 1;
+        });
+    }
+
+    /// The worker of `slot` is gone; `cheaped` if on purpose.
+    pub fn exited(&self, slot: u32, cheaped: bool) {
+        self.with(slot, |s| {
+            s.view.pid = 0;
+            s.view.cheaped = cheaped;
+        });
+    }
+
+    /// Every slot's busy state now.
+    pub fn busy_samples(&self) -> Vec<BusySample> {
+        let now = Instant::now();
+        let Ok(slots) = self.slots.lock() else {
+            return Vec::new();
+        };
+        slots
+            .iter()
+            .map(|s| {
+                let running = s
+                    .since
+                    .filter(|_| s.in_flight > 0)
+                    .map_or(Duration::ZERO, |t| now - t);
+                BusySample {
+                    busy: s.in_flight > 0,
+                    busy_us: micros(s.busy_total + running),
+                }
+            })
+            .collect()
+    }
+
+    /// Every slot's counters now.
+    pub fn snapshot(&self) -> Vec<SlotView> {
+        let Ok(slots) = self.slots.lock() else {
+            return Vec::new();
+        };
+        slots
+            .iter()
+            .map(|s| SlotView {
+                busy: s.in_flight > 0,
+                ..s.view.clone()
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_follow_uwsgi() {
+        let t = Table::new(2, 2);
+        let never = t.snapshot();
+        assert_eq!(
+            (
+                never[0].id,
+                never[0].pid,
+                never[0].accepting,
+                never[0].cheaped
+            ),
+            (0, 0, false, true)
+        );
+        t.spawned(1, 100);
+        t.begin(1, 1);
+        assert!(t.snapshot()[0].busy);
+        assert!(t.snapshot()[0].cores[1].in_request);
+        assert!(t.busy_samples()[0].busy);
+        t.end(
+            1,
+            1,
+            Some(Done {
+                exception: true,
+                tx: 64,
+            }),
+        );
+        t.begin(1, 0);
+        t.end(1, 0, None);
+        let s = &t.snapshot()[0];
+        assert_eq!(
+            (
+                s.id,
+                s.pid,
+                s.requests,
+                s.delta_requests,
+                s.exceptions,
+                s.tx
+            ),
+            (1, 100, 1, 1, 1, 64)
+        );
+        assert_eq!((s.cores[0].requests, s.cores[1].requests), (0, 1));
+        assert!(!s.busy);
+        // Respawn: delta resets, totals stay; cheaped slots keep their id.
+        t.exited(1, false);
+        t.spawned(1, 101);
+        let s = &t.snapshot()[0];
+        assert_eq!(
+            (s.pid, s.requests, s.delta_requests, s.respawn_count),
+            (101, 1, 0, 2)
+        );
+        t.exited(1, true);
+        let s = &t.snapshot()[0];
+        assert_eq!((s.id, s.pid, s.accepting, s.cheaped), (1, 0, true, true));
+        // Unknown slots are ignored.
+        t.begin(9, 0);
+        t.end(0, 0, None);
+    }
+}
