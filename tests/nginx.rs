@@ -225,12 +225,23 @@ fn flask_behind_nginx() {
 
 #[test]
 fn behind_nginx_on_a_unix_socket_the_backlog_alert_fires() {
-    let mut extra: Vec<&str> = crate::cheaper::SCALING.to_vec();
-    extra.extend_from_slice(&[
+    // uWSGI's default 3-second window: between two cycles only the backlog
+    // is looked at, and that is where the alert spawns emergency workers.
+    let extra = [
+        "--processes",
+        "16",
+        "--cheaper",
+        "2",
+        "--cheaper-algo",
+        "busyness",
+        "--cheaper-overload",
+        "3",
+        "--listen",
+        "1000",
         "--cheaper-busyness-backlog-alert",
         "4",
         "--cheaper-busyness-verbose",
-    ]);
+    ];
     let s = serve_app(
         "slow",
         &["--socket", "{dir}/app.sock", "--socket", "127.0.0.1:0"],

@@ -120,8 +120,10 @@ pub struct Supervisor {
     algo: Option<Box<dyn crate::cheaper::Algo>>,
     /// Master FIFO `+`/`-` not applied yet.
     fifo_delta: i64,
-    /// The origin of the algorithms' microsecond clock.
+    /// The origin of the worker ages.
     epoch: Instant,
+    /// Checks done (the algorithms' clock).
+    ticks: u64,
 }
 
 impl Supervisor {
@@ -142,6 +144,7 @@ impl Supervisor {
             algo: None,
             fifo_delta: 0,
             epoch: Instant::now(),
+            ticks: 0,
         }
     }
 

@@ -17,8 +17,13 @@ use crate::cheaper::{
 use crate::config::cheaper::{AlgoName, CheaperConfig};
 
 impl Supervisor {
+    /// The algorithms' clock: whole check intervals since start, like the
+    /// master cycle uWSGI's cheaper runs in. A wall clock would let timer
+    /// jitter put a check a few microseconds short of the window, and the
+    /// cycle would slip to every other check.
     fn now_us(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+        let interval = u64::try_from(self.settings.check_interval.as_micros()).unwrap_or(1_000_000);
+        self.ticks.saturating_mul(interval)
     }
 
     /// Starts the algorithm once the first workers are up (busyness logs
@@ -86,6 +91,7 @@ impl Supervisor {
         let Some(cfg) = self.settings.cheaper.clone() else {
             return;
         };
+        self.ticks += 1;
         self.start_algo();
         let samples = self.pool.busy_samples();
         let views: Vec<WorkerView> = self
