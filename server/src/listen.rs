@@ -18,6 +18,38 @@ pub enum Listener {
     Unix(UnixListener, PathBuf),
 }
 
+/// An accepted connection.
+#[derive(Debug)]
+pub enum Accepted {
+    /// TCP, with the peer's address (`TCP_NODELAY` set).
+    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
+    /// A unix socket.
+    Unix(tokio::net::UnixStream),
+}
+
+impl Listener {
+    /// The next connection. A failed `accept()` (out of fds, say) is
+    /// logged and retried after a short pause, so callers never spin.
+    pub async fn next(&self) -> Accepted {
+        loop {
+            let res = match self {
+                Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
+                    let _ = s.set_nodelay(true);
+                    Accepted::Tcp(s, peer)
+                }),
+                Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+            };
+            match res {
+                Ok(a) => return a,
+                Err(e) => {
+                    tracing::error!(event = "accept_failed", cause = %e, "accept() failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
 /// A listener with what it speaks.
 #[derive(Debug)]
 pub struct Bound {

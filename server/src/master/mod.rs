@@ -21,7 +21,7 @@ use tokio::sync::{Notify, mpsc, oneshot, watch};
 use crate::config::{Config, Protocol};
 use crate::dispatch::Pool;
 use crate::environ::ConnInfo;
-use crate::listen::{self, Bound, Listener};
+use crate::listen::{self, Accepted, Bound, Listener};
 use crate::protocol::{self, Ctx};
 use supervisor::{Outcome, Request, Settings, Supervisor};
 
@@ -263,21 +263,7 @@ async fn accept_loop(
     shutdown: watch::Receiver<bool>,
 ) {
     loop {
-        let accepted = match &b.listener {
-            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| {
-                let _ = s.set_nodelay(true);
-                Accepted::Tcp(s, peer)
-            }),
-            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
-        };
-        let accepted = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::error!(event = "accept_failed", cause = %e, "accept() failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let accepted = b.listener.next().await;
         let guard = tracker.enter();
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
@@ -319,11 +305,6 @@ async fn accept_loop(
             }
         });
     }
-}
-
-enum Accepted {
-    Tcp(tokio::net::TcpStream, std::net::SocketAddr),
-    Unix(tokio::net::UnixStream),
 }
 
 /// Switches to `gid` then `uid` (names or numbers), after binding.

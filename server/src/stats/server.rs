@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Info;
 use crate::dispatch::Pool;
-use crate::listen::Listener;
+use crate::listen::{Accepted, Listener};
 
 /// uWSGI's `uwsgi_send_http_stats` headers.
 const HTTP_HEAD: &[u8] =
@@ -25,31 +25,15 @@ pub async fn serve(
     timeout: Duration,
 ) {
     loop {
-        let accepted = match &listener {
-            Listener::Tcp(l) => l.accept().await.map(|(s, _)| Conn::Tcp(s)),
-            Listener::Unix(l, _) => l.accept().await.map(|(s, _)| Conn::Unix(s)),
-        };
-        let conn = match accepted {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::error!(event = "accept_failed", cause = %e, "stats accept() failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let conn = listener.next().await;
         let doc = super::render(&pool, &info);
         tokio::spawn(async move {
             match conn {
-                Conn::Tcp(s) => answer(s, doc, http, timeout).await,
-                Conn::Unix(s) => answer(s, doc, http, timeout).await,
+                Accepted::Tcp(s, _) => answer(s, doc, http, timeout).await,
+                Accepted::Unix(s) => answer(s, doc, http, timeout).await,
             }
         });
     }
-}
-
-enum Conn {
-    Tcp(tokio::net::TcpStream),
-    Unix(tokio::net::UnixStream),
 }
 
 async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
