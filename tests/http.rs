@@ -107,6 +107,11 @@ fn keepalive_pipelining_http10_head_and_continue() {
     assert_eq!(head.status, 200);
     assert_eq!(head.header("content-length"), Some("13"));
     assert_eq!(read_response(&mut r, "GET").unwrap().body, b"Hello, World!");
+    // The request log counts the head as uWSGI does.
+    s.wait_logged(
+        "(HTTP/1.1 200) 2 headers in 65 bytes",
+        Duration::from_secs(5),
+    );
     // HTTP/1.0.
     let mut c = TcpStream::connect(addr).unwrap();
     c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();

@@ -208,13 +208,14 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             return simple(StatusCode::BAD_GATEWAY);
         }
     };
-    let log = LogInfo {
+    let mut log = LogInfo {
         vars,
         block_len: block.len(),
         start_time,
         started,
         protocol,
         logging: ctx.request_logging,
+        header_bytes: 0,
     };
     let head = loop {
         match ex.next().await {
@@ -243,6 +244,17 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
     };
     let code = response.status().as_u16();
     let header_count = head.headers.len();
+    // uWSGI counts the status line, the headers and the blank line.
+    log.header_bytes = protocol.len()
+        + 1
+        + head.status.len()
+        + 2
+        + head
+            .headers
+            .iter()
+            .map(|(k, v)| k.len() + 2 + v.len() + 2)
+            .sum::<usize>()
+        + 2;
     // Take what is already buffered: a small response is complete here.
     let mut collected: Vec<Bytes> = Vec::new();
     let mut aborted = false;
@@ -292,6 +304,7 @@ struct LogInfo {
     started: Instant,
     protocol: &'static str,
     logging: bool,
+    header_bytes: usize,
 }
 
 impl LogInfo {
@@ -330,7 +343,7 @@ impl LogInfo {
             protocol: self.protocol.as_bytes(),
             status,
             headers,
-            header_bytes: 0,
+            header_bytes: self.header_bytes,
         });
     }
 }
