@@ -158,7 +158,7 @@ def main():
         rows.append(summarize(server, samples, latencies, window))
     lines = [
         "# Cheaper scenario", "",
-        f"Options (both servers): `{' '.join(OPTIONS[:16])} --wsgi-file bench/apps/slow.py`; "
+        f"Options (both servers): `{' '.join(OPTIONS[:14])} --chdir bench/apps --wsgi-file bench/apps/slow.py`; "
         f"{args.clients} clients, a new connection per "
         f"request, load from {args.idle:.0f} s to {args.idle + args.load_seconds:.0f} s.", "",
         "| server | peak workers | back to | time to 90% of peak (s) | time back down (s) | p99 in the first 10 s of load (ms) | requests | failed |",
