@@ -60,8 +60,6 @@ pub struct Pool {
     max_waiting: usize,
     /// Requests served by the whole instance.
     pub total_requests: AtomicU64,
-    /// Requests answered 503 because the queue was full.
-    pub rejected: AtomicU64,
 }
 
 impl Pool {
@@ -76,7 +74,6 @@ impl Pool {
             waiting: AtomicUsize::new(0),
             max_waiting,
             total_requests: AtomicU64::new(0),
-            rejected: AtomicU64::new(0),
         })
     }
 
@@ -88,9 +85,20 @@ impl Pool {
         }
     }
 
-    /// Requests waiting for a worker now (the backlog).
+    /// Requests waiting for a worker now (the master's queue).
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The backlog the cheaper algorithms and the stats see: the master's
+    /// queue plus the kernel accept queue of the given TCP listeners.
+    pub fn backlog(&self, tcp_listeners: impl IntoIterator<Item = std::os::fd::RawFd>) -> u64 {
+        let kernel: u64 = tcp_listeners
+            .into_iter()
+            .filter_map(crate::listen::tcp_accept_queue)
+            .map(u64::from)
+            .sum();
+        kernel + self.waiting() as u64
     }
 
     /// Takes every channel of `slot` out of the pool if all `channels` of
@@ -141,7 +149,6 @@ impl Pool {
         let waiting = Waiting(&self.waiting);
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.max_waiting {
             drop(waiting);
-            self.rejected.fetch_add(1, Ordering::Relaxed);
             return Err(Unavailable::QueueFull);
         }
         let res = self.lease_inner().await;

@@ -162,8 +162,6 @@ pub struct Exchange<B: BodySource> {
     /// `None` once finished or handed to a drain.
     link: Option<Link>,
     body: B,
-    /// Request body bytes handed to the worker.
-    pub body_sent: u64,
 }
 
 impl<B: BodySource> Exchange<B> {
@@ -177,7 +175,6 @@ impl<B: BodySource> Exchange<B> {
         Ok(Exchange {
             link: Some(link),
             body,
-            body_sent: 0,
         })
     }
 
@@ -219,7 +216,6 @@ impl<B: BodySource> Exchange<B> {
                     Bytes::new()
                 }
             };
-            self.body_sent += data.len() as u64;
             link.body(&data).await?;
         }
     }

@@ -95,7 +95,6 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     drop_privileges(&config)?;
 
     let pool = Pool::new(config.listen as usize, config.processes, config.threads);
-    let (ready_tx, ready_rx) = oneshot::channel();
     let (sup_tx, sup_rx) = mpsc::channel(4);
     let sup = Supervisor::new(
         Settings {
@@ -114,7 +113,6 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             need_app: config.need_app,
         },
         pool.clone(),
-        ready_tx,
     );
     let mut sup_task = tokio::spawn(sup.run(sup_rx));
     let hostname = nix::unistd::gethostname()
@@ -171,7 +169,6 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             shutdown_rx.clone(),
         )));
     }
-    drop(ready_rx);
 
     let (fifo_tx, mut fifo_rx) = mpsc::channel(16);
     for path in &config.master_fifo {

@@ -114,7 +114,9 @@ pub struct Supervisor {
     proto: Option<Prototype>,
     proto_started: Option<Instant>,
     proto_ready: bool,
-    ready_tx: Option<oneshot::Sender<()>>,
+    /// Whether "workers ready" was logged (the first time every slot that
+    /// should run has a worker).
+    ready: bool,
     stopping: bool,
     /// The cheaper algorithm, made when the first workers are up.
     algo: Option<Box<dyn crate::cheaper::Algo>>,
@@ -127,9 +129,8 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// A supervisor for `processes` slots; `ready` fires once every slot has
-    /// a worker for the first time.
-    pub fn new(settings: Settings, pool: Arc<Pool>, ready: oneshot::Sender<()>) -> Supervisor {
+    /// A supervisor for `processes` slots.
+    pub fn new(settings: Settings, pool: Arc<Pool>) -> Supervisor {
         let slots = (0..settings.processes).map(|_| Slot::default()).collect();
         Supervisor {
             settings,
@@ -139,7 +140,7 @@ impl Supervisor {
             proto: None,
             proto_started: None,
             proto_ready: false,
-            ready_tx: Some(ready),
+            ready: false,
             stopping: false,
             algo: None,
             fifo_delta: 0,
@@ -395,16 +396,14 @@ impl Supervisor {
                 alive: alive.clone(),
             });
         }
-        if self.slots.iter().all(|s| s.cheaped || s.alive.is_some()) {
-            if let Some(tx) = self.ready_tx.take() {
-                self.start_algo();
-                tracing::info!(
-                    event = "workers_ready",
-                    workers = self.slots.len(),
-                    "workers ready"
-                );
-                let _ = tx.send(());
-            }
+        if !self.ready && self.slots.iter().all(|s| s.cheaped || s.alive.is_some()) {
+            self.ready = true;
+            self.start_algo();
+            tracing::info!(
+                event = "workers_ready",
+                workers = self.slots.len(),
+                "workers ready"
+            );
         }
     }
 

@@ -110,9 +110,9 @@ where
     let (mut reader, mut writer) = tokio::io::split(stream);
     let started = Instant::now();
     // Read until the packet is complete, the limit is hit, or the peer stalls.
-    let (header, block_len, used) = loop {
+    let (header, used) = loop {
         match rwsgi_proto::decode_frame(&buf, &ctx.limits) {
-            Ok(Status::Complete((frame, used))) => break (frame.header, frame.block.len(), used),
+            Ok(Status::Complete((frame, used))) => break (frame.header, used),
             Ok(Status::Partial { needed }) => {
                 buf.reserve(needed.min(max).saturating_sub(buf.len()));
                 match timeout(ctx.socket_timeout, reader.read_buf(&mut buf)).await {
@@ -139,7 +139,6 @@ where
             }
         }
     };
-    let _ = block_len;
     if header.modifier1 == Modifier1::PING {
         tracing::info!(event = "ping", %peer, "PING");
         let _ = writer.write_all(&Header::PONG.to_bytes()).await;

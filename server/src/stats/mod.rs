@@ -33,8 +33,8 @@ pub struct Info {
     pub minified: bool,
 }
 
-/// `vsz` and `rss` of a process, in bytes.
-fn memory(pid: i32) -> (u64, u64) {
+/// `vsz` and `rss` of a process, in bytes (0 when it cannot be read).
+pub fn process_memory(pid: i32) -> (u64, u64) {
     if pid <= 0 {
         return (0, 0);
     }
@@ -61,19 +61,13 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
             })
         })
         .collect();
-    let kernel_queue: u64 = info
-        .sockets
-        .iter()
-        .filter_map(|(_, _, fd)| fd.and_then(crate::listen::tcp_accept_queue))
-        .map(u64::from)
-        .sum();
-    let queue = kernel_queue + pool.waiting() as u64;
+    let queue = pool.backlog(info.sockets.iter().filter_map(|(_, _, fd)| *fd));
     let workers: Vec<Value> = pool
         .table
         .snapshot()
         .into_iter()
         .map(|w| {
-            let (vsz, rss) = memory(w.pid);
+            let (vsz, rss) = process_memory(w.pid);
             let status = if w.cheaped || w.pid == 0 {
                 "cheap"
             } else if w.busy {

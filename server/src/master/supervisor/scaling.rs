@@ -57,29 +57,12 @@ impl Supervisor {
         }
     }
 
-    /// Requests waiting: the master's queue, plus the kernel accept queue of
-    /// TCP listeners.
-    fn backlog(&self) -> u64 {
-        let queued = self.pool.waiting() as u64;
-        let kernel: u64 = self
-            .settings
-            .tcp_listeners
-            .iter()
-            .filter_map(|&fd| crate::listen::tcp_accept_queue(fd))
-            .map(u64::from)
-            .sum();
-        queued + kernel
-    }
-
     /// The workers' total resident memory, in bytes.
     fn total_rss(&self) -> u64 {
-        let page = 4096u64;
         self.slots
             .iter()
             .filter(|s| !s.cheaped && s.pid > 0)
-            .filter_map(|s| std::fs::read_to_string(format!("/proc/{}/statm", s.pid)).ok())
-            .filter_map(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map(|pages| pages * page)
+            .map(|s| crate::stats::process_memory(s.pid).1)
             .sum()
     }
 
@@ -143,7 +126,9 @@ impl Supervisor {
             None => {
                 let pool = PoolView {
                     workers: &views,
-                    backlog: self.backlog(),
+                    backlog: self
+                        .pool
+                        .backlog(self.settings.tcp_listeners.iter().copied()),
                     can_spawn,
                 };
                 let now = self.now_us();
