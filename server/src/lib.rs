@@ -5,7 +5,9 @@
 //!   queue, the worker table, signals ([`master`], [`protocol`],
 //!   [`dispatch`], [`exchange`]);
 //! - the **prototype** (single-threaded, embeds CPython, imports the app
-//!   once, the only process that forks) ([`prototype`]);
+//!   once, the only process that forks) ([`prototype`]), which runs from
+//!   this library built as `librwsgi.so`, the only file that links
+//!   libpython ([`plugin`]);
 //! - **workers**, forked from the prototype, running the app ([`worker`]).
 //!
 //! The master and the workers talk over [`ipc`] frames; the master and the
@@ -23,6 +25,7 @@ pub mod http_status;
 pub mod ipc;
 pub mod listen;
 pub mod master;
+pub mod plugin;
 pub mod protocol;
 pub mod prototype;
 pub mod reqlog;

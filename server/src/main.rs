@@ -2,13 +2,23 @@
 //! the role this process was started for (master, or prototype when the
 //! master started it). The only place that decides the exit code.
 
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::ExitCode;
 
 use rwsgi::config::{Command, Config, LogStyle, options};
-use rwsgi::master::supervisor::{CONTROL_FD_ENV, ROLE_ENV};
+use rwsgi::master::supervisor::ROLE_ENV;
 
 fn main() -> ExitCode {
+    if std::env::var(ROLE_ENV).as_deref() == Ok("prototype") {
+        // The prototype runs from the Python host library (plugin.rs), which
+        // reads the same arguments and environment itself.
+        return match rwsgi::plugin::run_prototype() {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            Err(e) => {
+                eprintln!("rwsgi: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("bundle") {
         rwsgi::telemetry::init(LogStyle::Text);
@@ -39,12 +49,9 @@ fn main() -> ExitCode {
     };
     rwsgi::telemetry::init(config.log_style);
     for (k, v) in &config.env {
-        // SAFETY: no other thread exists yet in either role (the tokio
-        // runtime is built below, the prototype has one thread).
+        // SAFETY: no other thread exists yet (the tokio runtime is built
+        // below).
         unsafe { std::env::set_var(k, v) };
-    }
-    if std::env::var(ROLE_ENV).as_deref() == Ok("prototype") {
-        return prototype(&config);
     }
     for w in &warnings {
         tracing::warn!(event = "config_warning", "{w}");
@@ -78,24 +85,4 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-fn prototype(config: &Config) -> ExitCode {
-    let fd: Option<i32> = std::env::var(CONTROL_FD_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok());
-    // SAFETY: the variable is set only by the master, to the fd it left open
-    // for us across exec; nothing else in this process owns it.
-    let Some(control) = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }) else {
-        eprintln!("rwsgi: {ROLE_ENV}=prototype without {CONTROL_FD_ENV}");
-        return ExitCode::from(1);
-    };
-    // SAFETY: single-threaded here; the variables must not leak into the
-    // app's environment or its subprocesses.
-    unsafe {
-        std::env::remove_var(ROLE_ENV);
-        std::env::remove_var(CONTROL_FD_ENV);
-    }
-    let code = rwsgi::prototype::main(config, control);
-    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

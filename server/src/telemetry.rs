@@ -3,13 +3,16 @@
 //! alerts keep matching; JSON mode prints one object per line with every
 //! field (tests wait on `event` fields instead of sleeping).
 //!
-//! `RWSGI_LOG` (an `EnvFilter` directive) sets levels; the default is
-//! `info`. Request lines have the target `reqlog`.
+//! `RWSGI_LOG` sets the level (`error`, `warn`, `info`, `debug`, `trace` or
+//! `off`); the default, and the value used when it cannot be read, is
+//! `info`. Request lines have the target `reqlog`. (A level, not per-module
+//! directives: the directive parser pulls a regex engine into both the
+//! binary and the Python host, and the container is sized in megabytes.)
 
 use std::fmt;
 
 use tracing::{Event, Subscriber};
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -50,9 +53,12 @@ where
 
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(style: LogStyle) {
-    let filter = EnvFilter::try_from_env("RWSGI_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let level = std::env::var("RWSGI_LOG")
+        .ok()
+        .and_then(|v| v.trim().parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(level)
         .with_writer(std::io::stderr);
     let _ = match style {
         LogStyle::Text => builder.event_format(MessageOnly).try_init(),

@@ -298,26 +298,41 @@ pub fn write(plan: &Plan, work: &Path) -> anyhow::Result<Report> {
         })
     };
 
-    // The binary.
-    let bin = root.join("rwsgi");
-    std::fs::copy(&plan.exe, &bin)?;
-    // Symbols only serve debuggers and backtraces; the bundle has neither.
-    if Command::new("strip")
-        .arg("--strip-all")
-        .arg(&bin)
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        eprintln!("bundle: stripped /rwsgi");
+    // The binary, and beside it the Python host it loads (plugin.rs).
+    let host = crate::plugin::library_path(&plan.exe);
+    for (src, name, mode) in [
+        (&plan.exe, "rwsgi", 0o755),
+        (&host, crate::plugin::LIBRARY, 0o644),
+    ] {
+        let dst = root.join(name);
+        std::fs::copy(src, &dst).with_context(|| format!("cannot copy {}", src.display()))?;
+        // Symbols only serve debuggers and backtraces; the bundle has
+        // neither. The dynamic symbol table, which loading needs, stays.
+        if Command::new("strip")
+            .arg("--strip-all")
+            .arg(&dst)
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            eprintln!("bundle: stripped /{name}");
+        }
+        std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(mode))?;
+        report.add(
+            "rwsgi binary and Python host",
+            std::fs::metadata(&dst)?.len(),
+        );
     }
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
-    report.add("rwsgi binary", std::fs::metadata(&bin)?.len());
+    elf_roots.push(host.clone());
 
     for m in &plan.maps {
         if excluded(m) {
             continue;
         }
-        if m == &plan.exe || m.starts_with(work) || m.starts_with("/dev") || m.starts_with("/proc")
+        if m == &plan.exe
+            || m == &host
+            || m.starts_with(work)
+            || m.starts_with("/dev")
+            || m.starts_with("/proc")
         {
             continue;
         }
@@ -443,6 +458,7 @@ pub fn write(plan: &Plan, work: &Path) -> anyhow::Result<Report> {
     }
     let copied_elsewhere = |o: &Path| {
         o == plan.exe
+            || o == host
             || py.site.iter().any(|s| o.starts_with(s))
             || plan.args.pythonpath.iter().any(|d| o.starts_with(d))
             || plan.args.chdir.as_ref().is_some_and(|d| o.starts_with(d))

@@ -14,6 +14,7 @@
 //! when their channels close.
 
 pub mod app;
+pub mod entry;
 pub mod interp;
 
 use std::collections::HashMap;

@@ -1,0 +1,51 @@
+//! The exported entry point of `librwsgi.so` ([`crate::plugin`]): what the
+//! binary calls in the prototype role. It rebuilds the configuration from
+//! the process's own arguments and environment (the same ones the master
+//! was started with), sets up logging in this copy of the library, takes
+//! the control socket the master left open, and runs [`super::main`].
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::config::{Command, Config};
+use crate::master::supervisor::{CONTROL_FD_ENV, ROLE_ENV};
+
+/// Runs the prototype role. Exported unmangled for `dlsym`; a panic is
+/// caught here and becomes exit code 101, never an unwind into the binary.
+#[unsafe(no_mangle)]
+pub extern "C" fn rwsgi_prototype_main() -> i32 {
+    std::panic::catch_unwind(run).unwrap_or(101)
+}
+
+fn run() -> i32 {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let config = match Config::load(&args, env) {
+        Ok(Command::Serve(c, _)) => *c,
+        Ok(_) => return 1,
+        Err(e) => {
+            eprintln!("rwsgi: {e}");
+            return 1;
+        }
+    };
+    crate::telemetry::init(config.log_style);
+    for (k, v) in &config.env {
+        // SAFETY: the prototype has one thread.
+        unsafe { std::env::set_var(k, v) };
+    }
+    let fd: Option<i32> = std::env::var(CONTROL_FD_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok());
+    // SAFETY: the variable is set only by the master, to the fd it left open
+    // for us across exec; nothing else in this process owns it.
+    let Some(control) = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }) else {
+        eprintln!("rwsgi: {ROLE_ENV}=prototype without {CONTROL_FD_ENV}");
+        return 1;
+    };
+    // SAFETY: single-threaded here; the variables must not leak into the
+    // app's environment or its subprocesses.
+    unsafe {
+        std::env::remove_var(ROLE_ENV);
+        std::env::remove_var(CONTROL_FD_ENV);
+    }
+    super::main(&config, control)
+}
