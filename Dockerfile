@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1.7
 #
-# rwsgi + the Flask example in a FROM scratch image: the rwsgi binary, the
-# dynamic loader and exactly the shared objects and Python modules the app
+# rwsgi + the Flask example in a FROM scratch image: the rwsgi binary and
+# the Python host it loads beside it (librwsgi.so), the dynamic loader and exactly the shared objects and Python modules the app
 # loads, the app, /etc/passwd with nobody, and /tmp. No shell, no package
 # manager, no other executable. Runs as 65534:65534.
 #
@@ -32,7 +32,7 @@ ENV PYO3_PYTHON=/usr/bin/python3.11
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked \
- && cp target/release/rwsgi /usr/local/bin/rwsgi
+ && cp target/release/rwsgi target/release/librwsgi.so /usr/local/bin/
 RUN rwsgi bundle --module app:app --chdir /src/examples/flask_hello --virtualenv /venv --out /bundle
 
 FROM scratch
