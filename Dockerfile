@@ -42,4 +42,4 @@ EXPOSE 9090
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/rwsgi", "/app/rwsgi.ini", "--http-socket", ":9090", "--master", \
             "--processes", "8", "--cheaper", "1", "--cheaper-algo", "busyness", \
-            "--reload-mercy", "25"]
+            "--reload-mercy", "25", "--warmup-url", "/"]

@@ -63,16 +63,18 @@ def main():
         subprocess.run(["/usr/bin/python3.11", "-m", "venv", str(venv)], check=True)
         subprocess.run([str(venv / "bin/pip"), "install", "-q", "-r", str(EXAMPLE / "requirements.txt")], check=True)
         no_ssl = ["--exclude-module", "_ssl", "--exclude-module", "_hashlib"]
-        for label, extra in [("traced (default)", []),
-                             ("traced, without OpenSSL", no_ssl),
-                             ("traced, without OpenSSL, stdlib zipped", [*no_ssl, "--zip"])]:
+        warm = ["--warmup-url", "/"]
+        for label, extra, run_extra in [("traced (default)", [], []),
+                                        ("traced, warm-up of / before fork", [], warm),
+                                        ("traced, without OpenSSL, warm-up", no_ssl, warm),
+                                        ("traced, without OpenSSL, stdlib zipped, warm-up", [*no_ssl, "--zip"], warm)]:
             b = Path(tmp) / f"bundle-{len(rows)}"
             subprocess.run([str(RWSGI), "bundle", "--module", "app:app", "--chdir", str(EXAMPLE), "--virtualenv",
                             str(venv), "--out", str(b), *extra], check=True, stdout=subprocess.DEVNULL)
             size, gz = tree_size(b), targz_size(b)
             mem, nproc = measure([shutil.which("chroot"), "--userspec=65534:65534", str(b), "/rwsgi",
                                   "/app/rwsgi.ini", "--http-socket", "127.0.0.1:@PORT@", "--processes", "1",
-                                  "--disable-logging"])
+                                  "--disable-logging", *run_extra])
             rows.append((f"rwsgi bundle, {label}", size, gz, mem, nproc))
         mem, nproc = measure([str(VENV / "bin/uwsgi"), "--http-socket", "127.0.0.1:@PORT@", "--chdir", str(EXAMPLE),
                               "--module", "app:app", "--home", str(venv), "--disable-logging", "--need-app"])

@@ -107,6 +107,14 @@ fn the_bundle_holds_no_shell_and_nothing_writable() {
             .exists()
     );
     assert!(b.join("app/app.pyc").exists() && !b.join("app/app.py").exists());
+    // Only the Python host links libpython; the binary (the master) does not.
+    let needs = |f: &str| rwsgi::bundle::elf::read(&b.join(f)).unwrap().needed;
+    assert!(
+        needs("librwsgi.so")
+            .iter()
+            .any(|n| n.starts_with("libpython3"))
+    );
+    assert!(!needs("rwsgi").iter().any(|n| n.starts_with("libpython")));
 }
 
 #[test]
@@ -123,8 +131,11 @@ fn the_bundle_serves_as_nobody_over_http_and_through_nginx_and_scales() {
             "manual",
             "--master-fifo",
             "/tmp/fifo",
+            "--warmup-url",
+            "/",
         ],
     );
+    assert!(s.logged("warm-up GET / -> 200 OK"));
     let r = get(s.http.unwrap(), "/");
     assert_eq!((r.status, &r.body[..]), (200, &b"Hello, World!"[..]));
     // Through the real nginx outside the chroot, on the bundle's unix socket.

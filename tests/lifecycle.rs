@@ -184,6 +184,41 @@ fn threads_serve_requests_concurrently_in_one_worker() {
 }
 
 #[test]
+fn warm_up_calls_run_in_the_prototype_before_fork() {
+    let s = serve_app(
+        "counted",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--warmup-url",
+            "/caf%C3%A9?x=1",
+            "--warmup-url",
+            "/boom",
+            "--warmup-requests",
+            "5",
+        ],
+    );
+    assert!(s.logged("warm-up GET /caf%C3%A9?x=1 -> 200 OK (5 calls)"));
+    // An exception during the warm-up is logged with its traceback and the
+    // server starts anyway.
+    assert!(s.logged("warm-up GET /boom raised an exception"));
+    assert!(s.logged("RuntimeError: boom during warm-up"));
+    // The worker was forked after the five calls: it inherited them.
+    let v = get(s.http.unwrap(), "/").json();
+    assert_eq!(v["calls"], 6);
+    assert_eq!(v["paths"], serde_json::json!(["/", "/caf\u{c3}\u{a9}"]));
+    assert_eq!(v["queries"], serde_json::json!(["", "x=1"]));
+    drop(s);
+    // With lazy-apps each worker imports its own app: nothing is warmed.
+    let s = serve_app(
+        "counted",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--warmup-url", "/", "--lazy-apps"],
+    );
+    assert!(s.logged("warmup-url is ignored with lazy-apps"));
+    assert_eq!(get(s.http.unwrap(), "/").json()["calls"], 1);
+}
+
+#[test]
 fn a_full_queue_answers_503_and_is_logged() {
     let s = serve_app(
         "slow",

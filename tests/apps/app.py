@@ -135,3 +135,18 @@ def file_wrapper(environ, start_response):
 
 
 validated = validator(echo)
+
+
+_calls = []
+
+
+def counted(environ, start_response):
+    """Counts its calls in a module global: a worker forked after a warm-up
+    inherits the prototype's count. Raises for /boom."""
+    if environ["PATH_INFO"] == "/boom":
+        raise RuntimeError("boom during warm-up")
+    _calls.append((environ["PATH_INFO"], environ["QUERY_STRING"]))
+    body = json.dumps({"calls": len(_calls), "paths": sorted(set(p for p, _ in _calls)),
+                       "queries": sorted(set(q for _, q in _calls))}).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]

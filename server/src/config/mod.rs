@@ -50,6 +50,12 @@ pub struct Config {
     pub need_app: bool,
     /// Run `gc.freeze()` before forking.
     pub gc_freeze: bool,
+    /// Paths (with an optional query) the prototype calls the app with
+    /// before forking, so that what the first requests initialise lazily is
+    /// built once and shared (`prototype/warmup.rs`).
+    pub warmup_urls: Vec<String>,
+    /// How many times each warm-up path is called.
+    pub warmup_requests: u32,
     /// Number of worker processes.
     pub processes: usize,
     /// Python threads per worker.
@@ -102,6 +108,8 @@ impl Default for Config {
             lazy_apps: false,
             need_app: false,
             gc_freeze: true,
+            warmup_urls: Vec::new(),
+            warmup_requests: 16,
             processes: 1,
             threads: 1,
             listen: 100,
@@ -227,6 +235,15 @@ impl Config {
                 "lazy-apps" => c.lazy_apps = flag,
                 "need-app" => c.need_app = flag,
                 "gc-freeze" => c.gc_freeze = value::parse_bool(v),
+                "warmup-url" => {
+                    if !v.starts_with('/') {
+                        return Err(invalid("expected a path that starts with /".into()));
+                    }
+                    c.warmup_urls.push(v.to_owned());
+                }
+                "warmup-requests" => {
+                    c.warmup_requests = bounded(number()?, 1, 10_000).map_err(invalid)? as u32
+                }
                 "enable-threads" | "master" | "die-on-term" | "strict" => {}
                 "processes" => c.processes = bounded(number()?, 1, 1024).map_err(invalid)? as usize,
                 "threads" => c.threads = bounded(number()?, 1, 256).map_err(invalid)? as usize,
@@ -336,6 +353,24 @@ mod tests {
             Command::Serve(c, w) => Ok((*c, w)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn warm_up_paths_must_be_paths() {
+        let (c, _) = load(&[
+            "--module",
+            "m",
+            "--warmup-url",
+            "/",
+            "--warmup-url",
+            "/a?b=1",
+        ])
+        .unwrap();
+        assert_eq!(c.warmup_urls, ["/", "/a?b=1"]);
+        assert_eq!(c.warmup_requests, 16);
+        let err = load(&["--module", "m", "--warmup-url", "http://x/"]).unwrap_err();
+        assert!(err.to_string().contains("warmup-url"), "{err}");
+        assert!(load(&["--module", "m", "--warmup-requests", "0"]).is_err());
     }
 
     #[test]

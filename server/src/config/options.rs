@@ -221,6 +221,20 @@ pub static OPTIONS: &[Spec] = &[
         "let the app start threads (always on)",
     ),
     opt(
+        "warmup-url",
+        &[],
+        None,
+        List,
+        "rwsgi: before forking, call the app in the prototype with GET on this path (repeatable)",
+    ),
+    opt(
+        "warmup-requests",
+        &[],
+        None,
+        Value,
+        "rwsgi: how many times each warm-up path is called (default 16)",
+    ),
+    opt(
         "gc-freeze",
         &[],
         None,

@@ -16,6 +16,7 @@
 pub mod app;
 pub mod entry;
 pub mod interp;
+pub mod warmup;
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, OwnedFd};
@@ -56,9 +57,23 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
             e.print(py);
         }
         if config.lazy_apps {
+            if !config.warmup_urls.is_empty() {
+                tracing::warn!(
+                    event = "warmup_skipped",
+                    "warmup-url is ignored with lazy-apps: each worker loads its own app"
+                );
+            }
             return None;
         }
         let app = load_app(py, config);
+        if let Some(app) = &app {
+            warmup::run(
+                py,
+                app.bind(py),
+                &config.warmup_urls,
+                config.warmup_requests,
+            );
+        }
         if config.gc_freeze {
             if let Err(e) = py.import("gc").and_then(|gc| gc.call_method0("freeze")) {
                 e.print(py);
