@@ -219,6 +219,32 @@ fn warm_up_calls_run_in_the_prototype_before_fork() {
 }
 
 #[test]
+fn every_process_runs_sched_batch_unless_told_otherwise() {
+    for (extra, want) in [
+        (&[][..], libc::SCHED_BATCH),
+        (&["--sched-policy", "other"][..], libc::SCHED_OTHER),
+    ] {
+        let mut args = vec!["--processes", "2"];
+        args.extend_from_slice(extra);
+        let s = serve_app("hello", &["--http-socket", "127.0.0.1:0"], &args);
+        assert_eq!(get(s.http.unwrap(), "/").status, 200);
+        let mut pids = vec![s.pid()];
+        for ev in ["prototype_spawned", "spawned"] {
+            pids.extend(
+                s.events(ev)
+                    .iter()
+                    .map(|e| e["pid"].as_i64().unwrap() as i32),
+            );
+        }
+        assert_eq!(pids.len(), 4, "{pids:?}");
+        for pid in pids {
+            // SAFETY: a plain query of another process's policy.
+            assert_eq!(unsafe { libc::sched_getscheduler(pid) }, want, "pid {pid}");
+        }
+    }
+}
+
+#[test]
 fn a_full_queue_answers_503_and_is_logged() {
     let s = serve_app(
         "slow",

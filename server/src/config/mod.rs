@@ -29,6 +29,15 @@ pub enum LogStyle {
     Json,
 }
 
+/// The CPU scheduling policy of rwsgi's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedPolicy {
+    /// `SCHED_BATCH`: no wake-up preemption (the default).
+    Batch,
+    /// `SCHED_OTHER`, Linux's default.
+    Other,
+}
+
 /// The typed configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -50,6 +59,8 @@ pub struct Config {
     pub need_app: bool,
     /// Run `gc.freeze()` before forking.
     pub gc_freeze: bool,
+    /// CPU scheduling policy of every process (`master/sched.rs`).
+    pub sched_policy: SchedPolicy,
     /// Paths (with an optional query) the prototype calls the app with
     /// before forking, so that what the first requests initialise lazily is
     /// built once and shared (`prototype/warmup.rs`).
@@ -108,6 +119,7 @@ impl Default for Config {
             lazy_apps: false,
             need_app: false,
             gc_freeze: true,
+            sched_policy: SchedPolicy::Batch,
             warmup_urls: Vec::new(),
             warmup_requests: 16,
             processes: 1,
@@ -235,6 +247,13 @@ impl Config {
                 "lazy-apps" => c.lazy_apps = flag,
                 "need-app" => c.need_app = flag,
                 "gc-freeze" => c.gc_freeze = value::parse_bool(v),
+                "sched-policy" => {
+                    c.sched_policy = match v {
+                        "batch" => SchedPolicy::Batch,
+                        "other" | "normal" => SchedPolicy::Other,
+                        _ => return Err(invalid("expected batch or other".into())),
+                    }
+                }
                 "warmup-url" => {
                     if !v.starts_with('/') {
                         return Err(invalid("expected a path that starts with /".into()));

@@ -221,6 +221,13 @@ pub static OPTIONS: &[Spec] = &[
         "let the app start threads (always on)",
     ),
     opt(
+        "sched-policy",
+        &[],
+        None,
+        Value,
+        "rwsgi: CPU scheduling policy of all processes: batch (default) or other",
+    ),
+    opt(
         "warmup-url",
         &[],
         None,

@@ -8,6 +8,7 @@
 //! container runtimes and Kubernetes expect), not a reload.
 
 pub mod fifo;
+pub mod sched;
 pub mod supervisor;
 
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         None => None,
     };
     drop_privileges(&config)?;
+    sched::apply(config.sched_policy);
 
     let pool = Pool::new(config.listen as usize, config.processes, config.threads);
     let (sup_tx, sup_rx) = mpsc::channel(4);
