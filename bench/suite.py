@@ -36,15 +36,26 @@ APP_MODULES = {
     "flask_sleep50": "flask_apps:sleep",
 }
 SERVERS = ["rwsgi", "uWSGI", "gunicorn", "granian"]
-NGINX_SERVERS = ["rwsgi", "uWSGI", "gunicorn"]
+# Behind nginx: rwsgi and uWSGI through uwsgi_pass; "rwsgi proxy" is rwsgi's
+# HTTP socket through proxy_pass with upstream keep-alive (uwsgi_pass cannot
+# keep connections: one connection per request), as gunicorn.
+NGINX_SERVERS = ["rwsgi", "rwsgi proxy", "uWSGI", "gunicorn"]
+# Memory: rwsgi also with a warm-up before fork (--warmup-url /).
+MEM_SERVERS = ["rwsgi", "rwsgi warm-up", "uWSGI", "gunicorn", "granian"]
 
 
 def command(server, app, workers, bind, extra=()):
-    """bind: ("http", port) or ("unix", path)."""
+    """bind: ("http", port), ("unix", path) for uwsgi (HTTP for gunicorn), or
+    ("http-unix", path) for rwsgi's HTTP socket on a unix path."""
     module = APP_MODULES[app]
     kind, where = bind
+    if server == "rwsgi warm-up":
+        return command("rwsgi", app, workers, bind, ["--warmup-url", "/", *extra])
+    if server == "rwsgi proxy":
+        return command("rwsgi", app, workers, ("http-unix", where), extra)
     if server == "rwsgi":
-        listen = ["--http-socket", f"127.0.0.1:{where}"] if kind == "http" else ["--socket", str(where)]
+        listen = {"http": ["--http-socket", f"127.0.0.1:{where}"], "unix": ["--socket", str(where)],
+                  "http-unix": ["--http-socket", str(where)]}[kind]
         return [str(RWSGI), *listen, "--master", "--processes", str(workers), "--chdir", str(APPS), "--module",
                 module, "--home", str(VENV), "--disable-logging", *extra]
     if server == "uWSGI":
@@ -92,7 +103,7 @@ def nginx(tmp, server, sock, tag):
     d = Path(tmp) / f"nginx-{tag}"
     d.mkdir()
     port = free_port()
-    if server == "gunicorn":
+    if server in ("gunicorn", "rwsgi proxy"):
         conf = d / "nginx.conf"
         conf.write_text(PROXY.format(d=d, sock=sock, port=port))
     else:
@@ -117,9 +128,9 @@ def serving(args, tmp):
                 if not args.nginx:
                     continue
                 for server in NGINX_SERVERS:
-                    sock = Path(tmp) / f"{server}-{rep}-{app}-{client}.sock"
+                    sock = Path(tmp) / f"{server.replace(' ', '-')}-{rep}-{app}-{client}.sock"
                     with Running(cwd=APPS, argv=command(server, app, 2, ("unix", sock))) as s:
-                        ng, nport = nginx(tmp, server, sock, f"{server}-{rep}-{app}-{client}")
+                        ng, nport = nginx(tmp, server, sock, f"{server.replace(' ', '-')}-{rep}-{app}-{client}")
                         try:
                             wait_http(nport)
                             r = measured(s.proc.pid, nport, client, args.seconds)
@@ -133,7 +144,7 @@ def serving(args, tmp):
 
 def memory_curve(args):
     out = {}
-    for server in SERVERS:
+    for server in MEM_SERVERS:
         for n in args.workers:
             port = free_port()
             with Running(cwd=APPS, argv=command(server, "flask_hello", n, ("http", port))) as s:
@@ -272,7 +283,8 @@ def main():
              "`--interface wsgi`; wrk `-t1 -cN --latency`; ab `-c 20` (HTTP/1.0, a new connection per request)",
              "- server CPU µs/request: utime+stime of the server's whole process tree during the run", ""]
     for path, title in [("http", "Direct HTTP"), ("nginx", "Behind nginx (uwsgi_pass on a unix socket; "
-                                                            "gunicorn: proxy_pass with keep-alive)")]:
+                                                            "rwsgi proxy and gunicorn: proxy_pass with "
+                                                            "keep-alive to an HTTP unix socket)")]:
         lines += [f"## {title}", "",
                   "| app | client | server | requests/s | × uWSGI | p50 ms | p99 ms | CPU µs/req | errors |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -280,7 +292,7 @@ def main():
             for client in args.clients:
                 base_rows = serve.get((path, app, client, "uWSGI"))
                 base = med(base_rows, "rps") if base_rows else float("nan")
-                for server in SERVERS:
+                for server in (SERVERS if path == "http" else NGINX_SERVERS):
                     rows = serve.get((path, app, client, server))
                     if not rows:
                         continue
@@ -304,14 +316,14 @@ def main():
         lines.append(f"| {app} | {c:.1f} | " + " | ".join(cells) + " |")
     lines += ["", "## Memory: Flask hello, whole process tree (MiB)", "",
               "| server | workers | PSS idle | RSS idle | anonymous idle | PSS after load |", "|---|---|---|---|---|---|"]
-    for (server, n), m in sorted(mem.items(), key=lambda kv: (SERVERS.index(kv[0][0]), kv[0][1])):
+    for (server, n), m in sorted(mem.items(), key=lambda kv: (MEM_SERVERS.index(kv[0][0]), kv[0][1])):
         lines.append(f"| {server} | {n} | {m['idle'][0] / 1024:.1f} | {m['idle'][1] / 1024:.1f} | "
                      f"{m['idle'][2] / 1024:.1f} | {m['loaded'][0] / 1024:.1f} |")
     lo, hi = min(args.workers), max(args.workers)
     lines += ["", "Extra PSS per added worker (idle, from "
               f"{lo} to {hi} workers): " + ", ".join(
                   f"{s} {(mem[(s, hi)]['idle'][0] - mem[(s, lo)]['idle'][0]) / (hi - lo) / 1024:.2f} MiB"
-                  for s in SERVERS), "",
+                  for s in MEM_SERVERS), "",
               "## Startup and worker spawn", "",
               "| server | exec → first 200 OK (s), 4 workers |", "|---|---|"]
     lines += [f"| {s} | {t:.2f} |" for s, t in boot.items()]
@@ -331,12 +343,13 @@ def main():
 def plot(serve, mem, args, out):
     fig, ax = plt.subplots(figsize=(9, 4))
     cases = [(p, a) for p in ["http", "nginx"] for a in args.apps]
-    width = 0.2
-    for i, server in enumerate(SERVERS):
+    bars = SERVERS + ["rwsgi proxy"]
+    width = 0.8 / len(bars)
+    for i, server in enumerate(bars):
         vals = [med(serve[(p, a, "wrk20", server)], "rps") if (p, a, "wrk20", server) in serve else 0
                 for p, a in cases]
         ax.bar([x + i * width for x in range(len(cases))], vals, width, label=server)
-    ax.set_xticks([x + 1.5 * width for x in range(len(cases))])
+    ax.set_xticks([x + (len(bars) - 1) / 2 * width for x in range(len(cases))])
     ax.set_xticklabels([f"{a}\n{p}" for p, a in cases], fontsize=7)
     ax.set_ylabel("requests/s (wrk -c20)")
     ax.legend()
@@ -344,7 +357,7 @@ def plot(serve, mem, args, out):
     fig.savefig(out / "rps.png", dpi=90)
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(7, 4))
-    for server in SERVERS:
+    for server in MEM_SERVERS:
         ax.plot(args.workers, [mem[(server, n)]["idle"][0] / 1024 for n in args.workers], marker="o", label=server)
     ax.set_xlabel("workers")
     ax.set_ylabel("PSS of the process tree, idle (MiB)")
