@@ -245,6 +245,98 @@ fn every_process_runs_sched_batch_unless_told_otherwise() {
 }
 
 #[test]
+fn harakiri_kills_a_request_that_runs_too_long_and_respawns() {
+    let s = serve_app(
+        "slow",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--harakiri",
+            "1",
+            "--processes",
+            "1",
+            "--stats",
+            "{dir}/stats.sock",
+        ],
+    );
+    let addr = s.http.unwrap();
+    let started = Instant::now();
+    let r = get(addr, "/?30");
+    // Killed within [1, 2) s of the start (plus scheduling), not after 30 s.
+    assert_eq!(r.status, 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let pid = s.events("spawned")[0]["pid"].as_i64().unwrap();
+    assert!(s.logged(&format!(
+        "*** HARAKIRI ON WORKER 1 (pid: {pid}, try: 1, graceful: yes) ***"
+    )));
+    assert!(s.logged("HARAKIRI triggered by worker 1 core 0 !!!"));
+    s.wait_logged(
+        &format!("DAMN ! worker 1 (pid: {pid}) died, killed by signal 9 :( trying respawn ..."),
+        Duration::from_secs(5),
+    );
+    s.wait_logged("Respawned uWSGI worker 1", Duration::from_secs(10));
+    // The respawned worker serves; a request under the limit is untouched.
+    assert_eq!(get(addr, "/?0.2").status, 200);
+    let mut c = std::os::unix::net::UnixStream::connect(s.dir.join("stats.sock")).unwrap();
+    let mut raw = String::new();
+    std::io::Read::read_to_string(&mut c, &mut raw).unwrap();
+    let stats: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(stats["workers"][0]["harakiri_count"], 1);
+}
+
+#[test]
+fn max_requests_recycles_workers_without_losing_a_request() {
+    let s = serve_app(
+        "counted",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--max-requests",
+            "3",
+            "--min-worker-lifetime",
+            "1",
+            "--threads",
+            "2",
+        ],
+    );
+    let addr = s.http.unwrap();
+    let first = get(addr, "/").json();
+    // Past the minimum lifetime, so the respawn is not held back by the
+    // fork-bomb guard.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut pids = vec![first["pid"].as_i64().unwrap()];
+    for _ in 0..5 {
+        let r = get(addr, "/");
+        assert_eq!(r.status, 200);
+        pids.push(r.json()["pid"].as_i64().unwrap());
+    }
+    // Three requests on the first worker, then a new one.
+    assert_eq!(pids[..3], [pids[0]; 3]);
+    assert_ne!(pids[3], pids[0]);
+    let old = pids[0];
+    assert!(s.logged(&format!("...The work of process {old} is done. Seeya!")));
+    s.wait_logged(
+        &format!("worker 1 killed successfully (pid: {old})"),
+        Duration::from_secs(5),
+    );
+    assert!(s.logged(&format!("Respawned uWSGI worker 1 (new pid: {})", pids[3])));
+    assert!(!s.logged("DAMN !"));
+    drop(s);
+    // Before min-worker-lifetime (default 10 s) nothing recycles.
+    let s = serve_app(
+        "counted",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--max-requests", "1"],
+    );
+    let pids: Vec<_> = (0..4)
+        .map(|_| get(s.http.unwrap(), "/").json()["pid"].as_i64().unwrap())
+        .collect();
+    assert_eq!(pids, [pids[0]; 4]);
+}
+
+#[test]
 fn a_full_queue_answers_503_and_is_logged() {
     let s = serve_app(
         "slow",

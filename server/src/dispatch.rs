@@ -108,7 +108,19 @@ impl Pool {
         if idle.iter().filter(|c| c.slot == slot).count() != channels {
             return None;
         }
-        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *idle)
+        Some(self.take_locked(&mut idle, slot))
+    }
+
+    /// Takes whichever channels of `slot` are idle out of the pool.
+    pub fn take_idle_channels(&self, slot: u32) -> Vec<WorkerConn> {
+        match self.idle.lock() {
+            Ok(mut idle) => self.take_locked(&mut idle, slot),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn take_locked(&self, idle: &mut Vec<WorkerConn>, slot: u32) -> Vec<WorkerConn> {
+        let (taken, kept): (Vec<_>, Vec<_>) = std::mem::take(idle)
             .into_iter()
             .partition(|c| c.slot == slot);
         *idle = kept;
@@ -120,7 +132,7 @@ impl Pool {
                 }
             }
         }
-        Some(taken)
+        taken
     }
 
     /// Every slot's busy state now.
@@ -207,6 +219,16 @@ impl Lease {
     /// The worker's slot and pid.
     pub fn ids(&self) -> (u32, i32) {
         self.conn.as_ref().map_or((0, 0), |c| (c.slot, c.pid))
+    }
+
+    /// The worker retires after this request (it said so in its END): it
+    /// gets no other request. Its idle channels (its other threads) are
+    /// closed now, and this one when the lease ends.
+    pub fn retire(&mut self) {
+        if let Some(c) = &self.conn {
+            c.alive.store(false, Ordering::Release);
+            drop(self.pool.take_idle_channels(c.slot));
+        }
     }
 
     /// Gives the worker back after a complete exchange, counting it.

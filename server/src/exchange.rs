@@ -127,7 +127,12 @@ impl Link {
             loop {
                 match self.frame().await? {
                     (Kind::Read, _) => self.body(&[]).await?,
-                    (Kind::End, _) => return Ok::<bool, Gone>(true),
+                    (Kind::End, payload) => {
+                        if ipc::parse_end(&payload).is_ok_and(|e| e.retire) {
+                            self.lease.retire();
+                        }
+                        return Ok::<bool, Gone>(true);
+                    }
                     (_, payload) => {
                         discarded += payload.len() as u64;
                         if discarded > DRAIN_MAX_BYTES {
@@ -253,15 +258,19 @@ impl<B: BodySource> Drop for Exchange<B> {
     }
 }
 
-fn event(link: &Link, kind: Kind, payload: Bytes) -> Result<Event, Gone> {
+fn event(link: &mut Link, kind: Kind, payload: Bytes) -> Result<Event, Gone> {
     match kind {
         Kind::Head => ipc::parse_head(payload)
             .map(Event::Head)
             .map_err(|e| link.gone(&e.to_string())),
         Kind::Chunk => Ok(Event::Chunk(payload)),
-        Kind::End => ipc::parse_end(&payload)
-            .map(Event::End)
-            .map_err(|e| link.gone(&e.to_string())),
+        Kind::End => {
+            let end = ipc::parse_end(&payload).map_err(|e| link.gone(&e.to_string()))?;
+            if end.retire {
+                link.lease.retire();
+            }
+            Ok(Event::End(end))
+        }
         Kind::Abort => Ok(Event::Abort),
         other => Err(link.gone(&format!("sent an unexpected {other:?} frame"))),
     }

@@ -157,6 +157,9 @@ pub fn parse_request(p: &[u8]) -> Result<RequestHead<'_>, FrameError> {
 
 /// END flags: the app raised an exception.
 pub const END_EXCEPTION: u8 = 1;
+/// END flags: the worker retires after this request (`worker/recycle.rs`):
+/// it must not be given another one.
+pub const END_RETIRE: u8 = 2;
 
 /// A decoded END payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,12 +168,15 @@ pub struct EndInfo {
     pub exception: bool,
     /// Requests this worker has served, this one included.
     pub requests: u64,
+    /// The worker exits after this request.
+    pub retire: bool,
 }
 
 /// Encodes an END payload.
 pub fn end_payload(info: EndInfo) -> [u8; 9] {
     let mut p = [0u8; 9];
-    p[0] = if info.exception { END_EXCEPTION } else { 0 };
+    p[0] =
+        if info.exception { END_EXCEPTION } else { 0 } | if info.retire { END_RETIRE } else { 0 };
     p[1..].copy_from_slice(&info.requests.to_le_bytes());
     p
 }
@@ -186,6 +192,7 @@ pub fn parse_end(p: &[u8]) -> Result<EndInfo, FrameError> {
     Ok(EndInfo {
         exception: flags & END_EXCEPTION != 0,
         requests: u64::from_le_bytes(*n),
+        retire: flags & END_RETIRE != 0,
     })
 }
 
@@ -380,11 +387,14 @@ mod tests {
 
     #[test]
     fn end_round_trip() {
-        let e = EndInfo {
-            exception: true,
-            requests: 42,
-        };
-        assert_eq!(parse_end(&end_payload(e)), Ok(e));
+        for (exception, retire) in [(true, false), (false, true), (true, true)] {
+            let e = EndInfo {
+                exception,
+                requests: 42,
+                retire,
+            };
+            assert_eq!(parse_end(&end_payload(e)), Ok(e));
+        }
         assert!(parse_end(&[0]).is_err());
     }
 }

@@ -146,7 +146,7 @@ def counted(environ, start_response):
     if environ["PATH_INFO"] == "/boom":
         raise RuntimeError("boom during warm-up")
     _calls.append((environ["PATH_INFO"], environ["QUERY_STRING"]))
-    body = json.dumps({"calls": len(_calls), "paths": sorted(set(p for p, _ in _calls)),
+    body = json.dumps({"calls": len(_calls), "pid": os.getpid(), "paths": sorted(set(p for p, _ in _calls)),
                        "queries": sorted(set(q for _, q in _calls))}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]

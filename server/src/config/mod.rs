@@ -29,6 +29,20 @@ pub enum LogStyle {
     Json,
 }
 
+/// When a worker recycles itself after a request (uWSGI's
+/// `uwsgi_close_request` checks, reference §5.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recycle {
+    /// Requests after which a worker exits (0 = never).
+    pub max_requests: u64,
+    /// Added per worker id above 1, so workers do not all recycle at once.
+    pub max_requests_delta: u64,
+    /// RSS in bytes at which a worker exits after a request (0 = never).
+    pub reload_on_rss: u64,
+    /// Neither limit applies before a worker is this old.
+    pub min_lifetime: Duration,
+}
+
 /// The CPU scheduling policy of rwsgi's processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchedPolicy {
@@ -59,6 +73,10 @@ pub struct Config {
     pub need_app: bool,
     /// Run `gc.freeze()` before forking.
     pub gc_freeze: bool,
+    /// Seconds a request may run before its worker is killed (0 = off).
+    pub harakiri: u64,
+    /// When a worker recycles itself (`worker/recycle.rs`).
+    pub recycle: Recycle,
     /// CPU scheduling policy of every process (`master/sched.rs`).
     pub sched_policy: SchedPolicy,
     /// Paths (with an optional query) the prototype calls the app with
@@ -120,6 +138,13 @@ impl Default for Config {
             need_app: false,
             gc_freeze: true,
             sched_policy: SchedPolicy::Batch,
+            harakiri: 0,
+            recycle: Recycle {
+                max_requests: 0,
+                max_requests_delta: 0,
+                reload_on_rss: 0,
+                min_lifetime: Duration::from_secs(10),
+            },
             warmup_urls: Vec::new(),
             warmup_requests: 16,
             processes: 1,
@@ -247,6 +272,13 @@ impl Config {
                 "lazy-apps" => c.lazy_apps = flag,
                 "need-app" => c.need_app = flag,
                 "gc-freeze" => c.gc_freeze = value::parse_bool(v),
+                "harakiri" => c.harakiri = bounded(number()?, 0, 86400 * 365).map_err(invalid)?,
+                "max-requests" => c.recycle.max_requests = number()?,
+                "max-requests-delta" => c.recycle.max_requests_delta = number()?,
+                "reload-on-rss" => {
+                    c.recycle.reload_on_rss = number()?.saturating_mul(1024 * 1024)
+                }
+                "min-worker-lifetime" => c.recycle.min_lifetime = Duration::from_secs(number()?),
                 "sched-policy" => {
                     c.sched_policy = match v {
                         "batch" => SchedPolicy::Batch,
@@ -439,10 +471,10 @@ mod tests {
 
     #[test]
     fn unsupported_and_invalid_values_are_named() {
-        let e = load(&["--harakiri", "30"]).unwrap_err().to_string();
+        let e = load(&["--mount", "/a=b.py"]).unwrap_err().to_string();
         assert_eq!(
             e,
-            "command line argument 1: option \"harakiri\" is not supported: not implemented yet"
+            "command line argument 1: option \"mount\" is not supported: only one app per instance is supported"
         );
         let e = load(&["--processes", "many"]).unwrap_err().to_string();
         assert_eq!(

@@ -285,6 +285,47 @@ pub static OPTIONS: &[Spec] = &[
         Flag,
         "exit on SIGTERM (rwsgi always does, gracefully)",
     ),
+    // Recycling and harakiri (reference §5.3, §5.4).
+    opt(
+        "harakiri",
+        &[],
+        Some('t'),
+        Value,
+        "kill a worker whose request has run this many seconds (0 = off)",
+    ),
+    ignored(
+        "harakiri-verbose",
+        Flag,
+        "the harakiri line names the worker, its pid and the request",
+    ),
+    opt(
+        "max-requests",
+        &[],
+        Some('R'),
+        Value,
+        "recycle a worker after this many requests (0 = off)",
+    ),
+    opt(
+        "max-requests-delta",
+        &[],
+        None,
+        Value,
+        "add (worker id - 1) * this to max-requests, so workers do not recycle together",
+    ),
+    opt(
+        "reload-on-rss",
+        &[],
+        None,
+        Value,
+        "recycle a worker whose RSS after a request is at least this many megabytes",
+    ),
+    opt(
+        "min-worker-lifetime",
+        &[],
+        None,
+        Value,
+        "seconds a worker lives before max-requests and reload-on-rss apply (default 10)",
+    ),
     opt(
         "reload-mercy",
         &[],
@@ -520,8 +561,16 @@ pub static OPTIONS: &[Spec] = &[
         "rwsgi streams bodies with backpressure from the master",
     ),
     // Known but not supported yet: refused, so nobody runs without what they asked for.
-    unsupported("harakiri", Value, "not implemented yet"),
-    unsupported("max-requests", Value, "not implemented yet"),
+    unsupported(
+        "harakiri-graceful-timeout",
+        Value,
+        "not implemented yet: harakiri sends SIGKILL at once",
+    ),
+    unsupported(
+        "harakiri-graceful-signal",
+        Value,
+        "not implemented yet: harakiri sends SIGKILL at once",
+    ),
     unsupported("mount", List, "only one app per instance is supported"),
     unsupported(
         "daemonize",
@@ -649,7 +698,7 @@ mod tests {
     #[test]
     fn the_table_decides_unsupported_options() {
         assert!(matches!(
-            lookup("harakiri").unwrap().support,
+            lookup("emperor").unwrap().support,
             Support::Unsupported(_)
         ));
         assert!(matches!(

@@ -105,6 +105,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             threads: config.threads,
             cheaper: config.cheaper.clone(),
             check_interval: config.check_interval,
+            harakiri: config.harakiri,
             tcp_listeners: bound
                 .iter()
                 .filter_map(|b| match &b.listener {

@@ -27,6 +27,7 @@ use crate::control::{self, Received};
 use crate::dispatch::{Pool, WorkerConn};
 use crate::ipc::Control;
 
+mod harakiri;
 mod scaling;
 
 /// Environment variable that makes the binary run as the prototype.
@@ -66,6 +67,8 @@ struct Slot {
     spawned_once: bool,
     last_spawn: Option<Instant>,
     respawn_at: Option<Instant>,
+    /// Harakiri attempts on the running worker.
+    harakiri_tries: u32,
 }
 
 #[derive(Debug)]
@@ -91,6 +94,8 @@ pub struct Settings {
     pub check_interval: Duration,
     /// TCP listeners, whose accept queues count in the backlog.
     pub tcp_listeners: Vec<std::os::fd::RawFd>,
+    /// Seconds a request may run before its worker is killed (0 = off).
+    pub harakiri: u64,
 }
 
 /// Why the supervisor stopped on its own.
@@ -169,6 +174,10 @@ impl Supervisor {
         }
         let mut tick = tokio::time::interval(self.settings.check_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // uWSGI checks harakiri once per master cycle (about a second).
+        let mut harakiri_tick = tokio::time::interval(Duration::from_secs(1));
+        harakiri_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let harakiri = self.settings.harakiri > 0;
         loop {
             let next_respawn = self.slots.iter().filter_map(|s| s.respawn_at).min();
             let sleep = async {
@@ -196,6 +205,7 @@ impl Supervisor {
                 _ = sigchld.recv() => self.reap(),
                 _ = sleep => self.respawn_due(),
                 _ = tick.tick() => self.on_tick(),
+                _ = harakiri_tick.tick(), if harakiri => self.check_harakiri(),
                 cmd = commands.recv() => {
                     let done = match cmd {
                         Some(Request::Delta(d)) => {
@@ -425,6 +435,7 @@ impl Supervisor {
         }
         s.pid = 0;
         s.pending = None;
+        s.harakiri_tries = 0;
         self.pool.table.exited(slot, s.cheaped);
         if self.stopping {
             return;

@@ -305,5 +305,6 @@ fn run_worker(config: &Config, slot: u32, streams: Vec<UnixStream>, app: Option<
         multithread: config.threads > 1,
         multiprocess: config.processes > 1,
     };
-    worker::serve(streams, app, &st)
+    let recycler = worker::recycle::Recycler::new(&config.recycle, slot);
+    worker::serve(streams, app, &st, &recycler)
 }

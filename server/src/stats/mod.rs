@@ -9,7 +9,7 @@
 //! the pretty form is tab-indented with `"key":value`, and `stats-http`
 //! answers with exactly `Content-Type: application/json`. Version 1 of
 //! rwsgi's stats schema; fields rwsgi has no counterpart for (signals,
-//! harakiri, offloading, static files) are always 0.
+//! offloading, static files) are always 0.
 
 pub mod json;
 pub mod server;
@@ -97,7 +97,7 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
                 .collect();
             json!({
                 "id": w.id, "pid": w.pid, "accepting": u8::from(w.accepting), "requests": w.requests,
-                "delta_requests": w.delta_requests, "exceptions": w.exceptions, "harakiri_count": 0,
+                "delta_requests": w.delta_requests, "exceptions": w.exceptions, "harakiri_count": w.harakiri_count,
                 "signals": 0, "signal_queue": 0, "status": status, "rss": rss, "vsz": vsz,
                 "running_time": w.running_time, "last_spawn": w.last_spawn,
                 "respawn_count": w.respawn_count, "tx": w.tx, "avg_rt": w.avg_rt,

@@ -54,6 +54,8 @@ pub struct SlotView {
     pub last_spawn: u64,
     /// Times a worker was forked for this slot.
     pub respawn_count: u64,
+    /// Harakiri incidents (a request killed for running too long).
+    pub harakiri_count: u64,
     /// Per thread.
     pub cores: Vec<Core>,
 }
@@ -183,6 +185,30 @@ impl Table {
             s.view.pid = 0;
             s.view.cheaped = cheaped;
         });
+    }
+
+    /// The (slot, core) pairs serving a request that started at least
+    /// `limit` ago, with how long it has run (harakiri).
+    pub fn overdue(&self, limit: Duration) -> Vec<(u32, u16, Duration)> {
+        let now = Instant::now();
+        let Ok(slots) = self.slots.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, s) in slots.iter().enumerate() {
+            for (core, started) in s.started.iter().enumerate() {
+                if let Some(t) = started.filter(|t| now - *t >= limit) {
+                    let slot = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                    out.push((slot, u16::try_from(core).unwrap_or(u16::MAX), now - t));
+                }
+            }
+        }
+        out
+    }
+
+    /// Counts a harakiri on `slot`.
+    pub fn harakiri(&self, slot: u32) {
+        self.with(slot, |s| s.view.harakiri_count += 1);
     }
 
     /// Every slot's busy state now.

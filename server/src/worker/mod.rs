@@ -5,6 +5,7 @@
 
 pub mod channel;
 pub mod input;
+pub mod recycle;
 pub mod support;
 pub mod trace;
 pub mod wsgi;
@@ -16,6 +17,7 @@ use std::rc::Rc;
 use pyo3::prelude::*;
 
 use self::channel::Channel;
+use self::recycle::Recycler;
 use crate::ipc::{self, Kind};
 
 /// Exit code of a worker that stopped as asked (uWSGI's `end_me` uses 30).
@@ -25,7 +27,12 @@ pub const EXIT_CHANNEL: i32 = 31;
 
 /// Serves requests on every channel (one thread each; the first on this
 /// thread) until told to stop; returns the exit code.
-pub fn serve(streams: Vec<UnixStream>, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i32 {
+pub fn serve(
+    streams: Vec<UnixStream>,
+    app: Option<Py<PyAny>>,
+    st: &wsgi::Static,
+    recycler: &Recycler,
+) -> i32 {
     let mut streams = streams.into_iter();
     let Some(first) = streams.next() else {
         return EXIT_CHANNEL;
@@ -34,9 +41,10 @@ pub fn serve(streams: Vec<UnixStream>, app: Option<Py<PyAny>>, st: &wsgi::Static
     for (i, stream) in streams.enumerate() {
         let app = Python::attach(|py| app.as_ref().map(|a| a.clone_ref(py)));
         let st = wsgi::Static { ..*st };
+        let recycler = recycler.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("rwsgi-core-{}", i + 1))
-            .spawn(move || serve_one(stream, app, &st));
+            .spawn(move || serve_one(stream, app, &st, &recycler));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -44,7 +52,7 @@ pub fn serve(streams: Vec<UnixStream>, app: Option<Py<PyAny>>, st: &wsgi::Static
             }
         }
     }
-    let code = serve_one(first, app, st);
+    let code = serve_one(first, app, st, recycler);
     for t in threads {
         let _ = t.join();
     }
@@ -52,7 +60,12 @@ pub fn serve(streams: Vec<UnixStream>, app: Option<Py<PyAny>>, st: &wsgi::Static
 }
 
 /// Serves requests on one channel.
-fn serve_one(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i32 {
+fn serve_one(
+    stream: UnixStream,
+    app: Option<Py<PyAny>>,
+    st: &wsgi::Static,
+    recycler: &Recycler,
+) -> i32 {
     let chan = match Channel::new(stream) {
         Ok(c) => Rc::new(RefCell::new(c)),
         Err(e) => {
@@ -96,9 +109,11 @@ fn serve_one(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i
                     return EXIT_CHANNEL;
                 }
             };
+            let retire = recycler.after_request();
             let end = ipc::end_payload(ipc::EndInfo {
                 exception: outcome.exception,
                 requests,
+                retire,
             });
             let mut c = chan.borrow_mut();
             c.push(Kind::End, &end);
@@ -111,6 +126,12 @@ fn serve_one(stream: UnixStream, app: Option<Py<PyAny>>, st: &wsgi::Static) -> i
                 if let Err(e) = trace::write(py, path) {
                     tracing::error!(event = "trace_failed", cause = %e, "cannot write the trace");
                 }
+            }
+            if retire {
+                // The master gives this channel nothing more and closes the
+                // worker's idle ones; the process exits when every thread
+                // has finished its request.
+                return EXIT_STOPPED;
             }
         }
     })

@@ -1,0 +1,122 @@
+//! Recycling: a worker decides after each request whether it has served
+//! enough (`max-requests`, `max-requests-delta`) or grown too big
+//! (`reload-on-rss`), as uWSGI's `uwsgi_close_request` does, and neither
+//! applies before the worker is `min-worker-lifetime` old (reference §5.4).
+//!
+//! A worker that retires says so in the END frame of its last request
+//! ([`crate::ipc::END_RETIRE`]), so the master never gives it another one:
+//! the master closes the worker's other channels, each thread finishes the
+//! request it is serving, the process exits with
+//! [`super::EXIT_STOPPED`], and the supervisor respawns the slot.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::config::Recycle;
+
+/// One worker's recycling state, shared by its threads.
+#[derive(Debug, Clone)]
+pub struct Recycler {
+    /// The request limit for this worker id (0 = none).
+    limit: u64,
+    rss_limit: u64,
+    min_lifetime: std::time::Duration,
+    spawned: Instant,
+    served: Arc<AtomicU64>,
+    retiring: Arc<AtomicBool>,
+}
+
+impl Recycler {
+    /// The recycler of worker `slot` (1-based).
+    pub fn new(cfg: &Recycle, slot: u32) -> Recycler {
+        let limit = if cfg.max_requests == 0 {
+            0
+        } else {
+            cfg.max_requests.saturating_add(
+                u64::from(slot.saturating_sub(1)).saturating_mul(cfg.max_requests_delta),
+            )
+        };
+        Recycler {
+            limit,
+            rss_limit: cfg.reload_on_rss,
+            min_lifetime: cfg.min_lifetime,
+            spawned: Instant::now(),
+            served: Arc::new(AtomicU64::new(0)),
+            retiring: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Counts a finished request; true when this worker retires after it.
+    /// The first thread to decide logs uWSGI's line.
+    pub fn after_request(&self) -> bool {
+        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.retiring.load(Ordering::Relaxed) {
+            return true;
+        }
+        if self.spawned.elapsed() < self.min_lifetime {
+            return false;
+        }
+        let due = (self.limit > 0 && served >= self.limit)
+            || (self.rss_limit > 0 && rss_bytes().is_some_and(|rss| rss >= self.rss_limit));
+        if due && !self.retiring.swap(true, Ordering::Relaxed) {
+            tracing::info!(
+                event = "recycled",
+                pid = std::process::id(),
+                requests = served,
+                "...The work of process {} is done. Seeya!",
+                std::process::id()
+            );
+        }
+        due
+    }
+}
+
+/// This process's resident set size, from `/proc/self/statm`.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no memory effects.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
+    Some(pages * page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn cfg(max: u64, delta: u64, min_s: u64) -> Recycle {
+        Recycle {
+            max_requests: max,
+            max_requests_delta: delta,
+            reload_on_rss: 0,
+            min_lifetime: Duration::from_secs(min_s),
+        }
+    }
+
+    #[test]
+    fn max_requests_plus_delta_per_worker_id() {
+        let r = Recycler::new(&cfg(3, 2, 0), 2);
+        assert_eq!(r.limit, 5);
+        let results: Vec<bool> = (0..6).map(|_| r.after_request()).collect();
+        assert_eq!(results, [false, false, false, false, true, true]);
+        assert_eq!(Recycler::new(&cfg(0, 2, 0), 3).limit, 0);
+    }
+
+    #[test]
+    fn nothing_recycles_before_the_minimum_lifetime() {
+        let r = Recycler::new(&cfg(1, 0, 3600), 1);
+        assert!(!r.after_request());
+        assert!(!r.after_request());
+    }
+
+    #[test]
+    fn an_rss_limit_below_the_process_size_recycles() {
+        let mut c = cfg(0, 0, 0);
+        c.reload_on_rss = 1;
+        assert!(Recycler::new(&c, 1).after_request());
+        c.reload_on_rss = u64::MAX;
+        assert!(!Recycler::new(&c, 1).after_request());
+    }
+}
