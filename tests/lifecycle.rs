@@ -337,6 +337,46 @@ fn max_requests_recycles_workers_without_losing_a_request() {
 }
 
 #[test]
+fn log_format_templates_shape_the_request_line() {
+    // In an ini file, `%(addr)` survives the ini's own %(name) expansion.
+    let dir = tmpdir("logfmt");
+    let ini = dir.join("app.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[uwsgi]\nhttp-socket = 127.0.0.1:0\nsocket = 127.0.0.1:0\nwsgi-file = {}\ncallable = hello\n\
+             log-format = REQ %(addr) %(method) %(uri) %(proto) %(status) %(rsize) %(var.HTTP_X_TEST) %(wid) %(modifier1) %(nothing)\n",
+            apps().display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start(&["--ini", ini.to_str().unwrap()]);
+    let r = http(s.http.unwrap(), "GET", "/x?y=1", &[("X-Test", "seen")], b"");
+    assert_eq!(r.status, 200);
+    s.wait_logged(
+        "REQ 127.0.0.1 GET /x?y=1 HTTP/1.1 200 13 seen 1 0 -",
+        Duration::from_secs(5),
+    );
+    let mut c = std::net::TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let vars = [
+        ("REQUEST_METHOD", "POST"),
+        ("REQUEST_URI", "/u"),
+        ("PATH_INFO", "/u"),
+        ("SERVER_PROTOCOL", "HTTP/1.0"),
+        ("REMOTE_ADDR", "10.1.2.3"),
+        ("SERVER_NAME", "x"),
+        ("SERVER_PORT", "80"),
+    ];
+    let out = uwsgi_raw(&mut c, &vars, b"");
+    assert!(out.starts_with(b"HTTP/1.0 200 OK"));
+    s.wait_logged(
+        "REQ 10.1.2.3 POST /u HTTP/1.0 200 13 - 1 0 -",
+        Duration::from_secs(5),
+    );
+    assert!(!s.logged("[pid: "));
+}
+
+#[test]
 fn a_full_queue_answers_503_and_is_logged() {
     let s = serve_app(
         "slow",

@@ -221,6 +221,11 @@ impl Lease {
         self.conn.as_ref().map_or((0, 0), |c| (c.slot, c.pid))
     }
 
+    /// The worker thread (core) serving the lease.
+    pub fn core(&self) -> u16 {
+        self.conn.as_ref().map_or(0, |c| c.core)
+    }
+
     /// The worker retires after this request (it said so in its END): it
     /// gets no other request. Its idle channels (its other threads) are
     /// closed now, and this one when the lease ends.

@@ -188,6 +188,11 @@ impl<B: BodySource> Exchange<B> {
         self.link.as_ref().map_or((0, 0), |l| l.lease.ids())
     }
 
+    /// The worker thread (core) serving it.
+    pub fn core(&self) -> u16 {
+        self.link.as_ref().map_or(0, |l| l.lease.core())
+    }
+
     /// Requests served by the instance so far.
     pub fn total_requests(&self) -> u64 {
         self.link.as_ref().map_or(0, |l| l.lease.total_requests())

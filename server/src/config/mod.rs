@@ -111,6 +111,8 @@ pub struct Config {
     pub log_style: LogStyle,
     /// Log a line per request.
     pub request_logging: bool,
+    /// uWSGI's `log-format` request-log template, when given.
+    pub log_format: Option<String>,
     /// Worker autoscaling, when `cheaper` is set.
     pub cheaper: Option<cheaper::CheaperConfig>,
     /// How often the master checks the pool.
@@ -160,6 +162,7 @@ impl Default for Config {
             reload_mercy: Duration::from_secs(30),
             log_style: LogStyle::Text,
             request_logging: true,
+            log_format: None,
             cheaper: None,
             check_interval: Duration::from_secs(1),
             master_fifo: Vec::new(),
@@ -248,14 +251,17 @@ impl Config {
             let number = || value::parse_number(v).map_err(invalid);
             match spec.name {
                 "socket" => c.sockets.push(socket(v, Protocol::Uwsgi).map_err(invalid)?),
-                "http-socket" | "http" => c.sockets.push(socket(v, Protocol::Http).map_err(invalid)?),
+                "http-socket" | "http" => {
+                    c.sockets.push(socket(v, Protocol::Http).map_err(invalid)?)
+                }
                 "listen" => c.listen = bounded(number()?, 1, 65535).map_err(invalid)? as u32,
                 "buffer-size" => c.buffer_size = number()?.clamp(1024, 65535) as u16,
                 "max-vars" => c.max_vars = bounded(number()?, 1, 65535).map_err(invalid)? as u16,
                 "chmod-socket" => c.chmod_socket = Some(value::parse_mode(v).map_err(invalid)?),
                 "vacuum" => c.vacuum = flag,
                 "socket-timeout" => {
-                    c.socket_timeout = Duration::from_secs(bounded(number()?, 1, 86400).map_err(invalid)?)
+                    c.socket_timeout =
+                        Duration::from_secs(bounded(number()?, 1, 86400).map_err(invalid)?)
                 }
                 "module" => module = Some((v.to_owned(), o.origin.clone())),
                 "wsgi-file" => file = Some(PathBuf::from(v)),
@@ -275,9 +281,7 @@ impl Config {
                 "harakiri" => c.harakiri = bounded(number()?, 0, 86400 * 365).map_err(invalid)?,
                 "max-requests" => c.recycle.max_requests = number()?,
                 "max-requests-delta" => c.recycle.max_requests_delta = number()?,
-                "reload-on-rss" => {
-                    c.recycle.reload_on_rss = number()?.saturating_mul(1024 * 1024)
-                }
+                "reload-on-rss" => c.recycle.reload_on_rss = number()?.saturating_mul(1024 * 1024),
                 "min-worker-lifetime" => c.recycle.min_lifetime = Duration::from_secs(number()?),
                 "sched-policy" => {
                     c.sched_policy = match v {
@@ -304,10 +308,7 @@ impl Config {
                 "log-format" => match v {
                     "json" => c.log_style = LogStyle::Json,
                     "text" => c.log_style = LogStyle::Text,
-                    _ => warnings.push(format!(
-                        "{}: request log templates (log-format = {v}) are not implemented yet; using the default request log line",
-                        o.origin
-                    )),
+                    _ => c.log_format = Some(v.to_owned()),
                 },
                 "disable-logging" => c.request_logging = !flag,
                 "cheaper" => ch.cheaper = Some(number()?),
@@ -316,7 +317,8 @@ impl Config {
                 "cheaper-overload" => ch.overload = Some(number()?),
                 "cheaper-algo" => ch.algo = Some(v.trim().to_owned()),
                 "check-interval" => {
-                    c.check_interval = Duration::from_secs(bounded(number()?, 1, 3600).map_err(invalid)?)
+                    c.check_interval =
+                        Duration::from_secs(bounded(number()?, 1, 3600).map_err(invalid)?)
                 }
                 "cheaper-busyness-max" => ch.busyness.max = number()?,
                 "cheaper-busyness-min" => ch.busyness.min = number()?,

@@ -495,7 +495,7 @@ pub static OPTIONS: &[Spec] = &[
         &["logformat"],
         None,
         Value,
-        "json or text: the server log style",
+        "json or text (the server log style), or a request log template of %(name) tokens",
     ),
     opt(
         "disable-logging",

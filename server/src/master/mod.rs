@@ -126,6 +126,10 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         limits: config.limits(),
         socket_timeout: config.socket_timeout,
         request_logging: config.request_logging,
+        log_format: config
+            .log_format
+            .as_deref()
+            .map(|f| Arc::new(crate::reqlog::Template::parse(f))),
         hostname,
     });
     let tracker = Arc::new(Tracker::default());

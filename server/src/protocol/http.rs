@@ -215,6 +215,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         started,
         protocol,
         logging: ctx.request_logging,
+        template: ctx.log_format.clone(),
         header_bytes: 0,
     };
     let head = loop {
@@ -304,6 +305,7 @@ struct LogInfo {
     started: Instant,
     protocol: &'static str,
     logging: bool,
+    template: Option<Arc<reqlog::Template>>,
     header_bytes: usize,
 }
 
@@ -326,9 +328,19 @@ impl LogInfo {
                 .map(|(_, v)| &v[..])
                 .unwrap_or_default()
         };
-        let (_, pid) = ex.ids();
-        reqlog::log(&reqlog::Entry {
+        let (wid, pid) = ex.ids();
+        let lookup = |k: &[u8]| {
+            self.vars
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| &v[..])
+        };
+        let entry = reqlog::Entry {
             pid,
+            wid,
+            core: ex.core(),
+            modifier1: 0,
+            lookup: Some(&lookup),
             worker_requests: info.requests,
             total_requests: ex.total_requests() + 1,
             remote_addr: get(b"REMOTE_ADDR"),
@@ -344,7 +356,8 @@ impl LogInfo {
             status,
             headers,
             header_bytes: self.header_bytes,
-        });
+        };
+        reqlog::log(&entry, self.template.as_deref());
     }
 }
 

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub socket_timeout: Duration,
     /// Whether to log each request.
     pub request_logging: bool,
+    /// The `log-format` template of the request log line, if any.
+    pub log_format: Option<Arc<crate::reqlog::Template>>,
     /// `SERVER_NAME` for HTTP requests.
     pub hostname: String,
 }

@@ -242,7 +242,8 @@ where
             if client_ok && !out.is_empty() {
                 write(&mut writer, &out, &ctx).await;
             }
-            let (_, pid) = ex.ids();
+            let (wid, pid) = ex.ids();
+            let core = ex.core();
             let total = ex.total_requests() + 1;
             ex.finish(crate::dispatch::Done {
                 exception: info.exception,
@@ -254,8 +255,13 @@ where
                 reset(fd);
             }
             if ctx.request_logging {
-                reqlog::log(&reqlog::Entry {
+                let lookup = |k: &[u8]| vars.get(k);
+                let entry = reqlog::Entry {
                     pid,
+                    wid,
+                    core,
+                    modifier1: header.modifier1.0,
+                    lookup: Some(&lookup),
                     worker_requests: info.requests,
                     total_requests: total,
                     remote_addr: vars.get(b"REMOTE_ADDR").unwrap_or_default(),
@@ -271,7 +277,8 @@ where
                     status,
                     headers,
                     header_bytes,
-                });
+                };
+                reqlog::log(&entry, ctx.log_format.as_deref());
             }
         }
         None => {

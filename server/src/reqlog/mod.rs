@@ -5,15 +5,28 @@
 //! [pid: 15723|app: 0|req: 1/1] 127.0.0.1 () {32 vars in 352 bytes} [Fri Dec  4 15:35:46 2026] GET / => generated 6 bytes in 0 msecs (HTTP/1.1 200) 2 headers in 64 bytes (1 switches on core 0)
 //! ```
 //!
-//! Times are UTC: the container has no time zone database.
+//! Times are UTC: the container has no time zone database. `log-format`
+//! templates are in [`template`].
+
+pub mod template;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use template::Template;
+
+/// Looks up a request variable (`HTTP_HOST`, ...).
+pub type Lookup<'a> = &'a dyn Fn(&[u8]) -> Option<&'a [u8]>;
+
 /// Everything one line needs.
-#[derive(Debug, Default)]
 pub struct Entry<'a> {
     /// The worker's pid.
     pub pid: i32,
+    /// The worker's id (slot).
+    pub wid: u32,
+    /// The worker thread that served it.
+    pub core: u16,
+    /// The uwsgi packet's modifier1 (0 over HTTP).
+    pub modifier1: u8,
     /// Requests served by this worker.
     pub worker_requests: u64,
     /// Requests served by the instance.
@@ -44,15 +57,39 @@ pub struct Entry<'a> {
     pub headers: usize,
     /// Status line + headers + CRLF bytes.
     pub header_bytes: usize,
+    /// The request's variables, for templates.
+    pub lookup: Option<Lookup<'a>>,
 }
 
-/// Logs the line.
-pub fn log(e: &Entry<'_>) {
+impl std::fmt::Debug for Entry<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("pid", &self.pid)
+            .field("wid", &self.wid)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Entry<'a> {
+    /// A request variable.
+    pub fn var(&self, key: &[u8]) -> Option<&'a [u8]> {
+        self.lookup.and_then(|f| f(key))
+    }
+}
+
+/// Logs the line: the `log-format` template when there is one, else
+/// uWSGI's default line.
+pub fn log(e: &Entry<'_>, template: Option<&Template>) {
+    if let Some(t) = template {
+        tracing::info!(target: "reqlog", status = e.status, "{}", t.render(e));
+        return;
+    }
     let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     tracing::info!(
         target: "reqlog",
         status = e.status,
-        "[pid: {}|app: 0|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} msecs ({} {}) {} headers in {} bytes (1 switches on core 0)",
+        "[pid: {}|app: 0|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} msecs ({} {}) {} headers in {} bytes (1 switches on core {})",
         e.pid,
         e.worker_requests,
         e.total_requests,
@@ -69,6 +106,7 @@ pub fn log(e: &Entry<'_>) {
         e.status,
         e.headers,
         e.header_bytes,
+        e.core,
     );
 }
 
