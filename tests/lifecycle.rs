@@ -376,6 +376,112 @@ fn log_format_templates_shape_the_request_line() {
     assert!(!s.logged("[pid: "));
 }
 
+fn write_app(dir: &std::path::Path, body: &str) {
+    std::fs::write(
+        dir.join("reload_app.py"),
+        format!(
+            "import os\n{body}\ndef application(environ, start_response):\n    \
+             start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+             return [('%s %d' % (VERSION, os.getpid())).encode()]\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn reloads_replace_workers_one_by_one_without_dropping_a_request() {
+    let dir = tmpdir("reload");
+    write_app(&dir, "VERSION = 'v1'");
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--chdir",
+            "{dir}",
+            "--module",
+            "reload_app",
+            "--processes",
+            "2",
+            "--need-app",
+            "--env",
+            "PYTHONDONTWRITEBYTECODE=1",
+            "--touch-reload",
+            "{dir}/deploy.stamp",
+            "--master-fifo",
+            "{dir}/fifo",
+        ],
+        true,
+    );
+    let addr = s.http.unwrap();
+    assert!(String::from_utf8_lossy(&get(addr, "/").body).starts_with("v1 "));
+    // Clients keep sending during every reload below; none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if get(addr, "/").status == 200 {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    // SIGHUP: a new prototype with the new code, then the two workers.
+    write_app(&dir, "VERSION = 'version2'");
+    s.signal(libc::SIGHUP);
+    s.wait_logged("chain reloading complete", Duration::from_secs(20));
+    assert!(s.logged("chain reload starting..."));
+    assert_eq!(s.events("reload_victim").len(), 2);
+    let body = String::from_utf8_lossy(&get(addr, "/").body).into_owned();
+    assert!(body.starts_with("version2 "), "{body}");
+    // A reload whose app does not import keeps the running workers.
+    write_app(&dir, "VERSION = = 'broken'");
+    std::fs::write(dir.join("deploy.stamp"), "1").unwrap();
+    s.wait_logged(
+        "deploy.stamp has been touched... grace them all !!!",
+        Duration::from_secs(5),
+    );
+    s.wait_logged(
+        "reload failed: the app did not load",
+        Duration::from_secs(20),
+    );
+    assert!(String::from_utf8_lossy(&get(addr, "/").body).starts_with("version2 "));
+    // The master FIFO's `r`.
+    write_app(&dir, "VERSION = 'third'");
+    s.wait_event("fifo", Duration::from_secs(5));
+    std::fs::write(dir.join("fifo"), "r").unwrap();
+    s.wait_events("reload_done", 2, Duration::from_secs(20));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for t in load {
+        let (o, f) = t.join().unwrap();
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(failed, 0, "{ok} requests served, {failed} failed");
+    assert!(ok > 10, "{ok}");
+    assert!(String::from_utf8_lossy(&get(addr, "/").body).starts_with("third "));
+    // Exactly two workers and one prototype are left.
+    let mut workers: Vec<_> = s
+        .events("respawned")
+        .iter()
+        .rev()
+        .take(2)
+        .map(|e| e["pid"].as_i64().unwrap() as i32)
+        .collect();
+    workers.sort();
+    for pid in workers {
+        assert!(nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok());
+    }
+}
+
 #[test]
 fn a_full_queue_answers_503_and_is_logged() {
     let s = serve_app(

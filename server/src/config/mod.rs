@@ -119,6 +119,8 @@ pub struct Config {
     pub check_interval: Duration,
     /// Master FIFOs.
     pub master_fifo: Vec<PathBuf>,
+    /// Files whose modification asks for a graceful reload.
+    pub touch_reload: Vec<PathBuf>,
     /// Where the stats server listens.
     pub stats: Option<Address>,
     /// The stats server speaks HTTP.
@@ -166,6 +168,7 @@ impl Default for Config {
             cheaper: None,
             check_interval: Duration::from_secs(1),
             master_fifo: Vec::new(),
+            touch_reload: Vec::new(),
             stats: None,
             stats_http: false,
             stats_minified: false,
@@ -333,6 +336,7 @@ impl Config {
                 "cheaper-rss-limit-hard" => ch.rss_hard = number()?,
                 "cheaper-idle" => ch.idle = Some(number()?),
                 "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
+                "touch-reload" => c.touch_reload.push(PathBuf::from(v)),
                 "stats" => c.stats = Some(value::parse_address(v).map_err(invalid)?),
                 "stats-http" => c.stats_http = flag,
                 "stats-minified" => c.stats_minified = flag,
@@ -353,6 +357,7 @@ impl Config {
         c.chdir = c.chdir.map(abs);
         c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
         c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
+        c.touch_reload = c.touch_reload.into_iter().map(abs).collect();
         let file = file.map(abs);
         c.app = match (module, file) {
             (Some((m, origin)), _) => Some(value::parse_module(&m, &callable).map_err(

@@ -465,7 +465,14 @@ pub static OPTIONS: &[Spec] = &[
         &[],
         None,
         List,
-        "a FIFO taking commands: + and - (one worker more or fewer), q (graceful shutdown)",
+        "a FIFO taking commands: + and - (one worker more or fewer), r or c (graceful reload), q (graceful shutdown)",
+    ),
+    opt(
+        "touch-reload",
+        &[],
+        None,
+        List,
+        "reload gracefully when this file is modified, created or removed",
     ),
     // The stats server.
     opt(

@@ -1,7 +1,8 @@
 //! The master FIFO (uWSGI `core/fifo.c`, reference §5.2): a named pipe,
 //! created with mode 0600 (an old file is replaced), read one byte per
 //! command. Supported: `+` and `-` (one worker more or fewer, through the
-//! cheaper subsystem) and `q`/`Q` (graceful shutdown). Other uWSGI commands
+//! cheaper subsystem), `r` and `c` (graceful reload, worker by worker:
+//! `supervisor/reload.rs`) and `q`/`Q` (graceful shutdown). Other uWSGI commands
 //! are logged as not supported; unknown bytes (a newline from `echo`) are
 //! ignored.
 
@@ -17,6 +18,8 @@ pub enum Command {
     Delta(i64),
     /// Graceful shutdown.
     Shutdown,
+    /// Graceful reload.
+    Reload,
 }
 
 /// Maps a command byte.
@@ -25,9 +28,9 @@ pub fn parse(b: u8) -> Option<Result<Command, char>> {
         b'+' => Some(Ok(Command::Delta(1))),
         b'-' => Some(Ok(Command::Delta(-1))),
         b'q' | b'Q' => Some(Ok(Command::Shutdown)),
+        b'r' | b'c' => Some(Ok(Command::Reload)),
         b'0'..=b'9'
         | b'B'
-        | b'c'
         | b'C'
         | b'E'
         | b'f'
@@ -35,7 +38,6 @@ pub fn parse(b: u8) -> Option<Result<Command, char>> {
         | b'L'
         | b'p'
         | b'P'
-        | b'r'
         | b'R'
         | b's'
         | b'S'
@@ -97,7 +99,8 @@ mod tests {
         assert_eq!(parse(b'+'), Some(Ok(Command::Delta(1))));
         assert_eq!(parse(b'-'), Some(Ok(Command::Delta(-1))));
         assert_eq!(parse(b'q'), Some(Ok(Command::Shutdown)));
-        assert_eq!(parse(b'r'), Some(Err('r')));
+        assert_eq!(parse(b'r'), Some(Ok(Command::Reload)));
+        assert_eq!(parse(b'R'), Some(Err('R')));
         assert_eq!(parse(b'\n'), None);
     }
 }

@@ -10,6 +10,7 @@
 pub mod fifo;
 pub mod sched;
 pub mod supervisor;
+pub mod touch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -189,11 +190,28 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 fifo::Command::Delta(d) => {
                     let _ = sup_fifo.send(Request::Delta(d)).await;
                 }
+                fifo::Command::Reload => {
+                    let _ = sup_fifo.send(Request::Reload("master FIFO")).await;
+                }
                 fifo::Command::Shutdown => return,
             }
         }
         std::future::pending::<()>().await
     };
+    // SIGHUP reloads gracefully, as in uWSGI (a new prototype generation,
+    // workers replaced one by one); so does touching a touch-reload file.
+    let mut hup = signal(SignalKind::hangup())?;
+    let sup_hup = sup_tx.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            if sup_hup.send(Request::Reload("SIGHUP")).await.is_err() {
+                return;
+            }
+        }
+    });
+    if !config.touch_reload.is_empty() {
+        tokio::spawn(touch::watch(config.touch_reload.clone(), sup_tx.clone()));
+    }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;

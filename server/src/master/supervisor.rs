@@ -28,6 +28,7 @@ use crate::dispatch::{Pool, WorkerConn};
 use crate::ipc::Control;
 
 mod harakiri;
+mod reload;
 mod scaling;
 
 /// Environment variable that makes the binary run as the prototype.
@@ -54,6 +55,8 @@ pub enum Request {
     Stop(oneshot::Sender<()>),
     /// One worker more (+1) or fewer (-1): the master FIFO's `+` and `-`.
     Delta(i64),
+    /// Reload gracefully (`reload.rs`); the string says what asked.
+    Reload(&'static str),
 }
 
 /// One worker slot.
@@ -69,6 +72,8 @@ struct Slot {
     respawn_at: Option<Instant>,
     /// Harakiri attempts on the running worker.
     harakiri_tries: u32,
+    /// The prototype generation its worker was forked from.
+    generation: u64,
 }
 
 #[derive(Debug)]
@@ -117,6 +122,15 @@ pub struct Supervisor {
     slots: Vec<Slot>,
     pids: HashMap<i32, u32>,
     proto: Option<Prototype>,
+    /// A reload's new prototype, until it is ready.
+    next_proto: Option<Prototype>,
+    /// The previous prototype, while its workers are being replaced.
+    old_proto: Option<Prototype>,
+    /// The current prototype generation.
+    generation: u64,
+    /// The slot whose worker a reload is replacing.
+    replacing: Option<usize>,
+    reload_started: Option<Instant>,
     proto_started: Option<Instant>,
     proto_ready: bool,
     /// Whether "workers ready" was logged (the first time every slot that
@@ -143,6 +157,11 @@ impl Supervisor {
             slots,
             pids: HashMap::new(),
             proto: None,
+            next_proto: None,
+            old_proto: None,
+            generation: 0,
+            replacing: None,
+            reload_started: None,
             proto_started: None,
             proto_ready: false,
             ready: false,
@@ -178,6 +197,8 @@ impl Supervisor {
         let mut harakiri_tick = tokio::time::interval(Duration::from_secs(1));
         harakiri_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let harakiri = self.settings.harakiri > 0;
+        // A reload waiting for a busy old worker looks again this often.
+        let mut reload_tick = tokio::time::interval(Duration::from_millis(200));
         loop {
             let next_respawn = self.slots.iter().filter_map(|s| s.respawn_at).min();
             let sleep = async {
@@ -206,10 +227,17 @@ impl Supervisor {
                 _ = sleep => self.respawn_due(),
                 _ = tick.tick() => self.on_tick(),
                 _ = harakiri_tick.tick(), if harakiri => self.check_harakiri(),
+                msg = recv_control(self.next_proto.as_ref()) => self.on_next_control(msg),
+                msg = recv_control(self.old_proto.as_ref()) => self.on_old_control(msg),
+                _ = reload_tick.tick(), if self.old_proto.is_some() => self.reload_step(),
                 cmd = commands.recv() => {
                     let done = match cmd {
                         Some(Request::Delta(d)) => {
                             self.fifo_delta += d;
+                            continue;
+                        }
+                        Some(Request::Reload(why)) => {
+                            self.start_reload(why);
                             continue;
                         }
                         Some(Request::Stop(done)) => Some(done),
@@ -224,6 +252,14 @@ impl Supervisor {
     }
 
     fn start_prototype(&mut self) -> std::io::Result<()> {
+        let p = self.launch_prototype()?;
+        self.proto = Some(p);
+        self.proto_started = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Starts a prototype process (fork+exec of this binary).
+    fn launch_prototype(&self) -> std::io::Result<Prototype> {
         let (master_end, proto_end) = socketpair(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -266,9 +302,7 @@ impl Supervisor {
         // SAFETY: `master_end` is an OwnedFd that the AsyncFd owns from here
         // on; it is not closed or registered elsewhere while registered here.
         let control = unsafe { AsyncFd::register(master_end) }.map_err(|e| e.into_parts().1)?;
-        self.proto = Some(Prototype { control, pid });
-        self.proto_started = Some(Instant::now());
-        Ok(())
+        Ok(Prototype { control, pid })
     }
 
     fn on_control(&mut self, m: Control, _fds: Vec<OwnedFd>) -> Option<Outcome> {
@@ -342,6 +376,7 @@ impl Supervisor {
         };
         match control::send(proto.control.get_ref().as_fd(), msg, &raw) {
             Ok(()) => {
+                self.slots[i].generation = self.generation;
                 self.slots[i].pending = Some(master_ends);
                 self.slots[i].respawn_at = None;
             }
@@ -405,6 +440,9 @@ impl Supervisor {
                 stream,
                 alive: alive.clone(),
             });
+        }
+        if self.replacing == Some(slot as usize - 1) {
+            self.reload_step();
         }
         if !self.ready && self.slots.iter().all(|s| s.cheaped || s.alive.is_some()) {
             self.ready = true;
@@ -579,6 +617,7 @@ impl Supervisor {
         let proto_pid = self.proto.take().map(|p| p.pid);
         let mut pids: Vec<i32> = self.pids.keys().copied().collect();
         pids.extend(proto_pid);
+        pids.extend(self.reload_pids());
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             pids.retain(|&p| nix::sys::signal::kill(Pid::from_raw(p), None).is_ok());
