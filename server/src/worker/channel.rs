@@ -78,6 +78,9 @@ impl Channel {
 }
 
 fn read_frame(reader: &mut BufReader<UnixStream>) -> io::Result<Option<(Kind, Vec<u8>)>> {
+    if reader.buffer().is_empty() {
+        wait_readable(reader.get_ref());
+    }
     let mut head = [0u8; FRAME_HEADER];
     match reader.read_exact(&mut head) {
         Ok(()) => {}
@@ -90,4 +93,24 @@ fn read_frame(reader: &mut BufReader<UnixStream>) -> io::Result<Option<(Kind, Ve
     payload.put_bytes(0, len);
     reader.read_exact(&mut payload)?;
     Ok(Some((kind, payload)))
+}
+
+/// Blocks until `sock` is readable, in poll(2): unlike a blocking read,
+/// poll's wait is woken only for the events it asked for, so the
+/// write-space wake-up the kernel sends when the master drains this socket
+/// does not wake the worker for nothing.
+fn wait_readable(sock: &UnixStream) {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, -1) };
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
 }
