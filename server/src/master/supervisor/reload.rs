@@ -16,6 +16,12 @@
 //!    requests queue in the master meanwhile, and none is dropped.
 //! 4. When no old-generation worker is left, the old prototype is let go.
 //!
+//! The new prototype is this binary started again from its path on disk,
+//! with `librwsgi.so` beside it: the master itself is not replaced, so an
+//! upgrade of rwsgi needs a restart, and the two files must be upgraded
+//! together (a binary replaced by a new file makes the reload fail, and
+//! the running workers keep serving).
+//!
 //! The log lines are those of uWSGI's chain reload (`chain reload
 //! starting...`, `chain next victim is worker N`, `chain reloading
 //! complete`), which is what this is; uWSGI's SIGHUP instead stops every
