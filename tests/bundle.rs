@@ -13,7 +13,7 @@ fn bundle(extra: &[&str]) -> PathBuf {
     let out = tmpdir("bundle").join("root");
     let app = root().join("tests/apps/bundle_app");
     let venv = venv();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rwsgi"));
+    let mut cmd = Command::new(bin());
     cmd.args(["bundle", "--module", "app:app", "--chdir"])
         .arg(&app)
         .arg("--virtualenv")

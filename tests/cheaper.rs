@@ -163,7 +163,7 @@ fn the_master_fifo_adds_and_removes_workers() {
 
 #[test]
 fn cheaper_must_be_lower_than_processes() {
-    let bin = env!("CARGO_BIN_EXE_rwsgi");
+    let bin = bin();
     let out = std::process::Command::new(bin)
         .args([
             "--http-socket",

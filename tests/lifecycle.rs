@@ -87,8 +87,8 @@ fn sigterm_finishes_requests_in_flight_and_leaves_nothing_behind() {
 
 #[test]
 fn config_errors_name_the_option() {
-    let bin = env!("CARGO_BIN_EXE_rwsgi");
-    let out = Command::new(bin)
+    let bin = bin();
+    let out = Command::new(&bin)
         .args(["--proceses", "2"])
         .output()
         .unwrap();
@@ -101,7 +101,7 @@ fn config_errors_name_the_option() {
     let dir = tmpdir("ini");
     let ini = dir.join("app.ini");
     std::fs::write(&ini, "[uwsgi]\nhttp-socket = 127.0.0.1:0\nharakri = 30\n").unwrap();
-    let out = Command::new(bin).arg(&ini).output().unwrap();
+    let out = Command::new(&bin).arg(&ini).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains(&format!(
@@ -110,7 +110,7 @@ fn config_errors_name_the_option() {
         )),
         "{err}"
     );
-    let help = run(Command::new(bin).arg("--help"));
+    let help = run(Command::new(&bin).arg("--help"));
     assert!(help.contains("--http-socket"));
 }
 
@@ -619,7 +619,7 @@ fn relative_paths_are_taken_from_the_starting_directory() {
     let dir = tmpdir("relpaths");
     std::fs::create_dir_all(dir.join("sub")).unwrap();
     std::fs::copy(apps(), dir.join("sub/app.py")).unwrap();
-    let bin = std::env::var("RWSGI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rwsgi").to_owned());
+    let bin = bin();
     let mut child = Command::new(bin)
         .current_dir(&dir)
         .args([

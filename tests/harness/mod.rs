@@ -23,6 +23,35 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The binary under test: `RWSGI_BIN`, or the one cargo built for these
+/// tests. For the latter, the Python host it loads (`librwsgi.so`, the
+/// library's cdylib) is put beside it first: `cargo build` does that, but
+/// `cargo test` leaves the fresh one in `deps/`.
+pub fn bin() -> String {
+    if let Ok(b) = std::env::var("RWSGI_BIN") {
+        return b;
+    }
+    let bin = env!("CARGO_BIN_EXE_rwsgi");
+    static HOST: std::sync::Once = std::sync::Once::new();
+    HOST.call_once(|| {
+        let dir = std::path::Path::new(bin).parent().unwrap();
+        let built = dir.join("deps/librwsgi.so");
+        let beside = dir.join("librwsgi.so");
+        let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        if built.exists() && modified(&built) > modified(&beside) {
+            let tmp = dir.join(format!(".librwsgi.so.{}", std::process::id()));
+            std::fs::copy(&built, &tmp).unwrap();
+            std::fs::rename(&tmp, &beside).unwrap();
+        }
+        assert!(
+            beside.exists(),
+            "{} is missing: run cargo build",
+            beside.display()
+        );
+    });
+    bin.to_owned()
+}
+
 /// The test apps file.
 pub fn apps() -> PathBuf {
     root().join("tests/apps/app.py")
@@ -72,8 +101,7 @@ impl Server {
 
     /// Starts without waiting for readiness.
     pub fn start_in(dir: PathBuf, args: &[&str], wait: bool) -> Server {
-        let bin =
-            std::env::var("RWSGI_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_rwsgi").to_owned());
+        let bin = bin();
         let args: Vec<String> = args
             .iter()
             .map(|a| a.replace("{dir}", dir.to_str().unwrap()))
