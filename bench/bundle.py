@@ -67,7 +67,8 @@ def main():
         for label, extra, run_extra in [("traced (default)", [], []),
                                         ("traced, warm-up of / before fork", [], warm),
                                         ("traced, without OpenSSL, warm-up", no_ssl, warm),
-                                        ("traced, without OpenSSL, stdlib zipped, warm-up", [*no_ssl, "--zip"], warm)]:
+                                        ("traced, without OpenSSL, stdlib zipped, warm-up (the Dockerfile's)",
+                                         [*no_ssl, "--zip"], warm)]:
             b = Path(tmp) / f"bundle-{len(rows)}"
             subprocess.run([str(RWSGI), "bundle", "--module", "app:app", "--chdir", str(EXAMPLE), "--virtualenv",
                             str(venv), "--out", str(b), *extra], check=True, stdout=subprocess.DEVNULL)
