@@ -296,7 +296,7 @@ pub static OPTIONS: &[Spec] = &[
     ignored(
         "harakiri-verbose",
         Flag,
-        "the harakiri line names the worker, its pid and the request",
+        "the harakiri lines name the worker, its pid and core; there is no /proc dump",
     ),
     opt(
         "max-requests",
