@@ -569,6 +569,17 @@ pub static OPTIONS: &[Spec] = &[
     ),
     // Known but not supported yet: refused, so nobody runs without what they asked for.
     unsupported(
+        "reload-on-as",
+        Value,
+        "not implemented yet: use reload-on-rss",
+    ),
+    unsupported("max-worker-lifetime", Value, "not implemented yet"),
+    unsupported(
+        "logto",
+        Value,
+        "rwsgi logs to stderr; redirect it, or let the container runtime collect it",
+    ),
+    unsupported(
         "harakiri-graceful-timeout",
         Value,
         "not implemented yet: harakiri sends SIGKILL at once",
