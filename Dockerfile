@@ -35,7 +35,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && cp target/release/rwsgi target/release/librwsgi.so /usr/local/bin/
 # The example needs neither OpenSSL (5.5 MiB: _ssl, _hashlib, libssl and
 # libcrypto; http.client imports ssl only if it can) nor a loose standard
-# library: 19.5 MiB instead of 27. An app that hashes passwords with
+# library: 19.1 MiB instead of 26.7. An app that hashes passwords with
 # Werkzeug (hashlib.scrypt) or calls HTTPS services must drop the two
 # --exclude-module flags.
 RUN rwsgi bundle --module app:app --chdir /src/examples/flask_hello --virtualenv /venv \
