@@ -483,6 +483,29 @@ fn reloads_replace_workers_one_by_one_without_dropping_a_request() {
 }
 
 #[test]
+fn max_worker_lifetime_recycles_idle_workers() {
+    let s = serve_app(
+        "counted",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--max-worker-lifetime", "1"],
+    );
+    let addr = s.http.unwrap();
+    let first = get(addr, "/").json()["pid"].as_i64().unwrap();
+    s.wait_logged(
+        "worker 1 lifetime reached, it was running for",
+        Duration::from_secs(5),
+    );
+    s.wait_logged(
+        &format!("worker 1 killed successfully (pid: {first})"),
+        Duration::from_secs(5),
+    );
+    s.wait_logged("Respawned uWSGI worker 1", Duration::from_secs(5));
+    let second = get(addr, "/").json()["pid"].as_i64().unwrap();
+    assert_ne!(first, second);
+    assert!(!s.logged("DAMN !"));
+}
+
+#[test]
 fn a_full_queue_answers_503_and_is_logged() {
     let s = serve_app(
         "slow",

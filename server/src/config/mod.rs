@@ -75,6 +75,9 @@ pub struct Config {
     pub gc_freeze: bool,
     /// Seconds a request may run before its worker is killed (0 = off).
     pub harakiri: u64,
+    /// Seconds after which a worker is recycled between requests (0 =
+    /// off), plus `delta` per worker id above 1.
+    pub max_worker_lifetime: (u64, u64),
     /// When a worker recycles itself (`worker/recycle.rs`).
     pub recycle: Recycle,
     /// CPU scheduling policy of every process (`master/sched.rs`).
@@ -143,6 +146,7 @@ impl Default for Config {
             gc_freeze: true,
             sched_policy: SchedPolicy::Batch,
             harakiri: 0,
+            max_worker_lifetime: (0, 0),
             recycle: Recycle {
                 max_requests: 0,
                 max_requests_delta: 0,
@@ -283,6 +287,8 @@ impl Config {
                 "gc-freeze" => c.gc_freeze = value::parse_bool(v),
                 "harakiri" => c.harakiri = bounded(number()?, 0, 86400 * 365).map_err(invalid)?,
                 "max-requests" => c.recycle.max_requests = number()?,
+                "max-worker-lifetime" => c.max_worker_lifetime.0 = number()?,
+                "max-worker-lifetime-delta" => c.max_worker_lifetime.1 = number()?,
                 "max-requests-delta" => c.recycle.max_requests_delta = number()?,
                 "reload-on-rss" => c.recycle.reload_on_rss = number()?.saturating_mul(1024 * 1024),
                 "min-worker-lifetime" => c.recycle.min_lifetime = Duration::from_secs(number()?),

@@ -320,6 +320,20 @@ pub static OPTIONS: &[Spec] = &[
         "recycle a worker whose RSS after a request is at least this many megabytes",
     ),
     opt(
+        "max-worker-lifetime",
+        &[],
+        None,
+        Value,
+        "recycle a worker, between requests, once it has run this many seconds (0 = off)",
+    ),
+    opt(
+        "max-worker-lifetime-delta",
+        &[],
+        None,
+        Value,
+        "add (worker id - 1) * this many seconds to max-worker-lifetime",
+    ),
+    opt(
         "min-worker-lifetime",
         &[],
         None,
@@ -573,7 +587,6 @@ pub static OPTIONS: &[Spec] = &[
         Value,
         "not implemented yet: use reload-on-rss",
     ),
-    unsupported("max-worker-lifetime", Value, "not implemented yet"),
     unsupported(
         "logto",
         Value,

@@ -107,6 +107,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             cheaper: config.cheaper.clone(),
             check_interval: config.check_interval,
             harakiri: config.harakiri,
+            max_worker_lifetime: config.max_worker_lifetime,
             tcp_listeners: bound
                 .iter()
                 .filter_map(|b| match &b.listener {

@@ -28,6 +28,7 @@ use crate::dispatch::{Pool, WorkerConn};
 use crate::ipc::Control;
 
 mod harakiri;
+mod lifetime;
 mod reload;
 mod scaling;
 
@@ -101,6 +102,8 @@ pub struct Settings {
     pub tcp_listeners: Vec<std::os::fd::RawFd>,
     /// Seconds a request may run before its worker is killed (0 = off).
     pub harakiri: u64,
+    /// `max-worker-lifetime` and its per-worker delta, in seconds.
+    pub max_worker_lifetime: (u64, u64),
 }
 
 /// Why the supervisor stopped on its own.
@@ -193,10 +196,11 @@ impl Supervisor {
         }
         let mut tick = tokio::time::interval(self.settings.check_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // uWSGI checks harakiri once per master cycle (about a second).
-        let mut harakiri_tick = tokio::time::interval(Duration::from_secs(1));
-        harakiri_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let harakiri = self.settings.harakiri > 0;
+        // uWSGI checks harakiri and worker lifetimes once per master cycle
+        // (about a second).
+        let mut cycle = tokio::time::interval(Duration::from_secs(1));
+        cycle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let cycle_checks = self.settings.harakiri > 0 || self.settings.max_worker_lifetime.0 > 0;
         // A reload waiting for a busy old worker looks again this often.
         let mut reload_tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -226,7 +230,10 @@ impl Supervisor {
                 _ = sigchld.recv() => self.reap(),
                 _ = sleep => self.respawn_due(),
                 _ = tick.tick() => self.on_tick(),
-                _ = harakiri_tick.tick(), if harakiri => self.check_harakiri(),
+                _ = cycle.tick(), if cycle_checks => {
+                    self.check_harakiri();
+                    self.check_lifetimes();
+                }
                 msg = recv_control(self.next_proto.as_ref()) => self.on_next_control(msg),
                 msg = recv_control(self.old_proto.as_ref()) => self.on_old_control(msg),
                 _ = reload_tick.tick(), if self.old_proto.is_some() => self.reload_step(),
