@@ -122,7 +122,11 @@ fn value(out: &mut String, name: &str, e: &Entry<'_>) {
         "status" => write!(out, "{}", e.status),
         "rsize" => write!(out, "{}", e.body_bytes),
         "hsize" => write!(out, "{}", e.header_bytes),
-        "size" => write!(out, "{}", e.body_bytes + e.header_bytes as u64),
+        "size" => write!(
+            out,
+            "{}",
+            e.body_bytes.saturating_add(e.header_bytes as u64)
+        ),
         "cl" => write!(
             out,
             "{}",
