@@ -506,6 +506,19 @@ fn max_worker_lifetime_recycles_idle_workers() {
 }
 
 #[test]
+fn env_options_reach_the_apps_environment() {
+    let s = serve_app(
+        "osenv",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--env", "RWSGI_TEST_ENV=from-the-option"],
+    );
+    assert_eq!(
+        get(s.http.unwrap(), "/?RWSGI_TEST_ENV").body,
+        b"from-the-option"
+    );
+}
+
+#[test]
 fn a_full_queue_answers_503_and_is_logged() {
     let s = serve_app(
         "slow",

@@ -150,3 +150,9 @@ def counted(environ, start_response):
                        "queries": sorted(set(q for _, q in _calls))}).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
+
+
+def osenv(environ, start_response):
+    """The process environment variable named by the query string."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [os.environ.get(environ["QUERY_STRING"], "(unset)").encode()]

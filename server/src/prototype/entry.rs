@@ -28,10 +28,8 @@ fn run() -> i32 {
         }
     };
     crate::telemetry::init(config.log_style);
-    for (k, v) in &config.env {
-        // SAFETY: the prototype has one thread.
-        unsafe { std::env::set_var(k, v) };
-    }
+    // The `env` options are already in this process's environment: the
+    // master set them before it started the prototype.
     let fd: Option<i32> = std::env::var(CONTROL_FD_ENV)
         .ok()
         .and_then(|s| s.parse().ok());

@@ -19,12 +19,12 @@
 //! not stop the server. The environ is the minimal PEP 3333 one for a GET
 //! from 127.0.0.1 (`SERVER_NAME` localhost), with an empty `wsgi.input`.
 
-use std::ffi::CString;
+use std::ffi::CStr;
 
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-const CODE: &str = r#"
+const CODE: &CStr = cr#"
 import io, sys
 
 def warm(app, path, query, times):
@@ -59,13 +59,8 @@ pub fn run(py: Python<'_>, app: &Bound<'_, PyAny>, urls: &[String], times: u32) 
     if urls.is_empty() {
         return;
     }
-    let module = CString::new(CODE)
-        .map_err(|e| e.to_string())
-        .and_then(|code| {
-            PyModule::from_code(py, &code, c"rwsgi_warmup.py", c"rwsgi_warmup")
-                .and_then(|m| m.getattr("warm"))
-                .map_err(|e| e.to_string())
-        });
+    let module = PyModule::from_code(py, CODE, c"rwsgi_warmup.py", c"rwsgi_warmup")
+        .and_then(|m| m.getattr("warm"));
     let warm = match module {
         Ok(w) => w,
         Err(e) => {

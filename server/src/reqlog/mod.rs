@@ -110,6 +110,11 @@ pub fn log(e: &Entry<'_>, template: Option<&Template>) {
     );
 }
 
+/// Month abbreviations, as `ctime(3)` and `strftime`'s `%b` print them.
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
 /// `ctime(3)`'s 24 characters, in UTC: `Fri Dec  4 15:35:46 2026`.
 pub fn ctime(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -117,13 +122,10 @@ pub fn ctime(t: SystemTime) -> String {
     let rem = secs % 86400;
     let (y, m, d) = civil_from_days(days);
     const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02} {}",
         WD[days.rem_euclid(7) as usize],
-        MON[(m - 1) as usize],
+        MONTHS[(m - 1) as usize],
         d,
         rem / 3600,
         rem % 3600 / 60,

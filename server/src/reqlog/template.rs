@@ -19,9 +19,9 @@
 //! `+0000`. A `%(` without its `)` is text, and so is `%()`.
 
 use std::fmt::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Entry, civil_from_days, ctime};
+use super::{Entry, MONTHS, civil_from_days, ctime};
 
 /// A compiled template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,10 +101,6 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(b)
 }
 
-fn micros(d: Duration) -> u128 {
-    d.as_micros()
-}
-
 /// Appends the value of `name` (nothing when it has none).
 fn value(out: &mut String, name: &str, e: &Entry<'_>) {
     let start = e.start.unwrap_or(UNIX_EPOCH);
@@ -132,7 +128,7 @@ fn value(out: &mut String, name: &str, e: &Entry<'_>) {
             "{}",
             rwsgi_proto::content_length(e.var(b"CONTENT_LENGTH").unwrap_or_default()).unwrap_or(0)
         ),
-        "micros" => write!(out, "{}", micros(e.elapsed)),
+        "micros" => write!(out, "{}", e.elapsed.as_micros()),
         "msecs" => write!(out, "{}", e.elapsed.as_millis()),
         "secs" => write!(out, "{:.6}", e.elapsed.as_secs_f64()),
         "tmsecs" => write!(out, "{}", since_epoch.as_millis()),
@@ -168,13 +164,10 @@ fn value(out: &mut String, name: &str, e: &Entry<'_>) {
 fn ltime(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (y, m, d) = civil_from_days((secs / 86400) as i64);
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let rem = secs % 86400;
     format!(
         "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
-        MON[(m - 1) as usize],
+        MONTHS[(m - 1) as usize],
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -184,6 +177,7 @@ fn ltime(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn entry<'a>(lookup: &'a dyn Fn(&[u8]) -> Option<&'a [u8]>) -> Entry<'a> {
         Entry {

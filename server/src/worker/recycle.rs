@@ -58,7 +58,7 @@ impl Recycler {
             return false;
         }
         let due = (self.limit > 0 && served >= self.limit)
-            || (self.rss_limit > 0 && rss_bytes().is_some_and(|rss| rss >= self.rss_limit));
+            || (self.rss_limit > 0 && own_rss() >= self.rss_limit);
         if due && !self.retiring.swap(true, Ordering::Relaxed) {
             tracing::info!(
                 event = "recycled",
@@ -72,13 +72,11 @@ impl Recycler {
     }
 }
 
-/// This process's resident set size, from `/proc/self/statm`.
-fn rss_bytes() -> Option<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no memory effects.
-    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).ok()?;
-    Some(pages.saturating_mul(page))
+/// This process's resident set size in bytes (0 when it cannot be read),
+/// measured as the stats and the cheaper RSS limits measure it.
+fn own_rss() -> u64 {
+    let pid = i32::try_from(std::process::id()).unwrap_or(0);
+    crate::stats::process_memory(pid).1
 }
 
 #[cfg(test)]
