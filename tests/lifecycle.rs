@@ -218,6 +218,41 @@ fn warm_up_calls_run_in_the_prototype_before_fork() {
     assert_eq!(get(s.http.unwrap(), "/").json()["calls"], 1);
 }
 
+/// A `kB` field of /proc/PID/status.
+fn status_kb(pid: i64, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn master_and_prototype_give_back_their_start_up_mappings() {
+    let s = serve_app("hello", &["--http-socket", "127.0.0.1:0"], &[]);
+    let released = s.events("startup_pages_released");
+    assert_eq!(released.len(), 2, "master and prototype: {released:?}");
+    let proto = s.wait_event("prototype_spawned", Duration::from_secs(5))["pid"]
+        .as_i64()
+        .unwrap();
+    let by_proto = released
+        .iter()
+        .find(|e| e["pid"].as_i64() == Some(proto))
+        .expect("the prototype's release")["bytes"]
+        .as_u64()
+        .unwrap();
+    // What the prototype still maps of files (what it ran since, and the
+    // fork) is less than what it gave back: the import-time code is gone.
+    let still = status_kb(proto, "RssFile:") * 1024;
+    assert!(
+        still < by_proto,
+        "prototype maps {still} bytes of files after releasing {by_proto}"
+    );
+    // Everything dropped comes back on use: the worker and the master serve.
+    for _ in 0..3 {
+        let r = get(s.http.unwrap(), "/");
+        assert_eq!((r.status, &r.body[..]), (200, &b"Hello, World!"[..]));
+    }
+}
+
 #[test]
 fn every_process_runs_sched_batch_unless_told_otherwise() {
     for (extra, want) in [

@@ -31,4 +31,5 @@ pub mod prototype;
 pub mod reqlog;
 pub mod stats;
 pub mod telemetry;
+pub mod trim;
 pub mod worker;

@@ -33,7 +33,7 @@ use pyo3::prelude::*;
 use crate::config::Config;
 use crate::control::{self, Received};
 use crate::ipc::Control;
-use crate::worker;
+use crate::worker::{self, wsgi};
 
 /// uWSGI's exit code when `need-app` is set and the app did not load.
 pub const EXIT_NO_APP: i32 = 22;
@@ -52,10 +52,15 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         tracing::error!(event = "python_init_failed", cause = %e, "python initialisation failed");
         return 1;
     }
-    let app = Python::attach(|py| {
+    let st = static_environ(config);
+    let (app, interned) = Python::attach(|py| {
         if let Err(e) = interp::setup_path(py, &config.pythonpath) {
             e.print(py);
         }
+        // What every worker's requests need, made once here and shared.
+        let mut interned = wsgi::Interned::new(py, &st)
+            .inspect_err(|e| e.print(py))
+            .ok();
         if config.lazy_apps {
             if !config.warmup_urls.is_empty() {
                 tracing::warn!(
@@ -63,13 +68,14 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
                     "warmup-url is ignored with lazy-apps: each worker loads its own app"
                 );
             }
-            return None;
+            return (None, interned);
         }
         let app = load_app(py, config);
-        if let Some(app) = &app {
+        if let (Some(app), Some(interned)) = (&app, &mut interned) {
             warmup::run(
                 py,
-                app.bind(py),
+                app,
+                interned,
                 &config.warmup_urls,
                 config.warmup_requests,
             );
@@ -79,8 +85,16 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
                 e.print(py);
             }
         }
-        app
+        (app, interned)
     });
+    let released = crate::trim::release();
+    tracing::info!(
+        event = "startup_pages_released",
+        pid = std::process::id(),
+        bytes = released,
+        "released {} KiB of start-up mappings",
+        released / 1024
+    );
     let ok = config.lazy_apps || app.is_some();
     if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, &[]) {
         tracing::error!(event = "control_failed", cause = %e, "cannot reach the master");
@@ -93,7 +107,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         Exit::Done(code) => code,
         Exit::Worker(slot, streams) => {
             drop(control);
-            run_worker(config, slot, streams, app)
+            run_worker(config, slot, streams, app, interned)
         }
     }
 }
@@ -287,7 +301,13 @@ fn fork_worker() -> nix::Result<ForkResult> {
 }
 
 /// The worker's life after fork.
-fn run_worker(config: &Config, slot: u32, streams: Vec<UnixStream>, app: Option<Py<PyAny>>) -> i32 {
+fn run_worker(
+    config: &Config,
+    slot: u32,
+    streams: Vec<UnixStream>,
+    app: Option<Py<PyAny>>,
+    interned: Option<wsgi::Interned>,
+) -> i32 {
     let app = if config.lazy_apps {
         Python::attach(|py| load_app(py, config))
     } else {
@@ -301,10 +321,14 @@ fn run_worker(config: &Config, slot: u32, streams: Vec<UnixStream>, app: Option<
         );
         return EXIT_NO_APP;
     }
-    let st = worker::wsgi::Static {
+    let recycler = worker::recycle::Recycler::new(&config.recycle, slot);
+    worker::serve(streams, app, interned, &static_environ(config), &recycler)
+}
+
+/// The environ values that follow from the configuration.
+fn static_environ(config: &Config) -> wsgi::Static {
+    wsgi::Static {
         multithread: config.threads > 1,
         multiprocess: config.processes > 1,
-    };
-    let recycler = worker::recycle::Recycler::new(&config.recycle, slot);
-    worker::serve(streams, app, &st, &recycler)
+    }
 }

@@ -6,94 +6,164 @@
 //! Flask app: the adaptive interpreter rewrites the bytecode of every
 //! function it runs (in place, in the code objects), the framework compiles
 //! its URL map and fills its caches, `re` and `functools` caches fill up.
-//! Each of those writes copies a shared page into the worker. Measured on
-//! the Flask example, 200 requests into a worker: 4.9 MiB of pages private
-//! to the worker without warm-up, 3.0 MiB after a 16-call warm-up, for
-//! every worker.
+//! Each of those writes copies a shared page into the worker.
+//!
+//! The calls go through the worker's own request path (`worker::wsgi`):
+//! the same environ builder, `wsgi.input`, `start_response` and response
+//! framing a real request uses, on a socketpair whose other end a short-lived
+//! thread drains (joined before the prototype answers the master, so the
+//! prototype is single-threaded again when it forks). The request is the GET
+//! nginx's `uwsgi_params` describes, from 127.0.0.1 to `localhost`, with no
+//! body.
 //!
 //! The calls run the app's real code in the prototype, so a path is worth
 //! warming only when its handler does not open connections, start threads
 //! or write state that must not be shared by forked processes (the same
 //! rule as for code that runs at import without `lazy-apps`). The status of
 //! each path is logged; an exception is logged with its traceback and does
-//! not stop the server. The environ is the minimal PEP 3333 one for a GET
-//! from 127.0.0.1 (`SERVER_NAME` localhost), with an empty `wsgi.input`.
+//! not stop the server.
 
-use std::ffi::CStr;
+use std::cell::RefCell;
+use std::io::{self, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::rc::Rc;
+use std::sync::{Mutex, mpsc};
 
 use pyo3::prelude::*;
-use pyo3::types::PyModule;
 
-const CODE: &CStr = cr#"
-import io, sys
-
-def warm(app, path, query, times):
-    status = []
-    def start_response(s, headers, exc_info=None):
-        status[:] = [s]
-        return lambda data: None
-    for _ in range(times):
-        environ = {
-            "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": path,
-            "QUERY_STRING": query, "SERVER_NAME": "localhost", "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1", "REMOTE_PORT": "0",
-            "HTTP_HOST": "localhost", "REQUEST_URI": path + ("?" + query if query else ""),
-            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(b""),
-            "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": True,
-            "wsgi.run_once": False,
-        }
-        result = app(environ, start_response)
-        try:
-            for _chunk in result:
-                pass
-        finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
-    return status[0] if status else "(no status)"
-"#;
+use crate::ipc::{self, FRAME_HEADER, Kind};
+use crate::worker::channel::Channel;
+use crate::worker::wsgi::{self, Interned};
 
 /// Calls `app` `times` times for each of `urls`, logging each outcome, then
 /// collects the garbage the calls left so it is not frozen with the rest.
-pub fn run(py: Python<'_>, app: &Bound<'_, PyAny>, urls: &[String], times: u32) {
+pub fn run(py: Python<'_>, app: &Py<PyAny>, interned: &mut Interned, urls: &[String], times: u32) {
     if urls.is_empty() {
         return;
     }
-    let module = PyModule::from_code(py, CODE, c"rwsgi_warmup.py", c"rwsgi_warmup")
-        .and_then(|m| m.getattr("warm"));
-    let warm = match module {
-        Ok(w) => w,
-        Err(e) => {
-            tracing::error!(event = "warmup_failed", cause = %e, "warm-up unavailable");
-            return;
-        }
-    };
-    for url in urls {
-        let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-        // PATH_INFO: the decoded path as a latin-1 native string (PEP 3333),
-        // as the master builds it for real requests.
-        let path: String = crate::environ::percent_decode(path.as_bytes())
-            .iter()
-            .map(|&b| char::from(b))
-            .collect();
-        match warm
-            .call1((app, path, query, times))
-            .and_then(|s| s.extract::<String>())
-        {
-            Ok(status) => tracing::info!(
-                event = "warmup",
-                url = %url,
-                status = %status,
-                times,
-                "warm-up GET {url} -> {status} ({times} calls)"
-            ),
-            Err(e) => {
-                e.print(py);
-                tracing::error!(event = "warmup_failed", url = %url, "warm-up GET {url} raised an exception");
-            }
-        }
+    if let Err(e) = calls(py, app, interned, urls, times) {
+        tracing::error!(event = "warmup_failed", cause = %e, "warm-up stopped");
     }
     if let Err(e) = py.import("gc").and_then(|gc| gc.call_method0("collect")) {
         e.print(py);
+    }
+}
+
+fn calls(
+    py: Python<'_>,
+    app: &Py<PyAny>,
+    interned: &mut Interned,
+    urls: &[String],
+    times: u32,
+) -> io::Result<()> {
+    let (ours, theirs) = UnixStream::pair()?;
+    let (tx, rx) = mpsc::channel();
+    let rx = Mutex::new(rx);
+    let drain = std::thread::Builder::new()
+        .name("rwsgi-warmup".into())
+        .spawn(move || drain(theirs, &tx))?;
+    let chan = Rc::new(RefCell::new(Channel::new(ours)?));
+    let result = (|| {
+        for url in urls {
+            let request = request_payload(url);
+            let mut status = None;
+            let mut raised = false;
+            for _ in 0..times {
+                let outcome = wsgi::handle(py, Some(app), interned, &chan, &request)?;
+                raised |= outcome.exception;
+                let mut c = chan.borrow_mut();
+                c.push(Kind::End, &[0; 9]);
+                c.flush(py)?;
+                drop(c);
+                // Wait for the drain to see the END: one request at a time.
+                status = py
+                    .detach(|| rx.lock().ok().and_then(|r| r.recv().ok()))
+                    .flatten();
+            }
+            if raised {
+                tracing::error!(event = "warmup_failed", url = %url, "warm-up GET {url} raised an exception");
+            } else {
+                let status = status.as_deref().unwrap_or("(no status)");
+                tracing::info!(
+                    event = "warmup",
+                    url = %url,
+                    status = %status,
+                    times,
+                    "warm-up GET {url} -> {status} ({times} calls)"
+                );
+            }
+        }
+        Ok(())
+    })();
+    drop(chan);
+    let _ = drain.join();
+    result
+}
+
+/// The REQUEST payload (after the frame header) of a GET for `url` as nginx
+/// sends it with `uwsgi_params`.
+fn request_payload(url: &str) -> Vec<u8> {
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let path_info = crate::environ::percent_decode(path.as_bytes());
+    let vars: [(&[u8], &[u8]); 15] = [
+        (b"QUERY_STRING", query.as_bytes()),
+        (b"REQUEST_METHOD", b"GET"),
+        (b"CONTENT_TYPE", b""),
+        (b"CONTENT_LENGTH", b""),
+        (b"REQUEST_URI", url.as_bytes()),
+        (b"PATH_INFO", &path_info),
+        (b"DOCUMENT_ROOT", b"/"),
+        (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+        (b"REQUEST_SCHEME", b"http"),
+        (b"REMOTE_ADDR", b"127.0.0.1"),
+        (b"REMOTE_PORT", b"0"),
+        (b"SERVER_PORT", b"80"),
+        (b"SERVER_NAME", b"localhost"),
+        (b"HTTP_HOST", b"localhost"),
+        (b"HTTP_USER_AGENT", b"rwsgi-warmup"),
+    ];
+    let mut block = Vec::new();
+    // Only a path longer than a uwsgi vars block could make this fail; the
+    // request then carries the vars that fit, which is still a warm-up.
+    let _ = rwsgi_proto::encode_vars(&vars, &mut block);
+    ipc::request_frame(0, 0, &block)
+        .get(FRAME_HEADER..)
+        .unwrap_or_default()
+        .to_vec()
+}
+
+/// Reads the responses the warm-up calls write and discards them; for each
+/// END sends the status of that response (if its head was readable).
+fn drain(sock: UnixStream, tx: &mpsc::Sender<Option<String>>) {
+    let mut r = BufReader::new(sock);
+    let mut status = None;
+    loop {
+        let mut head = [0u8; FRAME_HEADER];
+        if r.read_exact(&mut head).is_err() {
+            return;
+        }
+        let Ok((kind, len)) = ipc::parse_header(head) else {
+            return;
+        };
+        let mut payload = (&mut r).take(len as u64);
+        match kind {
+            Kind::Head => {
+                let mut p = Vec::with_capacity(len);
+                if payload.read_to_end(&mut p).is_err() {
+                    return;
+                }
+                status = ipc::parse_head(p.into())
+                    .ok()
+                    .map(|h| String::from_utf8_lossy(&h.status).into_owned());
+            }
+            _ => {
+                if io::copy(&mut payload, &mut io::sink()).is_err() {
+                    return;
+                }
+            }
+        }
+        if kind == Kind::End && tx.send(status.take()).is_err() {
+            return;
+        }
     }
 }

@@ -27,9 +27,13 @@ pub const EXIT_CHANNEL: i32 = 31;
 
 /// Serves requests on every channel (one thread each; the first on this
 /// thread) until told to stop; returns the exit code.
+///
+/// `interned` is normally made by the prototype before it forks (shared by
+/// every worker); when it is `None` the worker makes its own.
 pub fn serve(
     streams: Vec<UnixStream>,
     app: Option<Py<PyAny>>,
+    interned: Option<wsgi::Interned>,
     st: &wsgi::Static,
     recycler: &Recycler,
 ) -> i32 {
@@ -39,12 +43,17 @@ pub fn serve(
     };
     let mut threads = Vec::new();
     for (i, stream) in streams.enumerate() {
-        let app = Python::attach(|py| app.as_ref().map(|a| a.clone_ref(py)));
+        let (app, interned) = Python::attach(|py| {
+            (
+                app.as_ref().map(|a| a.clone_ref(py)),
+                interned.as_ref().map(|i| i.clone_ref(py)),
+            )
+        });
         let st = wsgi::Static { ..*st };
         let recycler = recycler.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("rwsgi-core-{}", i + 1))
-            .spawn(move || serve_one(stream, app, &st, &recycler));
+            .spawn(move || serve_one(stream, app, interned, &st, &recycler));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -52,7 +61,7 @@ pub fn serve(
             }
         }
     }
-    let code = serve_one(first, app, st, recycler);
+    let code = serve_one(first, app, interned, st, recycler);
     for t in threads {
         let _ = t.join();
     }
@@ -63,6 +72,7 @@ pub fn serve(
 fn serve_one(
     stream: UnixStream,
     app: Option<Py<PyAny>>,
+    interned: Option<wsgi::Interned>,
     st: &wsgi::Static,
     recycler: &Recycler,
 ) -> i32 {
@@ -74,7 +84,8 @@ fn serve_one(
         }
     };
     Python::attach(|py| {
-        let mut interned = match wsgi::Interned::new(py, st) {
+        let made = interned.map_or_else(|| wsgi::Interned::new(py, st), Ok);
+        let mut interned = match made {
             Ok(i) => i,
             Err(e) => {
                 e.print(py);

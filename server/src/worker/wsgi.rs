@@ -250,29 +250,93 @@ impl std::fmt::Debug for Interned {
 /// client sending many distinct headers must not grow the worker forever).
 const MAX_INTERNED: usize = 512;
 
+/// The environ keys every request through nginx's `uwsgi_params` (and
+/// rwsgi's own HTTP listener) carries, interned up front.
+const COMMON_KEYS: &[&[u8]] = &[
+    b"QUERY_STRING",
+    b"REQUEST_METHOD",
+    b"CONTENT_TYPE",
+    b"CONTENT_LENGTH",
+    b"REQUEST_URI",
+    b"PATH_INFO",
+    b"DOCUMENT_ROOT",
+    b"SERVER_PROTOCOL",
+    b"REQUEST_SCHEME",
+    b"HTTPS",
+    b"REMOTE_ADDR",
+    b"REMOTE_PORT",
+    b"SERVER_PORT",
+    b"SERVER_NAME",
+    b"SCRIPT_NAME",
+    b"HTTP_HOST",
+    b"HTTP_USER_AGENT",
+    b"HTTP_ACCEPT",
+    b"HTTP_ACCEPT_ENCODING",
+    b"HTTP_ACCEPT_LANGUAGE",
+    b"HTTP_CONNECTION",
+    b"HTTP_COOKIE",
+    b"HTTP_X_FORWARDED_FOR",
+    b"HTTP_X_FORWARDED_PROTO",
+];
+
 impl Interned {
-    /// Looks up `sys.stderr` and the file wrapper.
+    /// Made once, in the prototype before it forks (`prototype::main`), so
+    /// that every worker shares it instead of building its own copy: looks
+    /// up `sys.stderr`, creates the `rwsgi` support module and the Python
+    /// types of `wsgi.input`, `start_response` and `write()`, and interns
+    /// the common environ keys. Each of those, made in a worker, would be
+    /// new objects and touched shared pages in every worker.
     pub fn new(py: Python<'_>, st: &Static) -> PyResult<Interned> {
         let sys = py.import("sys")?;
         let module = super::support::module(py)?;
-        Ok(Interned {
+        py.get_type::<Input>();
+        py.get_type::<StartResponse>();
+        py.get_type::<Write>();
+        let mut interned = Interned {
             keys: Default::default(),
             version: PyTuple::new(py, [1, 0])?.unbind(),
             errors: sys.getattr("stderr")?.unbind(),
             file_wrapper: module.getattr("FileWrapper")?.unbind(),
             multithread: st.multithread,
             multiprocess: st.multiprocess,
-        })
+        };
+        for k in COMMON_KEYS {
+            interned.key(py, k)?;
+        }
+        Ok(interned)
+    }
+
+    /// Another handle on the same objects, for another thread.
+    pub fn clone_ref(&self, py: Python<'_>) -> Interned {
+        Interned {
+            keys: self
+                .keys
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone_ref(py)))
+                .collect(),
+            version: self.version.clone_ref(py),
+            errors: self.errors.clone_ref(py),
+            file_wrapper: self.file_wrapper.clone_ref(py),
+            multithread: self.multithread,
+            multiprocess: self.multiprocess,
+        }
     }
 
     fn key<'py>(&mut self, py: Python<'py>, k: &[u8]) -> PyResult<Bound<'py, PyString>> {
         if let Some(s) = self.keys.get(k) {
             return Ok(s.bind(py).clone());
         }
-        let s = decode_latin1(py, k)?;
-        if self.keys.len() < MAX_INTERNED {
-            self.keys.insert(k.to_vec(), s.clone().unbind());
+        if self.keys.len() >= MAX_INTERNED {
+            return decode_latin1(py, k);
         }
+        // An ASCII key reads the same in latin-1 and UTF-8. Interned, it is
+        // the very object an app's `environ["PATH_INFO"]` literal is, so
+        // the dict lookup matches on identity.
+        let s = match std::str::from_utf8(k) {
+            Ok(ascii) if k.is_ascii() => PyString::intern(py, ascii),
+            _ => decode_latin1(py, k)?,
+        };
+        self.keys.insert(k.to_vec(), s.clone().unbind());
         Ok(s)
     }
 }
