@@ -115,6 +115,13 @@ fn latin1(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     let s = obj
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a string")))?;
+    // An ASCII string (nearly every status and header) is its own latin-1:
+    // CPython hands out its UTF-8 form without copying.
+    if let Ok(text) = s.to_str() {
+        if text.is_ascii() {
+            return Ok(text.as_bytes().to_vec());
+        }
+    }
     let encoded = s.call_method1("encode", ("latin-1",))?;
     Ok(encoded.cast::<PyBytes>()?.as_bytes().to_vec())
 }
