@@ -7,6 +7,8 @@ mod harness;
 mod bundle;
 /// The cheaper subsystem: workers follow the load; the master FIFO.
 mod cheaper;
+/// Options real uWSGI ini files carry: logto, pidfile, limit-post, …
+mod compat;
 /// The HTTP listener: keep-alive, chunking, limits, big bodies.
 mod http;
 /// Lifecycle: worker crashes, graceful shutdown, config errors.

@@ -278,6 +278,9 @@ pub enum Control {
         /// Exit code when ≥ 0, or minus the signal that killed it.
         status: i32,
     },
+    /// prototype → master: a module of the app changed on disk
+    /// (`py-autoreload`); reload gracefully.
+    Reload,
 }
 
 /// The size of an encoded control message.
@@ -291,6 +294,7 @@ impl Control {
             Control::Spawn { slot, threads } => (2, slot, threads as i32, 0),
             Control::Spawned { slot, pid } => (3, slot, pid, 0),
             Control::Exited { slot, pid, status } => (4, slot, pid, status),
+            Control::Reload => (5, 0, 0, 0),
         };
         let mut out = [0u8; CONTROL_LEN];
         out[0] = tag;
@@ -319,6 +323,7 @@ impl Control {
                 pid: p,
                 status: s,
             },
+            5 => Control::Reload,
             _ => return None,
         })
     }
@@ -378,6 +383,7 @@ mod tests {
                 pid: 77,
                 status: -9,
             },
+            Control::Reload,
         ] {
             assert_eq!(Control::decode(&m.encode()), Some(m));
         }

@@ -24,6 +24,7 @@ pub mod exchange;
 pub mod http_status;
 pub mod ipc;
 pub mod listen;
+pub mod logfile;
 pub mod master;
 pub mod plugin;
 pub mod protocol;

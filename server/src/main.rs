@@ -47,7 +47,31 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    rwsgi::telemetry::init(config.log_style);
+    if let Some(mask) = config.umask {
+        // SAFETY: umask only changes this process's file-creation mask.
+        unsafe { libc::umask(mask) };
+    }
+    let log = &config.logging;
+    if let Some(target) = log.logto.as_deref().filter(|_| !log.logto_after_drop) {
+        if let Err(e) = rwsgi::logfile::redirect(target, log.chmod, log.reopen) {
+            eprintln!("rwsgi: cannot open the log {target}: {e}");
+            return ExitCode::from(1);
+        }
+    }
+    let logging = rwsgi::telemetry::init_with(
+        config.log_style,
+        log.date.as_deref(),
+        log.req_file.as_deref(),
+    );
+    if let Err(e) = logging {
+        tracing::error!(event = "req_logger_failed", cause = %e, "cannot open the request log file");
+        return ExitCode::from(1);
+    }
+    if let Some(ini) = &config.show_config {
+        for line in ini.lines() {
+            tracing::info!(event = "show_config", "{line}");
+        }
+    }
     for (k, v) in &config.env {
         // SAFETY: no other thread exists yet (the tokio runtime is built
         // below).

@@ -3,6 +3,11 @@
 //! alerts keep matching; JSON mode prints one object per line with every
 //! field (tests wait on `event` fields instead of sleeping).
 //!
+//! `log-date` prefixes the server's lines (not the request lines, as in
+//! uWSGI) with the time in UTC, as `ctime(3)` prints it or in a strftime
+//! format, then ` - `. `req-logger = file:PATH` sends the request lines
+//! (target `reqlog`) to that file instead of stderr.
+//!
 //! `RWSGI_LOG` sets the level (`error`, `warn`, `info`, `debug`, `trace` or
 //! `off`); the default, and the value used when it cannot be read, is
 //! `info`. Request lines have the target `reqlog`. (A level, not per-module
@@ -10,17 +15,26 @@
 //! binary and the Python host, and the container is sized in megabytes.)
 
 use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
 
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::config::LogStyle;
 
-/// Prints only the message.
-struct MessageOnly;
+/// Prints only the message (after the `log-date` prefix, if any).
+struct MessageOnly {
+    /// `Some("")`: ctime's form; `Some(fmt)`: a strftime format.
+    date: Option<String>,
+}
 
 impl<S, N> FormatEvent<S, N> for MessageOnly
 where
@@ -44,6 +58,11 @@ where
                 }
             }
         }
+        if let Some(fmt) = &self.date {
+            if event.metadata().target() != "reqlog" {
+                write!(writer, "{} - ", date_prefix(fmt))?;
+            }
+        }
         let mut v = Msg(&mut writer, Ok(()), false);
         event.record(&mut v);
         v.1?;
@@ -51,17 +70,111 @@ where
     }
 }
 
+/// The `log-date` prefix for now: ctime's 24 characters, or `fmt` through
+/// strftime(3) (UTC; at most 64 bytes, as in uWSGI).
+fn date_prefix(fmt: &str) -> String {
+    let now = std::time::SystemTime::now();
+    if fmt.is_empty() {
+        return crate::reqlog::ctime(now);
+    }
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let Ok(cfmt) = std::ffi::CString::new(fmt) else {
+        return String::new();
+    };
+    let t = libc::time_t::try_from(secs).unwrap_or(0);
+    let mut buf = [0u8; 64];
+    // SAFETY: gmtime_r fills the `tm` we own from a valid time_t; strftime
+    // writes at most buf.len() bytes into buf and returns how many it wrote
+    // (0 when the result does not fit); cfmt is a NUL-terminated string.
+    let n = unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if libc::gmtime_r(&t, &mut tm).is_null() {
+            return String::new();
+        }
+        libc::strftime(buf.as_mut_ptr().cast(), buf.len(), cfmt.as_ptr(), &tm)
+    };
+    String::from_utf8_lossy(buf.get(..n).unwrap_or_default()).into_owned()
+}
+
+/// stderr, or the request log file for request lines.
+#[derive(Clone)]
+struct Writers {
+    requests: Option<Arc<File>>,
+}
+
+/// One of the two destinations.
+enum Dest {
+    Stderr(io::Stderr),
+    File(Arc<File>),
+}
+
+impl io::Write for Dest {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Dest::Stderr(e) => io::Write::write(e, buf),
+            Dest::File(f) => io::Write::write(&mut &**f, buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Dest::Stderr(e) => io::Write::flush(e),
+            Dest::File(f) => io::Write::flush(&mut &**f),
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for Writers {
+    type Writer = Dest;
+
+    fn make_writer(&'a self) -> Dest {
+        Dest::Stderr(io::stderr())
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Dest {
+        match &self.requests {
+            Some(f) if meta.target() == "reqlog" => Dest::File(f.clone()),
+            _ => self.make_writer(),
+        }
+    }
+}
+
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init(style: LogStyle) {
+    let _ = init_with(style, None, None);
+}
+
+/// Installs the global subscriber with the `log-date` prefix and the
+/// request log file (`req-logger`); fails only when that file cannot be
+/// opened (logging then goes to stderr).
+pub fn init_with(style: LogStyle, date: Option<&str>, requests: Option<&Path>) -> io::Result<()> {
     let level = std::env::var("RWSGI_LOG")
         .ok()
         .and_then(|v| v.trim().parse::<LevelFilter>().ok())
         .unwrap_or(LevelFilter::INFO);
+    let opened = requests
+        .map(|p| {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .mode(0o640)
+                .open(p)
+        })
+        .transpose();
+    let (file, result) = match opened {
+        Ok(f) => (f, Ok(())),
+        Err(e) => (None, Err(e)),
+    };
     let builder = tracing_subscriber::fmt()
         .with_max_level(level)
-        .with_writer(std::io::stderr);
+        .with_writer(Writers {
+            requests: file.map(Arc::new),
+        });
+    let date = date.map(str::to_owned);
     let _ = match style {
-        LogStyle::Text => builder.event_format(MessageOnly).try_init(),
+        LogStyle::Text => builder.event_format(MessageOnly { date }).try_init(),
         LogStyle::Json => builder
             .json()
             .flatten_event(true)
@@ -69,4 +182,5 @@ pub fn init(style: LogStyle) {
             .with_span_list(false)
             .try_init(),
     };
+    result
 }

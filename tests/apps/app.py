@@ -28,6 +28,7 @@ def echo(environ, start_response):
     env["wsgi.multithread"] = environ["wsgi.multithread"]
     env["wsgi.run_once"] = environ["wsgi.run_once"]
     env["wsgi.version"] = list(environ["wsgi.version"])
+    env["has_file_wrapper"] = "wsgi.file_wrapper" in environ
     body = json.dumps({"len": n, "sha256": h.hexdigest(), "environ": env, "pid": os.getpid()}).encode()
     start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
@@ -156,3 +157,15 @@ def osenv(environ, start_response):
     """The process environment variable named by the query string."""
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [os.environ.get(environ["QUERY_STRING"], "(unset)").encode()]
+
+
+def talker(environ, start_response):
+    """Prints to stdout and stderr; /missing is a 404, /slow takes 0.3 s."""
+    import sys
+    path = environ["PATH_INFO"]
+    print("talker stdout " + path, flush=True)
+    print("talker stderr " + path, file=sys.stderr, flush=True)
+    if path == "/slow":
+        time.sleep(0.3)
+    start_response("404 Not Found" if path == "/missing" else "200 OK", [("Content-Type", "text/plain")])
+    return [path.encode()]

@@ -43,6 +43,32 @@ pub struct Recycle {
     pub min_lifetime: Duration,
 }
 
+/// Where the logs go and which request lines are written (`logfile.rs`,
+/// `telemetry.rs`, `reqlog`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogOptions {
+    /// `logto`/`logto2`/`logger = file:`: a file path, or `host:port` (UDP).
+    pub logto: Option<String>,
+    /// Open `logto` only after dropping privileges (`logto2`).
+    pub logto_after_drop: bool,
+    /// `logfile-chmod`.
+    pub chmod: Option<u32>,
+    /// `log-reopen`: reopen the file at each graceful reload.
+    pub reopen: bool,
+    /// `log-date`: `Some("")` for ctime's form, else a strftime format.
+    pub date: Option<String>,
+    /// `log-4xx`.
+    pub log_4xx: bool,
+    /// `log-5xx`.
+    pub log_5xx: bool,
+    /// `log-slow`, in milliseconds (0 = off).
+    pub slow_ms: u64,
+    /// `log-x-forwarded-for`.
+    pub x_forwarded_for: bool,
+    /// `req-logger = file:PATH`: request lines go there.
+    pub req_file: Option<PathBuf>,
+}
+
 /// The CPU scheduling policy of rwsgi's processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SchedPolicy {
@@ -130,6 +156,24 @@ pub struct Config {
     pub stats_http: bool,
     /// Stats JSON without whitespace.
     pub stats_minified: bool,
+    /// Logging destinations and request-line rules.
+    pub logging: LogOptions,
+    /// `chown-socket`: owner (and group) of unix sockets.
+    pub chown_socket: Option<String>,
+    /// `umask`.
+    pub umask: Option<u32>,
+    /// `pidfile` (before dropping privileges) and `pidfile2` (after).
+    pub pidfiles: (Option<PathBuf>, Option<PathBuf>),
+    /// `limit-post`: largest declared request body (0 = no limit).
+    pub limit_post: u64,
+    /// `add-header`: added to every response.
+    pub add_headers: Vec<(String, String)>,
+    /// Put `wsgi.file_wrapper` in the environ.
+    pub file_wrapper: bool,
+    /// `py-autoreload`: seconds between checks of the app's modules (0 = off).
+    pub py_autoreload: u64,
+    /// `show-config`: the configuration as an ini file, to log at startup.
+    pub show_config: Option<String>,
 }
 
 impl Default for Config {
@@ -176,6 +220,15 @@ impl Default for Config {
             stats: None,
             stats_http: false,
             stats_minified: false,
+            logging: LogOptions::default(),
+            chown_socket: None,
+            umask: None,
+            pidfiles: (None, None),
+            limit_post: 0,
+            add_headers: Vec::new(),
+            file_wrapper: true,
+            py_autoreload: 0,
+            show_config: None,
         }
     }
 }
@@ -219,6 +272,7 @@ impl Config {
         let mut file: Option<PathBuf> = None;
         let mut callable = String::from("application");
         let mut ch = cheaper::Raw::default();
+        let mut show_config = false;
         for (i, o) in raw.iter().enumerate() {
             let Some(spec) = o.spec else {
                 if used.contains(&i) {
@@ -346,6 +400,80 @@ impl Config {
                 "stats" => c.stats = Some(value::parse_address(v).map_err(invalid)?),
                 "stats-http" => c.stats_http = flag,
                 "stats-minified" => c.stats_minified = flag,
+                "chown-socket" => c.chown_socket = Some(v.to_owned()),
+                "umask" => c.umask = Some(value::parse_umask(v).map_err(invalid)?),
+                "pidfile" => c.pidfiles.0 = Some(PathBuf::from(v)),
+                "pidfile2" => c.pidfiles.1 = Some(PathBuf::from(v)),
+                "limit-post" => c.limit_post = number()?,
+                "add-header" => {
+                    let (name, val) = v
+                        .split_once(':')
+                        .filter(|(n, _)| value::is_token(n.trim()))
+                        .ok_or_else(|| invalid("expected \"Name: value\"".into()))?;
+                    if val.bytes().any(|b| b == b'\r' || b == b'\n') {
+                        return Err(invalid("a header value cannot hold a line break".into()));
+                    }
+                    c.add_headers
+                        .push((name.trim().to_owned(), val.trim().to_owned()));
+                }
+                "wsgi-disable-file-wrapper" => c.file_wrapper = !flag,
+                "py-autoreload" => {
+                    c.py_autoreload = bounded(number()?, 0, 86400).map_err(invalid)?
+                }
+                "logto" | "logto2" => {
+                    if v.is_empty() {
+                        return Err(invalid("expected a file path or host:port".into()));
+                    }
+                    c.logging.logto = Some(v.to_owned());
+                    c.logging.logto_after_drop = spec.name == "logto2";
+                }
+                "logger" | "req-logger" => {
+                    let path = match v.split_once(':') {
+                        Some(("file", path)) if !path.is_empty() => Some(PathBuf::from(path)),
+                        None if v == "stdio" => None,
+                        _ => {
+                            return Err(invalid("rwsgi's loggers are file:PATH and stdio".into()));
+                        }
+                    };
+                    if spec.name == "logger" {
+                        c.logging.logto = path.map(|p| p.display().to_string());
+                        c.logging.logto_after_drop = false;
+                    } else {
+                        c.logging.req_file = path;
+                    }
+                }
+                "logfile-chmod" => c.logging.chmod = Some(value::parse_mode(v).map_err(invalid)?),
+                "log-reopen" => c.logging.reopen = flag,
+                "log-date" => {
+                    // A bare option (or a boolean) asks for ctime's form.
+                    let bare = v.is_empty() || matches!(v, "1" | "true" | "on" | "yes");
+                    c.logging.date = if bare {
+                        Some(String::new())
+                    } else if matches!(v, "0" | "false" | "off" | "no") {
+                        None
+                    } else {
+                        Some(v.to_owned())
+                    };
+                }
+                "log-4xx" => c.logging.log_4xx = flag,
+                "log-5xx" => c.logging.log_5xx = flag,
+                "log-slow" => c.logging.slow_ms = number()?,
+                "log-x-forwarded-for" => c.logging.x_forwarded_for = flag,
+                "show-config" => show_config = flag,
+                "hook-master-start" => {
+                    let words: Vec<&str> = v.split_whitespace().collect();
+                    if words != ["unix_signal:15", "gracefully_kill_them_all"] {
+                        return Err(ConfigError::Unsupported {
+                            name: o.name.clone(),
+                            reason: "hooks are not supported (rwsgi already shuts down gracefully on SIGTERM)",
+                            origin: o.origin.clone(),
+                        });
+                    }
+                    warnings.push(format!(
+                        "{}: option \"{}\" ignored: rwsgi already shuts down gracefully on SIGTERM",
+                        o.origin, o.name
+                    ));
+                }
                 other => {
                     return Err(ConfigError::Unsupported {
                         name: other.to_owned(),
@@ -356,6 +484,9 @@ impl Config {
             }
         }
         c.cheaper = cheaper::validate(ch, c.processes, &mut warnings).map_err(ConfigError::Rule)?;
+        if show_config {
+            c.show_config = Some(as_ini(&raw));
+        }
         // Paths are relative to where rwsgi was started, before any chdir.
         let cwd = std::env::current_dir().unwrap_or_default();
         let abs = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
@@ -364,6 +495,8 @@ impl Config {
         c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
         c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
         c.touch_reload = c.touch_reload.into_iter().map(abs).collect();
+        c.pidfiles = (c.pidfiles.0.map(abs), c.pidfiles.1.map(abs));
+        c.logging.req_file = c.logging.req_file.map(abs);
         let file = file.map(abs);
         c.app = match (module, file) {
             (Some((m, origin)), _) => Some(value::parse_module(&m, &callable).map_err(
@@ -390,6 +523,16 @@ impl Config {
             max_vars: self.max_vars,
         }
     }
+}
+
+/// The options as uWSGI's `show-config` prints them.
+fn as_ini(raw: &[RawOption]) -> String {
+    let mut out = String::from(";uWSGI instance configuration\n[uwsgi]\n");
+    for o in raw {
+        out.push_str(&format!("{} = {}\n", o.name, o.value));
+    }
+    out.push_str(";end of configuration");
+    out
 }
 
 fn socket(v: &str, protocol: Protocol) -> Result<SocketSpec, String> {
@@ -496,6 +639,96 @@ mod tests {
         );
         assert!(load(&["--processes", "0"]).is_err());
         assert!(load(&["--socket", "host:notaport"]).is_err());
+    }
+
+    #[test]
+    fn options_from_real_ini_files() {
+        let (c, w) = load(&[
+            "--http11-socket",
+            ":8080",
+            "--logto",
+            "/var/log/app.log",
+            "--log-date",
+            "",
+            "--pidfile",
+            "/run/app.pid",
+            "--umask",
+            "022",
+            "--chown-socket",
+            "www-data:www-data",
+            "--limit-post",
+            "1048576",
+            "--add-header",
+            "X-Frame-Options: DENY",
+            "--req-logger",
+            "file:/var/log/req.log",
+            "--log-slow",
+            "500",
+            "--py-autoreload",
+            "2",
+            "--procname-prefix",
+            "app-",
+            "--offload-threads",
+            "4",
+            "--hook-master-start",
+            "unix_signal:15   gracefully_kill_them_all",
+        ])
+        .unwrap();
+        assert_eq!(c.sockets[0].protocol, Protocol::Http);
+        assert_eq!(c.logging.logto.as_deref(), Some("/var/log/app.log"));
+        assert!(!c.logging.logto_after_drop);
+        assert_eq!(c.logging.date.as_deref(), Some(""));
+        assert_eq!(c.pidfiles.0, Some(PathBuf::from("/run/app.pid")));
+        assert_eq!(c.umask, Some(0o022));
+        assert_eq!(c.chown_socket.as_deref(), Some("www-data:www-data"));
+        assert_eq!(c.limit_post, 1 << 20);
+        assert_eq!(
+            c.add_headers,
+            vec![("X-Frame-Options".to_owned(), "DENY".to_owned())]
+        );
+        assert_eq!(c.logging.req_file, Some(PathBuf::from("/var/log/req.log")));
+        assert_eq!(c.logging.slow_ms, 500);
+        assert_eq!(c.py_autoreload, 2);
+        // Harmless ones are accepted with the reason.
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(w[0].contains("process titles are not set"));
+        assert!(w[2].contains("gracefully on SIGTERM"));
+        let (c, _) = load(&[
+            "--logto2",
+            "/l",
+            "--logdate",
+            "%H:%M",
+            "--logger",
+            "file:/x",
+        ])
+        .unwrap();
+        assert_eq!(c.logging.logto.as_deref(), Some("/x"));
+        assert!(!c.logging.logto_after_drop);
+        assert_eq!(c.logging.date.as_deref(), Some("%H:%M"));
+        let (c, _) = load(&["--logger", "file:/x", "--logto2", "/l"]).unwrap();
+        assert_eq!(c.logging.logto.as_deref(), Some("/l"));
+        assert!(c.logging.logto_after_drop);
+    }
+
+    #[test]
+    fn bad_values_of_the_ini_options_are_named() {
+        for args in [
+            &["--add-header", "no colon here"][..],
+            &["--add-header", "Bad Name: x"],
+            &["--umask", "999"],
+            &["--logger", "syslog:app"],
+            &["--req-logger", "file:"],
+            &["--logto", ""],
+            &["--hook-master-start", "exec:rm -rf /"],
+            &["--static-map", "/static=/srv/static"],
+            &["--https-socket", ":443,cert,key"],
+        ] {
+            let e = load(args).unwrap_err().to_string();
+            assert!(
+                e.contains(args[0].trim_start_matches("--")),
+                "{args:?}: {e}"
+            );
+        }
     }
 
     #[test]

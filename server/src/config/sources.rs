@@ -378,7 +378,7 @@ mod tests {
         std::fs::write(
             &file,
             "; comment\n[other]\nprocesses = 9\n[uwsgi]\n# comment\nmodule = app:app ; kept\n\
-             master\nchdir = %d\nenv = A=\"q\"\nlogdate = %%Y%Q\n",
+             master\nchdir = %d\nenv = A=\"q\"\nstamp = %%Y%Q\n",
         )
         .unwrap();
         let c = collect(&args(&[file.to_str().unwrap()]), vec![]).unwrap();
@@ -392,7 +392,7 @@ mod tests {
         assert_eq!(got[2], ("chdir", format!("{}/", dir.display())));
         assert_eq!(got[3], ("env", "A=\"q\"".to_string()));
         // Not an option: kept as a placeholder candidate; magic `%Q` is eaten.
-        assert_eq!(got[4], ("logdate", "%Y".to_string()));
+        assert_eq!(got[4], ("stamp", "%Y".to_string()));
         assert!(c.options[4].spec.is_none());
         assert_eq!(
             c.options[0].origin,

@@ -149,9 +149,42 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     Err("expected three octal digits".into())
 }
 
+/// A umask: one to four octal digits (`022`, `0027`).
+pub fn parse_umask(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    if (1..=4).contains(&t.len()) {
+        if let Ok(m) = u32::from_str_radix(t, 8) {
+            if m <= 0o777 {
+                return Ok(m);
+            }
+        }
+    }
+    Err("expected octal digits (022)".into())
+}
+
+/// Whether `s` is an HTTP header name (RFC 9110 token).
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn umasks_and_tokens() {
+        assert_eq!(parse_umask("022"), Ok(0o022));
+        assert_eq!(parse_umask("0027"), Ok(0o027));
+        assert_eq!(parse_umask("7"), Ok(0o7));
+        assert!(parse_umask("").is_err());
+        assert!(parse_umask("0999").is_err());
+        assert!(parse_umask("07777").is_err());
+        assert!(is_token("X-Frame-Options"));
+        assert!(!is_token("Bad Header"));
+        assert!(!is_token(""));
+    }
 
     #[test]
     fn addresses() {

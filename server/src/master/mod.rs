@@ -94,7 +94,25 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         }
         None => None,
     };
+    if let Some(owner) = &config.chown_socket {
+        for b in &bound {
+            if let Listener::Unix(_, path) = &b.listener {
+                chown(path, owner).with_context(|| format!("chown-socket {owner}"))?;
+            }
+        }
+    }
+    if let Some(path) = &config.pidfiles.0 {
+        write_pidfile(path)?;
+    }
     drop_privileges(&config)?;
+    if let Some(path) = &config.pidfiles.1 {
+        write_pidfile(path)?;
+    }
+    let log = &config.logging;
+    if let Some(target) = log.logto.as_deref().filter(|_| log.logto_after_drop) {
+        crate::logfile::redirect(target, log.chmod, log.reopen)
+            .with_context(|| format!("cannot open the log {target}"))?;
+    }
     sched::apply(config.sched_policy);
 
     let pool = Pool::new(config.listen as usize, config.processes, config.threads);
@@ -127,7 +145,15 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         pool: pool.clone(),
         limits: config.limits(),
         socket_timeout: config.socket_timeout,
-        request_logging: config.request_logging,
+        log_rules: crate::reqlog::Rules {
+            all: config.request_logging,
+            log_4xx: config.logging.log_4xx,
+            log_5xx: config.logging.log_5xx,
+            slow_ms: config.logging.slow_ms,
+            x_forwarded_for: config.logging.x_forwarded_for,
+        },
+        limit_post: config.limit_post,
+        add_headers: config.add_headers.clone(),
         log_format: config
             .log_format
             .as_deref()
@@ -277,6 +303,51 @@ fn vacuum(config: &Config, paths: &[std::path::PathBuf]) {
             tracing::info!(event = "vacuum", path = %p.display(), "VACUUM: unix socket {} removed.", p.display());
         }
     }
+    for (p, which) in [(&config.pidfiles.0, ""), (&config.pidfiles.1, "2")] {
+        if let Some(p) = p {
+            if std::fs::remove_file(p).is_ok() {
+                tracing::info!(event = "vacuum", path = %p.display(), "VACUUM: pidfile{which} removed.");
+            }
+        }
+    }
+}
+
+/// Writes the master's pid, as uWSGI does (`%d\n`).
+fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("cannot write the pidfile {}", path.display()))?;
+    tracing::info!(event = "pidfile", path = %path.display(), "writing pidfile to {}", path.display());
+    Ok(())
+}
+
+/// `chown-socket`: `user[:group]`, names or numbers (the group defaults to
+/// the user's).
+fn chown(path: &std::path::Path, owner: &str) -> anyhow::Result<()> {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let (user, group) = owner
+        .split_once(':')
+        .map_or((owner, None), |(u, g)| (u, Some(g)));
+    let (uid, user_gid) = match user.parse::<u32>() {
+        Ok(n) => (Uid::from_raw(n), None),
+        Err(_) => {
+            let u = User::from_name(user)?.with_context(|| format!("unknown user {user}"))?;
+            (u.uid, Some(u.gid))
+        }
+    };
+    let gid = match group {
+        Some(g) => Some(match g.parse::<u32>() {
+            Ok(n) => Gid::from_raw(n),
+            Err(_) => {
+                Group::from_name(g)?
+                    .with_context(|| format!("unknown group {g}"))?
+                    .gid
+            }
+        }),
+        None => user_gid,
+    };
+    nix::unistd::chown(path, Some(uid), gid)
+        .with_context(|| format!("chown {}", path.display()))?;
+    Ok(())
 }
 
 async fn accept_loop(

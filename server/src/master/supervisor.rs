@@ -354,6 +354,7 @@ impl Supervisor {
             }
             Control::Spawned { slot, pid } => self.on_spawned(slot, pid),
             Control::Exited { slot, pid, status } => self.on_exit(slot, pid, status),
+            Control::Reload => self.start_reload("py-autoreload"),
             Control::Spawn { .. } => {
                 tracing::error!(event = "control_garbage", "prototype sent a spawn request")
             }

@@ -188,6 +188,14 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         },
         None => 0,
     };
+    if ctx.limit_post > 0 && body_len != ipc::BODY_UNTIL_EOF && body_len > ctx.limit_post {
+        tracing::info!(
+            event = "limit_post",
+            content_length = body_len,
+            "Invalid (too big) CONTENT_LENGTH. skip."
+        );
+        return simple(StatusCode::PAYLOAD_TOO_LARGE);
+    }
     let lease = match ctx.pool.lease().await {
         Ok(l) => l,
         Err(Unavailable::QueueFull) => {
@@ -214,7 +222,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         start_time,
         started,
         protocol,
-        logging: ctx.request_logging,
+        rules: ctx.log_rules,
         template: ctx.log_format.clone(),
         header_bytes: 0,
     };
@@ -237,7 +245,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             }
         }
     };
-    let Some(mut response) = build_head(&head) else {
+    let Some(mut response) = build_head(&head, &ctx.add_headers) else {
         tracing::error!(event = "invalid_head", status = %String::from_utf8_lossy(&head.status), "the app sent an invalid status or header");
         // Dropping the exchange drains it, so the worker can be reused.
         drop(ex);
@@ -304,7 +312,7 @@ struct LogInfo {
     start_time: SystemTime,
     started: Instant,
     protocol: &'static str,
-    logging: bool,
+    rules: reqlog::Rules,
     template: Option<Arc<reqlog::Template>>,
     header_bytes: usize,
 }
@@ -318,7 +326,8 @@ impl LogInfo {
         headers: usize,
         body: u64,
     ) {
-        if !self.logging {
+        let elapsed = self.started.elapsed();
+        if !self.rules.wanted(status, elapsed) {
             return;
         }
         let get = |k: &[u8]| {
@@ -343,7 +352,9 @@ impl LogInfo {
             lookup: Some(&lookup),
             worker_requests: info.requests,
             total_requests: ex.total_requests() + 1,
-            remote_addr: get(b"REMOTE_ADDR"),
+            remote_addr: self
+                .rules
+                .address(get(b"REMOTE_ADDR"), lookup(b"HTTP_X_FORWARDED_FOR")),
             remote_user: b"",
             vars: self.vars.len() * 2,
             vars_bytes: self.block_len,
@@ -351,7 +362,7 @@ impl LogInfo {
             method: get(b"REQUEST_METHOD"),
             uri: get(b"REQUEST_URI"),
             body_bytes: body,
-            elapsed: self.started.elapsed(),
+            elapsed,
             protocol: self.protocol.as_bytes(),
             status,
             headers,
@@ -420,8 +431,9 @@ async fn stream_rest<B: BodySource>(
     }
 }
 
-/// Converts the app's status and headers for hyper; `None` if invalid.
-fn build_head(head: &ipc::ResponseHead) -> Option<Response<RespBody>> {
+/// Converts the app's status and headers (and the `add-header` ones) for
+/// hyper; `None` if invalid.
+fn build_head(head: &ipc::ResponseHead, extra: &[(String, String)]) -> Option<Response<RespBody>> {
     let code = StatusCode::from_u16(head.code()?).ok()?;
     let mut r = Response::new(RespBody::Full(None));
     *r.status_mut() = code;
@@ -429,6 +441,11 @@ fn build_head(head: &ipc::ResponseHead) -> Option<Response<RespBody>> {
     for (k, v) in &head.headers {
         let name = HeaderName::from_bytes(k).ok()?;
         let value = HeaderValue::from_maybe_shared(v.clone()).ok()?;
+        h.append(name, value);
+    }
+    for (k, v) in extra {
+        let name = HeaderName::from_bytes(k.as_bytes()).ok()?;
+        let value = HeaderValue::from_str(v).ok()?;
         h.append(name, value);
     }
     Some(r)

@@ -21,8 +21,12 @@ pub struct Ctx {
     pub limits: rwsgi_proto::Limits,
     /// How long a peer may stall.
     pub socket_timeout: Duration,
-    /// Whether to log each request.
-    pub request_logging: bool,
+    /// Which requests get a log line.
+    pub log_rules: crate::reqlog::Rules,
+    /// `limit-post`: largest declared body (0 = no limit).
+    pub limit_post: u64,
+    /// `add-header`: added to every response.
+    pub add_headers: Vec<(String, String)>,
     /// The `log-format` template of the request log line, if any.
     pub log_format: Option<Arc<crate::reqlog::Template>>,
     /// `SERVER_NAME` for HTTP requests.

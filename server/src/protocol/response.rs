@@ -8,8 +8,14 @@ use bytes::BufMut;
 
 use crate::ipc::ResponseHead;
 
-/// Appends the raw head. Returns its length in bytes.
-pub fn encode_head(protocol: &[u8], head: &ResponseHead, dst: &mut Vec<u8>) -> usize {
+/// Appends the raw head, then the `add-header` headers. Returns its length
+/// in bytes.
+pub fn encode_head(
+    protocol: &[u8],
+    head: &ResponseHead,
+    extra: &[(String, String)],
+    dst: &mut Vec<u8>,
+) -> usize {
     let start = dst.len();
     dst.put_slice(if protocol.is_empty() {
         b"HTTP/1.0"
@@ -19,7 +25,13 @@ pub fn encode_head(protocol: &[u8], head: &ResponseHead, dst: &mut Vec<u8>) -> u
     dst.put_u8(b' ');
     dst.put_slice(&head.status);
     dst.put_slice(b"\r\n");
-    for (k, v) in &head.headers {
+    let extra = extra.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
+    for (k, v) in head
+        .headers
+        .iter()
+        .map(|(k, v)| (&k[..], &v[..]))
+        .chain(extra)
+    {
         dst.put_slice(k);
         dst.put_slice(b": ");
         dst.put_slice(v);
@@ -71,7 +83,7 @@ mod tests {
             ],
         };
         let mut out = Vec::new();
-        let n = encode_head(b"HTTP/1.1", &head, &mut out);
+        let n = encode_head(b"HTTP/1.1", &head, &[], &mut out);
         out.extend_from_slice(b"hello\n");
         assert_eq!(
             out,
@@ -79,7 +91,7 @@ mod tests {
         );
         assert_eq!(n, out.len() - 6);
         let mut out = Vec::new();
-        encode_head(b"", &head, &mut out);
+        encode_head(b"", &head, &[], &mut out);
         assert!(out.starts_with(b"HTTP/1.0 200 OK\r\n"));
     }
 

@@ -170,6 +170,13 @@ where
         return;
     };
     let protocol = vars.get(b"SERVER_PROTOCOL").unwrap_or_default();
+    if ctx.limit_post > 0 && content_length > ctx.limit_post {
+        // uWSGI drops the connection (nginx then answers 502); a 413 says
+        // what happened.
+        tracing::info!(event = "limit_post", %peer, content_length, "Invalid (too big) CONTENT_LENGTH. skip.");
+        let _ = writer.write_all(&response::generated(protocol, 413)).await;
+        return;
+    }
     let lease = match ctx.pool.lease().await {
         Ok(l) => l,
         Err(why) => {
@@ -209,7 +216,7 @@ where
             Ok(Event::Head(head)) => {
                 status = head.code().unwrap_or(0);
                 headers = head.headers.len();
-                header_bytes = response::encode_head(protocol, &head, &mut out);
+                header_bytes = response::encode_head(protocol, &head, &ctx.add_headers, &mut out);
             }
             Ok(Event::Chunk(data)) => {
                 body_bytes += data.len() as u64;
@@ -254,7 +261,7 @@ where
             if aborted {
                 reset(fd);
             }
-            if ctx.request_logging {
+            if ctx.log_rules.wanted(status, elapsed) {
                 let lookup = |k: &[u8]| vars.get(k);
                 let entry = reqlog::Entry {
                     pid,
@@ -264,7 +271,10 @@ where
                     lookup: Some(&lookup),
                     worker_requests: info.requests,
                     total_requests: total,
-                    remote_addr: vars.get(b"REMOTE_ADDR").unwrap_or_default(),
+                    remote_addr: ctx.log_rules.address(
+                        vars.get(b"REMOTE_ADDR").unwrap_or_default(),
+                        vars.get(b"HTTP_X_FORWARDED_FOR"),
+                    ),
                     remote_user: vars.get(b"REMOTE_USER").unwrap_or_default(),
                     vars: vars.len() * 2,
                     vars_bytes: block.len(),

@@ -27,7 +27,9 @@ fn run() -> i32 {
             return 1;
         }
     };
-    crate::telemetry::init(config.log_style);
+    // The master already pointed stdout/stderr at the log file (inherited);
+    // request lines are written by the master only.
+    let _ = crate::telemetry::init_with(config.log_style, config.logging.date.as_deref(), None);
     // The `env` options are already in this process's environment: the
     // master set them before it started the prototype.
     let fd: Option<i32> = std::env::var(CONTROL_FD_ENV)

@@ -14,6 +14,7 @@
 //! when their channels close.
 
 pub mod app;
+pub mod autoreload;
 pub mod entry;
 pub mod interp;
 pub mod warmup;
@@ -103,7 +104,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
     if !ok && config.need_app {
         return EXIT_NO_APP;
     }
-    match serve_spawns(&control) {
+    match serve_spawns(&control, autoreload::Watch::new(config.py_autoreload)) {
         Exit::Done(code) => code,
         Exit::Worker(slot, streams) => {
             drop(control);
@@ -158,7 +159,7 @@ fn thread_count() -> usize {
         .unwrap_or(1)
 }
 
-fn serve_spawns(control: &OwnedFd) -> Exit {
+fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit {
     let mut mask = SigSet::empty();
     mask.add(Signal::SIGCHLD);
     if let Err(e) = mask.thread_block() {
@@ -179,12 +180,29 @@ fn serve_spawns(control: &OwnedFd) -> Exit {
             PollFd::new(control.as_fd(), PollFlags::POLLIN),
             PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
         ];
-        match poll(&mut fds, PollTimeout::NONE) {
+        let wait = watch
+            .as_ref()
+            .map_or(PollTimeout::NONE, |w| PollTimeout::from(w.wait_ms()));
+        match poll(&mut fds, wait) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
                 tracing::error!(event = "poll_failed", cause = %e, "prototype poll failed");
                 return Exit::Done(1);
+            }
+        }
+        if let Some(changed) = watch.as_mut().and_then(|w| w.check()) {
+            tracing::info!(
+                event = "autoreload",
+                file = %changed.display(),
+                "[uwsgi-python-reloader] module/file {} has been modified",
+                changed.display()
+            );
+            // Once asked, the master replaces this prototype: no need to
+            // look again.
+            watch = None;
+            if control::send(control.as_fd(), Control::Reload, &[]).is_err() {
+                return Exit::Done(0);
             }
         }
         let child_ready = fds[1].revents().is_some_and(|r| !r.is_empty());
@@ -330,5 +348,6 @@ fn static_environ(config: &Config) -> wsgi::Static {
     wsgi::Static {
         multithread: config.threads > 1,
         multiprocess: config.processes > 1,
+        file_wrapper: config.file_wrapper,
     }
 }

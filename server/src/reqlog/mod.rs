@@ -14,6 +14,42 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use template::Template;
 
+/// Which requests get a line, and what address it shows (uWSGI's
+/// `disable-logging` with `log-4xx`, `log-5xx`, `log-slow`, and
+/// `log-x-forwarded-for`; `core/logging.c` `uwsgi_log_request`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Log every request (logging not disabled).
+    pub all: bool,
+    /// Log 4xx answers even when logging is disabled.
+    pub log_4xx: bool,
+    /// Log 5xx answers even when logging is disabled.
+    pub log_5xx: bool,
+    /// Log requests that took at least this many ms (0 = off).
+    pub slow_ms: u64,
+    /// Show `X-Forwarded-For` as the address when the request has it.
+    pub x_forwarded_for: bool,
+}
+
+impl Rules {
+    /// Whether a request answered `status` after `elapsed` gets a line.
+    pub fn wanted(&self, status: u16, elapsed: Duration) -> bool {
+        self.all
+            || (self.log_4xx && (400..500).contains(&status))
+            || (self.log_5xx && (500..600).contains(&status))
+            || (self.slow_ms > 0 && elapsed.as_millis() >= u128::from(self.slow_ms))
+    }
+
+    /// The address to log: `REMOTE_ADDR`, or `X-Forwarded-For` when asked
+    /// for and present.
+    pub fn address<'a>(&self, remote_addr: &'a [u8], forwarded: Option<&'a [u8]>) -> &'a [u8] {
+        match forwarded {
+            Some(f) if self.x_forwarded_for && !f.is_empty() => f,
+            _ => remote_addr,
+        }
+    }
+}
+
 /// Looks up a request variable (`HTTP_HOST`, ...).
 pub type Lookup<'a> = &'a dyn Fn(&[u8]) -> Option<&'a [u8]>;
 

@@ -233,6 +233,8 @@ pub struct Static {
     pub multithread: bool,
     /// `wsgi.multiprocess`.
     pub multiprocess: bool,
+    /// Whether `wsgi.file_wrapper` is offered (`wsgi-disable-file-wrapper`).
+    pub file_wrapper: bool,
 }
 
 /// Interned environ keys and constant values, made once per worker.
@@ -243,6 +245,7 @@ pub struct Interned {
     file_wrapper: Py<PyAny>,
     multithread: bool,
     multiprocess: bool,
+    offer_file_wrapper: bool,
 }
 
 impl std::fmt::Debug for Interned {
@@ -306,6 +309,7 @@ impl Interned {
             file_wrapper: module.getattr("FileWrapper")?.unbind(),
             multithread: st.multithread,
             multiprocess: st.multiprocess,
+            offer_file_wrapper: st.file_wrapper,
         };
         for k in COMMON_KEYS {
             interned.key(py, k)?;
@@ -326,6 +330,7 @@ impl Interned {
             file_wrapper: self.file_wrapper.clone_ref(py),
             multithread: self.multithread,
             multiprocess: self.multiprocess,
+            offer_file_wrapper: self.offer_file_wrapper,
         }
     }
 
@@ -430,7 +435,9 @@ fn environ<'py>(
     env.set_item("wsgi.multithread", interned.multithread)?;
     env.set_item("wsgi.multiprocess", interned.multiprocess)?;
     env.set_item("wsgi.run_once", false)?;
-    env.set_item("wsgi.file_wrapper", interned.file_wrapper.bind(py))?;
+    if interned.offer_file_wrapper {
+        env.set_item("wsgi.file_wrapper", interned.file_wrapper.bind(py))?;
+    }
     Ok(env)
 }
 

@@ -54,6 +54,8 @@ impl Supervisor {
             return;
         }
         tracing::info!(event = "reload", trigger = why, "chain reload starting...");
+        // `log-reopen`: the new generation writes to the reopened file.
+        crate::logfile::reopen();
         match self.launch_prototype() {
             Ok(p) => {
                 self.reload_started = Some(Instant::now());

@@ -1,0 +1,96 @@
+//! `logto`, `logto2` and `logger = file:PATH`: every process's stdout and
+//! stderr go to a file (or to `host:port` over UDP), as in uWSGI
+//! (`core/logging.c` `logto`: `open(O_RDWR|O_CREAT|O_APPEND, 0640)`, then
+//! `dup2` onto 1 and 2). The master redirects its own descriptors; the
+//! prototype and the workers inherit them, so the app's `print` and
+//! tracebacks land in the same file. `log-reopen` opens the file again at
+//! each graceful reload, for logrotate's move-and-reload; the new
+//! generation of workers writes to the new file.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::sync::Mutex;
+
+/// What [`reopen`] opens again: the target and its mode.
+static REOPEN: Mutex<Option<(String, Option<u32>)>> = Mutex::new(None);
+
+/// Points stdout and stderr at `target`; remembers it for [`reopen`] when
+/// `reopen_on_reload`.
+pub fn redirect(target: &str, chmod: Option<u32>, reopen_on_reload: bool) -> io::Result<()> {
+    let fd = open(target, chmod)?;
+    for std_fd in [1, 2] {
+        // SAFETY: dup2 on two valid descriptors; 1 and 2 are then the log,
+        // which is what every writer of stdout/stderr expects them to be.
+        if unsafe { libc::dup2(fd.as_raw_fd(), std_fd) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    if reopen_on_reload {
+        if let Ok(mut r) = REOPEN.lock() {
+            *r = Some((target.to_owned(), chmod));
+        }
+    }
+    Ok(())
+}
+
+/// Opens the log file again (`log-reopen`), if asked for; logs a failure
+/// and keeps the old file.
+pub fn reopen() {
+    let target = REOPEN.lock().ok().and_then(|r| r.clone());
+    if let Some((target, chmod)) = target {
+        match redirect(&target, chmod, true) {
+            Ok(()) => tracing::info!(event = "log_reopened", path = %target, "log file reopened"),
+            Err(e) => {
+                tracing::error!(event = "log_reopen_failed", path = %target, cause = %e, "cannot reopen the log file")
+            }
+        }
+    }
+}
+
+fn open(target: &str, chmod: Option<u32>) -> io::Result<OwnedFd> {
+    if let Some(addr) = udp_address(target) {
+        let sock = std::net::UdpSocket::bind(if addr.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        })?;
+        sock.connect(addr)?;
+        return Ok(sock.into());
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o640)
+        .open(target)?;
+    if let Some(mode) = chmod {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(file.into())
+}
+
+/// `host:port` (a literal address; uWSGI reads any value with a colon as
+/// one) rather than a path.
+fn udp_address(target: &str) -> Option<std::net::SocketAddr> {
+    if target.contains('/') {
+        return None;
+    }
+    target.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_udp_addresses() {
+        assert!(udp_address("/var/log/app.log").is_none());
+        assert!(udp_address("app.log").is_none());
+        assert_eq!(
+            udp_address("127.0.0.1:1717"),
+            Some("127.0.0.1:1717".parse().unwrap())
+        );
+    }
+}

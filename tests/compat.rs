@@ -1,0 +1,392 @@
+//! Options that real uWSGI ini files carry: log files, pidfiles, socket
+//! ownership, request limits, extra headers, request-log rules,
+//! `show-config`, `py-autoreload`.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// Waits until `path` holds `needle`; returns the file's text.
+fn wait_in_file(path: &Path, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {} within {timeout:?}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The HTTP address from the JSON `bound` event in a log file.
+fn http_address(log: &str) -> SocketAddr {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "bound" && v["protocol"] == "http")
+        .and_then(|v| v["name"].as_str().and_then(|n| n.parse().ok()))
+        .expect("a bound HTTP socket in the log")
+}
+
+/// rwsgi serving `callable` with exactly `args` (no `--log-format json`
+/// added), not waiting for readiness: for tests whose log is not stderr.
+fn start_raw(dir: PathBuf, callable: &str, args: &[String]) -> Server {
+    let mut cmd = Command::new(bin());
+    cmd.arg("--wsgi-file")
+        .arg(apps())
+        .args(["--callable", callable])
+        .args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("UWSGI_") || k.starts_with("RWSGI_") {
+            cmd.env_remove(k);
+        }
+    }
+    Server::spawn(cmd, dir, false)
+}
+
+#[test]
+fn logto_sends_every_process_output_to_the_file() {
+    let dir = tmpdir("logto");
+    let log = dir.join("app.log");
+    let args: Vec<String> = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--logto",
+        log.to_str().unwrap(),
+        "--log-format",
+        "json",
+    ]
+    .map(String::from)
+    .to_vec();
+    let s = start_raw(dir, "talker", &args);
+    let text = wait_in_file(&log, "workers_ready", Duration::from_secs(30));
+    let r = get(http_address(&text), "/hello");
+    assert_eq!(r.status, 200);
+    // The master's request line and the worker's prints, both in the file.
+    let text = wait_in_file(&log, "talker stderr /hello", Duration::from_secs(5));
+    assert!(text.contains("talker stdout /hello"), "{text}");
+    wait_in_file(&log, "GET /hello", Duration::from_secs(5));
+    assert!(s.logs().is_empty(), "nothing on stderr: {:?}", s.logs());
+    // uWSGI's mode: rw for the owner, r for the group.
+    let mode = std::fs::metadata(&log).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640);
+}
+
+#[test]
+fn log_date_prefixes_server_lines_and_log_reopen_follows_rotation() {
+    let dir = tmpdir("logdate");
+    let log = dir.join("app.log");
+    let args: Vec<String> = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--logto",
+        log.to_str().unwrap(),
+        "--log-date",
+        "",
+        "--log-reopen",
+        "--stats",
+        "127.0.0.1:0",
+    ]
+    .map(String::from)
+    .to_vec();
+    let s = start_raw(dir.clone(), "talker", &args);
+    let text = wait_in_file(&log, "spawned uWSGI worker 1", Duration::from_secs(30));
+    // ctime's form, then " - ", as uWSGI's logdate prints it.
+    let line = text
+        .lines()
+        .find(|l| l.contains("spawned uWSGI worker 1"))
+        .unwrap();
+    let (date, rest) = line.split_once(" - ").unwrap();
+    assert_eq!(date.len(), 24, "{line}");
+    assert_eq!(&date[19..20], " ", "{line}");
+    assert!(rest.starts_with("spawned uWSGI worker 1"), "{line}");
+    // logrotate's way: move the file away, then reload.
+    let rotated = dir.join("app.log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    s.signal(1);
+    let fresh = wait_in_file(&log, "chain reloading complete", Duration::from_secs(30));
+    assert!(fresh.contains("log file reopened"), "{fresh}");
+    assert!(
+        std::fs::read_to_string(&rotated)
+            .unwrap()
+            .contains("chain reload starting")
+    );
+}
+
+#[test]
+fn a_strftime_log_date() {
+    let dir = tmpdir("logdate2");
+    let log = dir.join("app.log");
+    let args: Vec<String> = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--logto",
+        log.to_str().unwrap(),
+        "--logdate",
+        "[%Y-%m-%d]",
+    ]
+    .map(String::from)
+    .to_vec();
+    let _s = start_raw(dir, "hello", &args);
+    let text = wait_in_file(&log, "spawned uWSGI worker 1", Duration::from_secs(30));
+    let line = text
+        .lines()
+        .find(|l| l.contains("spawned uWSGI worker 1"))
+        .unwrap();
+    let year = line.get(1..5).unwrap();
+    assert!(
+        line.starts_with('[') && year.starts_with("20") && line[11..].starts_with("] - spawned"),
+        "{line}"
+    );
+}
+
+#[test]
+fn req_logger_file_takes_the_request_lines() {
+    let dir = tmpdir("reqlog");
+    let req = dir.join("requests.log");
+    let arg = format!("file:{}", req.display());
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--req-logger", &arg],
+    );
+    assert_eq!(get(s.http.unwrap(), "/x").status, 200);
+    wait_in_file(&req, "GET /x", Duration::from_secs(5));
+    assert!(!s.logged("GET /x"), "request lines leave stderr");
+}
+
+#[test]
+fn pidfile_holds_the_master_pid_and_vacuum_removes_it() {
+    let dir = tmpdir("pid");
+    let pidfile = dir.join("master.pid");
+    let mut s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--callable",
+            "hello",
+            "--pidfile",
+            "{dir}/master.pid",
+            "--vacuum",
+        ],
+        true,
+    );
+    let text = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(text, format!("{}\n", s.pid()));
+    assert!(s.terminate().success());
+    assert!(!pidfile.exists());
+}
+
+#[test]
+fn umask_and_chown_socket_apply_to_the_unix_socket() {
+    let dir = tmpdir("chown");
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--socket",
+            "{dir}/app.sock",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--callable",
+            "hello",
+            "--umask",
+            "027",
+            "--chown-socket",
+            "65534:65534",
+        ],
+        true,
+    );
+    let meta = std::fs::metadata(dir.join("app.sock")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    assert_eq!(meta.mode() & 0o777, 0o750);
+    let mut c = UnixStream::connect(dir.join("app.sock")).unwrap();
+    let out = uwsgi_raw(&mut c, &cgi("GET", "/", &[]), b"");
+    assert!(out.starts_with(b"HTTP/1.1 200 OK"));
+    drop(s);
+}
+
+#[test]
+fn limit_post_answers_413_over_http_and_uwsgi() {
+    let s = serve_app(
+        "echo",
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
+        &["--limit-post", "1000"],
+    );
+    let http_addr = s.http.unwrap();
+    assert_eq!(http(http_addr, "POST", "/", &[], &[b'x'; 1000]).status, 200);
+    assert_eq!(http(http_addr, "POST", "/", &[], &[b'x'; 1001]).status, 413);
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(
+        &mut c,
+        &cgi("POST", "/", &[("CONTENT_LENGTH", "5000")]),
+        b"",
+    );
+    assert!(
+        out.starts_with(b"HTTP/1.1 413 Request Entity Too Large"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+    assert!(s.logged("Invalid (too big) CONTENT_LENGTH. skip."));
+}
+
+#[test]
+fn add_header_is_on_every_response_and_the_file_wrapper_can_go() {
+    let s = serve_app(
+        "echo",
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
+        &[
+            "--add-header",
+            "X-Served-By: rwsgi",
+            "--add-header",
+            "Cache-Control: no-store",
+            "--wsgi-disable-file-wrapper",
+        ],
+    );
+    let r = get(s.http.unwrap(), "/");
+    assert_eq!(r.header("x-served-by"), Some("rwsgi"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = String::from_utf8_lossy(&uwsgi_raw(&mut c, &cgi("GET", "/", &[]), b"")).into_owned();
+    assert!(
+        out.contains("\r\nX-Served-By: rwsgi\r\nCache-Control: no-store\r\n\r\n"),
+        "{out}"
+    );
+    let body: Value = serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["environ"]["has_file_wrapper"], false);
+}
+
+#[test]
+fn disabled_logging_still_logs_4xx_5xx_slow_and_shows_x_forwarded_for() {
+    let s = serve_app(
+        "talker",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--disable-logging",
+            "--log-4xx",
+            "--log-slow",
+            "200",
+            "--log-x-forwarded-for",
+        ],
+    );
+    let a = s.http.unwrap();
+    assert_eq!(get(a, "/fine").status, 200);
+    assert_eq!(
+        http(
+            a,
+            "GET",
+            "/missing",
+            &[("X-Forwarded-For", "203.0.113.9")],
+            b""
+        )
+        .status,
+        404
+    );
+    assert_eq!(get(a, "/slow").status, 200);
+    s.wait_logged("GET /slow", Duration::from_secs(5));
+    s.wait_logged("203.0.113.9 () {", Duration::from_secs(5));
+    assert!(s.logged("GET /missing"));
+    assert!(!s.logged("GET /fine"));
+}
+
+#[test]
+fn show_config_logs_the_options_as_ini() {
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--show-config", "--processes", "2"],
+    );
+    let lines: Vec<String> = s
+        .events("show_config")
+        .iter()
+        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(";uWSGI instance configuration")
+    );
+    assert!(lines.iter().any(|l| l == "processes = 2"), "{lines:?}");
+    assert_eq!(
+        lines.last().map(String::as_str),
+        Some(";end of configuration")
+    );
+}
+
+#[test]
+fn the_graceful_sigterm_hook_is_accepted_and_other_hooks_refused() {
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--hook-master-start",
+            "unix_signal:15 gracefully_kill_them_all",
+        ],
+    );
+    assert!(s.logged("rwsgi already shuts down gracefully on SIGTERM"));
+    drop(s);
+    let out = Command::new(bin())
+        .args([
+            "--http-socket",
+            "127.0.0.1:0",
+            "--hook-master-start",
+            "exec:echo hi",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hook-master-start"));
+}
+
+#[test]
+fn py_autoreload_reloads_when_a_module_changes() {
+    let dir = tmpdir("autoreload");
+    let module = dir.join("reloadme.py");
+    let source = |v: &str| {
+        format!(
+            "def application(environ, start_response):\n    start_response('200 OK', [])\n    return [b'{v}']\n"
+        )
+    };
+    std::fs::write(&module, source("v1")).unwrap();
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--pythonpath",
+            "{dir}",
+            "--module",
+            "reloadme",
+            "--py-autoreload",
+            "1",
+        ],
+        true,
+    );
+    assert_eq!(get(s.http.unwrap(), "/").body, b"v1");
+    // Let the prototype see the first version, then change it (and its
+    // modification time, whatever the file system's resolution).
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&module, source("v2")).unwrap();
+    let f = std::fs::File::options().write(true).open(&module).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    s.wait_logged(
+        "[uwsgi-python-reloader] module/file",
+        Duration::from_secs(10),
+    );
+    s.wait_event("reload_done", Duration::from_secs(30));
+    assert_eq!(get(s.http.unwrap(), "/").body, b"v2");
+}
