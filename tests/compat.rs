@@ -390,3 +390,35 @@ fn py_autoreload_reloads_when_a_module_changes() {
     s.wait_event("reload_done", Duration::from_secs(30));
     assert_eq!(get(s.http.unwrap(), "/").body, b"v2");
 }
+
+#[test]
+fn reload_on_as_recycles_after_the_request_and_evil_reload_kills() {
+    // Every process maps more than 1 MiB: the worker recycles after its
+    // first request (past min-worker-lifetime 0).
+    let s = serve_app(
+        "counted",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--reload-on-as", "1", "--min-worker-lifetime", "0"],
+    );
+    let first = get(s.http.unwrap(), "/").json()["pid"].as_i64().unwrap();
+    s.wait_logged(
+        &format!("...The work of process {first} is done. Seeya!"),
+        Duration::from_secs(5),
+    );
+    s.wait_event("respawned", Duration::from_secs(10));
+    drop(s);
+    // The master kills a worker over evil-reload-on-rss without waiting
+    // for a request to end.
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--evil-reload-on-rss", "1"],
+    );
+    let pid = s.events("spawned")[0]["pid"].as_i64().unwrap();
+    s.wait_logged("*** EVIL RELOAD ON WORKER 1 RSS: ", Duration::from_secs(5));
+    s.wait_logged(&format!("(pid: {pid}) ***"), Duration::from_secs(5));
+    s.wait_logged(
+        &format!("DAMN ! worker 1 (pid: {pid}) died, killed by signal 9"),
+        Duration::from_secs(5),
+    );
+}

@@ -39,6 +39,9 @@ pub struct Recycle {
     pub max_requests_delta: u64,
     /// RSS in bytes at which a worker exits after a request (0 = never).
     pub reload_on_rss: u64,
+    /// Address space (VSZ) in bytes at which a worker exits after a
+    /// request (0 = never).
+    pub reload_on_as: u64,
     /// Neither limit applies before a worker is this old.
     pub min_lifetime: Duration,
 }
@@ -106,6 +109,9 @@ pub struct Config {
     pub max_worker_lifetime: (u64, u64),
     /// When a worker recycles itself (`worker/recycle.rs`).
     pub recycle: Recycle,
+    /// `evil-reload-on-rss` and `evil-reload-on-as`: the master kills a
+    /// worker past these sizes in bytes (0 = off).
+    pub evil_reload: (u64, u64),
     /// CPU scheduling policy of every process (`master/sched.rs`).
     pub sched_policy: SchedPolicy,
     /// Paths (with an optional query) the prototype calls the app with
@@ -191,10 +197,12 @@ impl Default for Config {
             sched_policy: SchedPolicy::Batch,
             harakiri: 0,
             max_worker_lifetime: (0, 0),
+            evil_reload: (0, 0),
             recycle: Recycle {
                 max_requests: 0,
                 max_requests_delta: 0,
                 reload_on_rss: 0,
+                reload_on_as: 0,
                 min_lifetime: Duration::from_secs(10),
             },
             warmup_urls: Vec::new(),
@@ -345,6 +353,9 @@ impl Config {
                 "max-worker-lifetime-delta" => c.max_worker_lifetime.1 = number()?,
                 "max-requests-delta" => c.recycle.max_requests_delta = number()?,
                 "reload-on-rss" => c.recycle.reload_on_rss = number()?.saturating_mul(1024 * 1024),
+                "reload-on-as" => c.recycle.reload_on_as = number()?.saturating_mul(1024 * 1024),
+                "evil-reload-on-rss" => c.evil_reload.0 = number()?.saturating_mul(1024 * 1024),
+                "evil-reload-on-as" => c.evil_reload.1 = number()?.saturating_mul(1024 * 1024),
                 "min-worker-lifetime" => c.recycle.min_lifetime = Duration::from_secs(number()?),
                 "sched-policy" => {
                     c.sched_policy = match v {

@@ -320,6 +320,27 @@ pub static OPTIONS: &[Spec] = &[
         "recycle a worker whose RSS after a request is at least this many megabytes",
     ),
     opt(
+        "reload-on-as",
+        &[],
+        None,
+        Value,
+        "recycle a worker whose address space after a request is at least this many megabytes",
+    ),
+    opt(
+        "evil-reload-on-rss",
+        &[],
+        None,
+        Value,
+        "the master kills a worker whose RSS reaches this many megabytes, even mid-request",
+    ),
+    opt(
+        "evil-reload-on-as",
+        &[],
+        None,
+        Value,
+        "the master kills a worker whose address space reaches this many megabytes",
+    ),
+    opt(
         "max-worker-lifetime",
         &[],
         None,
@@ -775,11 +796,6 @@ pub static OPTIONS: &[Spec] = &[
     ),
     // Known but not supported yet: refused, so nobody runs without what they asked for.
     unsupported(
-        "reload-on-as",
-        Value,
-        "not implemented yet: use reload-on-rss",
-    ),
-    unsupported(
         "harakiri-graceful-timeout",
         Value,
         "not implemented yet: harakiri sends SIGKILL at once",
@@ -804,11 +820,6 @@ pub static OPTIONS: &[Spec] = &[
         "https-socket",
         Value,
         "terminate TLS in nginx or the ingress in front of rwsgi",
-    ),
-    unsupported(
-        "evil-reload-on-rss",
-        Value,
-        "not implemented yet: reload-on-rss recycles a worker after the request that grew it",
     ),
     unsupported(
         "static-map",

@@ -126,6 +126,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             check_interval: config.check_interval,
             harakiri: config.harakiri,
             max_worker_lifetime: config.max_worker_lifetime,
+            evil_limits: config.evil_reload,
             tcp_listeners: bound
                 .iter()
                 .filter_map(|b| match &b.listener {

@@ -27,6 +27,7 @@ use crate::control::{self, Received};
 use crate::dispatch::{Pool, WorkerConn};
 use crate::ipc::Control;
 
+mod evil;
 mod harakiri;
 mod lifetime;
 mod reload;
@@ -104,6 +105,8 @@ pub struct Settings {
     pub harakiri: u64,
     /// `max-worker-lifetime` and its per-worker delta, in seconds.
     pub max_worker_lifetime: (u64, u64),
+    /// `evil-reload-on-rss` and `evil-reload-on-as`, in bytes (0 = off).
+    pub evil_limits: (u64, u64),
 }
 
 /// Why the supervisor stopped on its own.
@@ -200,7 +203,9 @@ impl Supervisor {
         // (about a second).
         let mut cycle = tokio::time::interval(Duration::from_secs(1));
         cycle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let cycle_checks = self.settings.harakiri > 0 || self.settings.max_worker_lifetime.0 > 0;
+        let cycle_checks = self.settings.harakiri > 0
+            || self.settings.max_worker_lifetime.0 > 0
+            || self.settings.evil_limits != (0, 0);
         // A reload waiting for a busy old worker looks again this often.
         let mut reload_tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -233,6 +238,7 @@ impl Supervisor {
                 _ = cycle.tick(), if cycle_checks => {
                     self.check_harakiri();
                     self.check_lifetimes();
+                    self.check_memory();
                 }
                 msg = recv_control(self.next_proto.as_ref()) => self.on_next_control(msg),
                 msg = recv_control(self.old_proto.as_ref()) => self.on_old_control(msg),

@@ -1,6 +1,6 @@
 //! Recycling: a worker decides after each request whether it has served
 //! enough (`max-requests`, `max-requests-delta`) or grown too big
-//! (`reload-on-rss`), as uWSGI's `uwsgi_close_request` does, and neither
+//! (`reload-on-rss`, `reload-on-as`), as uWSGI's `uwsgi_close_request` does, and neither
 //! applies before the worker is `min-worker-lifetime` old (reference §5.4).
 //!
 //! A worker that retires says so in the END frame of its last request
@@ -21,6 +21,7 @@ pub struct Recycler {
     /// The request limit for this worker id (0 = none).
     limit: u64,
     rss_limit: u64,
+    as_limit: u64,
     min_lifetime: std::time::Duration,
     spawned: Instant,
     served: Arc<AtomicU64>,
@@ -40,6 +41,7 @@ impl Recycler {
         Recycler {
             limit,
             rss_limit: cfg.reload_on_rss,
+            as_limit: cfg.reload_on_as,
             min_lifetime: cfg.min_lifetime,
             spawned: Instant::now(),
             served: Arc::new(AtomicU64::new(0)),
@@ -57,8 +59,12 @@ impl Recycler {
         if self.spawned.elapsed() < self.min_lifetime {
             return false;
         }
-        let due = (self.limit > 0 && served >= self.limit)
-            || (self.rss_limit > 0 && own_rss() >= self.rss_limit);
+        let due = (self.limit > 0 && served >= self.limit) || {
+            let memory_limits = self.rss_limit > 0 || self.as_limit > 0;
+            let (vsz, rss) = if memory_limits { own_memory() } else { (0, 0) };
+            (self.rss_limit > 0 && rss >= self.rss_limit)
+                || (self.as_limit > 0 && vsz >= self.as_limit)
+        };
         if due && !self.retiring.swap(true, Ordering::Relaxed) {
             tracing::info!(
                 event = "recycled",
@@ -72,11 +78,12 @@ impl Recycler {
     }
 }
 
-/// This process's resident set size in bytes (0 when it cannot be read),
-/// measured as the stats and the cheaper RSS limits measure it.
-fn own_rss() -> u64 {
+/// This process's address space and resident set size in bytes (0 when
+/// they cannot be read), measured as the stats and the cheaper RSS limits
+/// measure them.
+fn own_memory() -> (u64, u64) {
     let pid = i32::try_from(std::process::id()).unwrap_or(0);
-    crate::stats::process_memory(pid).1
+    crate::stats::process_memory(pid)
 }
 
 #[cfg(test)]
@@ -89,6 +96,7 @@ mod tests {
             max_requests: max,
             max_requests_delta: delta,
             reload_on_rss: 0,
+            reload_on_as: 0,
             min_lifetime: Duration::from_secs(min_s),
         }
     }
@@ -115,6 +123,15 @@ mod tests {
         c.reload_on_rss = 1;
         assert!(Recycler::new(&c, 1).after_request());
         c.reload_on_rss = u64::MAX;
+        assert!(!Recycler::new(&c, 1).after_request());
+    }
+
+    #[test]
+    fn an_address_space_limit_below_the_process_size_recycles() {
+        let mut c = cfg(0, 0, 0);
+        c.reload_on_as = 1;
+        assert!(Recycler::new(&c, 1).after_request());
+        c.reload_on_as = u64::MAX;
         assert!(!Recycler::new(&c, 1).after_request());
     }
 }
