@@ -422,3 +422,87 @@ fn reload_on_as_recycles_after_the_request_and_evil_reload_kills() {
         Duration::from_secs(5),
     );
 }
+
+#[test]
+fn static_map_serves_files_from_the_master() {
+    let dir = tmpdir("static");
+    let site = dir.join("site");
+    std::fs::create_dir_all(site.join("css")).unwrap();
+    std::fs::write(site.join("css/a.css"), "a{}").unwrap();
+    std::fs::write(site.join("index.html"), "<p>hi</p>").unwrap();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(site.join("big.bin"), &big).unwrap();
+    std::fs::write(dir.join("secret.txt"), "no").unwrap();
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--callable",
+            "hello",
+            "--chdir",
+            "{dir}",
+            // Relative to chdir, as in uWSGI.
+            "--static-map",
+            "/static=site",
+            "--static-index",
+            "index.html",
+        ],
+        true,
+    );
+    assert!(s.logged("[uwsgi-static] added mapping for /static => "));
+    let a = s.http.unwrap();
+    let r = get(a, "/static/css/a.css");
+    assert_eq!((r.status, &r.body[..]), (200, &b"a{}"[..]));
+    assert_eq!(r.header("content-type"), Some("text/css"));
+    assert_eq!(r.header("content-length"), Some("3"));
+    let modified = r.header("last-modified").unwrap().to_owned();
+    assert!(modified.ends_with(" GMT"), "{modified}");
+    // Not modified since: 304 without a body.
+    let r = http(
+        a,
+        "GET",
+        "/static/css/a.css",
+        &[("If-Modified-Since", &modified)],
+        b"",
+    );
+    assert_eq!((r.status, r.body.len()), (304, 0));
+    // HEAD: the headers, no body.
+    let r = http(a, "HEAD", "/static/css/a.css", &[], b"");
+    assert_eq!((r.status, r.body.len()), (200, 0));
+    assert_eq!(r.header("content-length"), Some("3"));
+    // A directory's index, and a big file streamed whole.
+    assert_eq!(get(a, "/static/").body, b"<p>hi</p>");
+    let r = get(a, "/static/big.bin");
+    assert_eq!(r.body.len(), big.len());
+    assert!(r.body == big);
+    // What is not a file under the mapping goes to the app.
+    for path in [
+        "/static/missing.css",
+        "/static/../secret.txt",
+        "/staticx",
+        "/",
+    ] {
+        assert_eq!(get(a, path).body, b"Hello, World!", "{path}");
+    }
+    // The same over uwsgi, as nginx would ask.
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(&mut c, &cgi("GET", "/static/css/a.css", &[]), b"");
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/css\r\nContent-Length: 3\r\nLast-Modified: "
+        ),
+        "{text}"
+    );
+    assert!(text.ends_with("\r\n\r\na{}"), "{text}");
+    // Served by the master: worker id 0 in the request line.
+    s.wait_logged(
+        "GET /static/css/a.css => generated 3 bytes",
+        Duration::from_secs(5),
+    );
+}

@@ -30,6 +30,7 @@ pub mod plugin;
 pub mod protocol;
 pub mod prototype;
 pub mod reqlog;
+pub mod staticfiles;
 pub mod stats;
 pub mod telemetry;
 pub mod trim;

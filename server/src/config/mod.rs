@@ -180,6 +180,14 @@ pub struct Config {
     pub py_autoreload: u64,
     /// `show-config`: the configuration as an ini file, to log at startup.
     pub show_config: Option<String>,
+    /// `static-map` values (`/mount=dir`, dir absolute).
+    pub static_map: Vec<String>,
+    /// `static-map2` values.
+    pub static_map2: Vec<String>,
+    /// `check-static` directories.
+    pub check_static: Vec<PathBuf>,
+    /// `static-index` names.
+    pub static_index: Vec<String>,
 }
 
 impl Default for Config {
@@ -237,6 +245,10 @@ impl Default for Config {
             file_wrapper: true,
             py_autoreload: 0,
             show_config: None,
+            static_map: Vec::new(),
+            static_map2: Vec::new(),
+            check_static: Vec::new(),
+            static_index: Vec::new(),
         }
     }
 }
@@ -471,6 +483,21 @@ impl Config {
                 "log-slow" => c.logging.slow_ms = number()?,
                 "log-x-forwarded-for" => c.logging.x_forwarded_for = flag,
                 "show-config" => show_config = flag,
+                "static-map" | "static-map2" => {
+                    let ok = v
+                        .split_once('=')
+                        .is_some_and(|(m, d)| m.starts_with('/') && !d.is_empty());
+                    if !ok {
+                        return Err(invalid("expected /mountpoint=directory".into()));
+                    }
+                    if spec.name == "static-map" {
+                        c.static_map.push(v.to_owned());
+                    } else {
+                        c.static_map2.push(v.to_owned());
+                    }
+                }
+                "check-static" => c.check_static.push(PathBuf::from(v)),
+                "static-index" => c.static_index.push(v.to_owned()),
                 "hook-master-start" => {
                     let words: Vec<&str> = v.split_whitespace().collect();
                     if words != ["unix_signal:15", "gracefully_kill_them_all"] {
@@ -507,6 +534,16 @@ impl Config {
         c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
         c.touch_reload = c.touch_reload.into_iter().map(abs).collect();
         c.pidfiles = (c.pidfiles.0.map(abs), c.pidfiles.1.map(abs));
+        // Static directories are relative to `chdir`, as in uWSGI (whose
+        // master has changed to it when it serves files).
+        let base = c.chdir.clone().unwrap_or_else(|| cwd.clone());
+        let under = |d: &str| base.join(d).display().to_string();
+        for m in c.static_map.iter_mut().chain(c.static_map2.iter_mut()) {
+            if let Some((mount, dir)) = m.split_once('=') {
+                *m = format!("{mount}={}", under(dir));
+            }
+        }
+        c.check_static = c.check_static.iter().map(|d| base.join(d)).collect();
         c.logging.req_file = c.logging.req_file.map(abs);
         let file = file.map(abs);
         c.app = match (module, file) {
@@ -731,7 +768,7 @@ mod tests {
             &["--req-logger", "file:"],
             &["--logto", ""],
             &["--hook-master-start", "exec:rm -rf /"],
-            &["--static-map", "/static=/srv/static"],
+            &["--static-map", "static=/srv/static"],
             &["--https-socket", ":443,cert,key"],
         ] {
             let e = load(args).unwrap_err().to_string();

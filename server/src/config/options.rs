@@ -618,6 +618,35 @@ pub static OPTIONS: &[Spec] = &[
         Value,
         "check the app's modules every N seconds and reload gracefully when one changed",
     ),
+    // Static files, served by the master.
+    opt(
+        "static-map",
+        &[],
+        None,
+        List,
+        "/mountpoint=dir: serve files under dir for paths under /mountpoint (GET and HEAD)",
+    ),
+    opt(
+        "static-map2",
+        &[],
+        None,
+        List,
+        "as static-map, the file path keeping the mountpoint",
+    ),
+    opt(
+        "check-static",
+        &[],
+        None,
+        List,
+        "serve a path from this directory when the file exists there",
+    ),
+    opt(
+        "static-index",
+        &[],
+        None,
+        List,
+        "file name served for a mapped directory (index.html)",
+    ),
     // More logging.
     opt(
         "logto",
@@ -820,11 +849,6 @@ pub static OPTIONS: &[Spec] = &[
         "https-socket",
         Value,
         "terminate TLS in nginx or the ingress in front of rwsgi",
-    ),
-    unsupported(
-        "static-map",
-        List,
-        "serve static files from nginx, or from the app (for example with WhiteNoise)",
     ),
     unsupported(
         "emperor",

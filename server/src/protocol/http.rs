@@ -188,6 +188,37 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         },
         None => 0,
     };
+    let head_only = parts.method == hyper::Method::HEAD;
+    if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
+        let path = vars
+            .iter()
+            .find(|(k, _)| k == b"PATH_INFO")
+            .map(|(_, v)| &v[..])
+            .unwrap_or_default();
+        if let Some(found) = ctx.statics.find(path) {
+            let ims = parts.headers.get(hyper::header::IF_MODIFIED_SINCE);
+            let (response, sent) =
+                static_response(ctx, &found, ims.map(|v| v.as_bytes()), head_only).await;
+            let log = LogInfo {
+                vars,
+                block_len: block.len(),
+                start_time,
+                started,
+                protocol,
+                rules: ctx.log_rules,
+                template: ctx.log_format.clone(),
+                header_bytes: 0,
+            };
+            let code = response.status().as_u16();
+            log.write_served(
+                reqlog::Served::by_master(),
+                code,
+                response.headers().len(),
+                sent,
+            );
+            return response;
+        }
+    }
     if ctx.limit_post > 0 && body_len != ipc::BODY_UNTIL_EOF && body_len > ctx.limit_post {
         tracing::info!(
             event = "limit_post",
@@ -326,6 +357,18 @@ impl LogInfo {
         headers: usize,
         body: u64,
     ) {
+        let (wid, pid) = ex.ids();
+        let served = reqlog::Served {
+            pid,
+            wid,
+            core: ex.core(),
+            worker_requests: info.requests,
+            total_requests: ex.total_requests() + 1,
+        };
+        self.write_served(served, status, headers, body);
+    }
+
+    fn write_served(&self, served: reqlog::Served, status: u16, headers: usize, body: u64) {
         let elapsed = self.started.elapsed();
         if !self.rules.wanted(status, elapsed) {
             return;
@@ -337,7 +380,6 @@ impl LogInfo {
                 .map(|(_, v)| &v[..])
                 .unwrap_or_default()
         };
-        let (wid, pid) = ex.ids();
         let lookup = |k: &[u8]| {
             self.vars
                 .iter()
@@ -345,13 +387,13 @@ impl LogInfo {
                 .map(|(_, v)| &v[..])
         };
         let entry = reqlog::Entry {
-            pid,
-            wid,
-            core: ex.core(),
+            pid: served.pid,
+            wid: served.wid,
+            core: served.core,
             modifier1: 0,
             lookup: Some(&lookup),
-            worker_requests: info.requests,
-            total_requests: ex.total_requests() + 1,
+            worker_requests: served.worker_requests,
+            total_requests: served.total_requests,
             remote_addr: self
                 .rules
                 .address(get(b"REMOTE_ADDR"), lookup(b"HTTP_X_FORWARDED_FOR")),
@@ -425,6 +467,91 @@ async fn stream_rest<B: BodySource>(
                 tracing::error!(event = "worker_died", cause = %e, "worker died during a request");
                 ex.discard();
                 let _ = tx.send(Err(io::Error::other(e.to_string()))).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Files up to this size are read whole; larger ones are streamed.
+const STATIC_WHOLE: u64 = 1 << 20;
+
+/// A static file as a hyper response, and the body bytes it will carry.
+async fn static_response(
+    ctx: &Ctx,
+    found: &crate::staticfiles::Found,
+    if_modified_since: Option<&[u8]>,
+    head_only: bool,
+) -> (Response<RespBody>, u64) {
+    let fresh = crate::staticfiles::not_modified(found, if_modified_since);
+    let (code, headers) = crate::staticfiles::headers(found, fresh);
+    let mut r = Response::new(RespBody::Full(None));
+    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    let extra = ctx
+        .add_headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in headers.iter().map(|(k, v)| (*k, v.as_str())).chain(extra) {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().append(name, value);
+        }
+    }
+    if code != 200 || head_only {
+        return (r, 0);
+    }
+    if found.size <= STATIC_WHOLE {
+        return match tokio::fs::read(&found.path).await {
+            Ok(data) => {
+                let n = data.len() as u64;
+                *r.body_mut() = RespBody::Full(Some(Bytes::from(data)));
+                (r, n)
+            }
+            Err(e) => {
+                tracing::error!(event = "static_open_failed", path = %found.path.display(), cause = %e, "cannot read a static file");
+                (simple(StatusCode::INTERNAL_SERVER_ERROR), 0)
+            }
+        };
+    }
+    let file = match tokio::fs::File::open(&found.path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(event = "static_open_failed", path = %found.path.display(), cause = %e, "cannot open a static file");
+            return (simple(StatusCode::INTERNAL_SERVER_ERROR), 0);
+        }
+    };
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(stream_file(file, found.size, tx));
+    *r.body_mut() = RespBody::Stream(rx);
+    (r, found.size)
+}
+
+/// Sends a file's first `size` bytes as body chunks; a short read ends the
+/// body with an error (the client must not take it for the whole file).
+async fn stream_file(
+    mut file: tokio::fs::File,
+    size: u64,
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+) {
+    use tokio::io::AsyncReadExt;
+    let mut left = size;
+    while left > 0 {
+        let mut buf = bytes::BytesMut::with_capacity(ipc::CHUNK);
+        match file.read_buf(&mut buf).await {
+            Ok(n) if n > 0 => {
+                let n = (n as u64).min(left);
+                left -= n;
+                buf.truncate(n as usize);
+                if tx.send(Ok(buf.freeze())).await.is_err() {
+                    return;
+                }
+            }
+            Ok(_) | Err(_) => {
+                let _ = tx
+                    .send(Err(io::Error::other("static file shrank while being sent")))
+                    .await;
                 return;
             }
         }

@@ -27,6 +27,8 @@ pub struct Ctx {
     pub limit_post: u64,
     /// `add-header`: added to every response.
     pub add_headers: Vec<(String, String)>,
+    /// Static files the master serves itself.
+    pub statics: crate::staticfiles::Statics,
     /// The `log-format` template of the request log line, if any.
     pub log_format: Option<Arc<crate::reqlog::Template>>,
     /// `SERVER_NAME` for HTTP requests.

@@ -170,6 +170,29 @@ where
         return;
     };
     let protocol = vars.get(b"SERVER_PROTOCOL").unwrap_or_default();
+    let start_time = SystemTime::now();
+    let method = vars.get(b"REQUEST_METHOD").unwrap_or_default();
+    if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") {
+        let path = vars.get(b"PATH_INFO").unwrap_or_default();
+        if let Some(found) = ctx.statics.find(path) {
+            let ims = vars.get(b"HTTP_IF_MODIFIED_SINCE");
+            let sent =
+                send_static(&mut writer, &ctx, protocol, method == b"HEAD", &found, ims).await;
+            let (status, body_bytes, header_bytes) = sent;
+            let served = reqlog::Served::by_master();
+            log_request(
+                &ctx,
+                &vars,
+                block.len(),
+                header.modifier1.0,
+                served,
+                (status, body_bytes, header_bytes, 0),
+                started,
+                start_time,
+            );
+            return;
+        }
+    }
     if ctx.limit_post > 0 && content_length > ctx.limit_post {
         // uWSGI drops the connection (nginx then answers 502); a 413 says
         // what happened.
@@ -194,7 +217,6 @@ where
         left: content_length,
         timeout: ctx.socket_timeout,
     };
-    let start_time = SystemTime::now();
     let mut ex = match Exchange::start(lease, &request, body).await {
         Ok(ex) => ex,
         Err(e) => {
@@ -243,7 +265,6 @@ where
             }
         }
     };
-    let elapsed = started.elapsed();
     match end {
         Some(info) => {
             if client_ok && !out.is_empty() {
@@ -261,35 +282,23 @@ where
             if aborted {
                 reset(fd);
             }
-            if ctx.log_rules.wanted(status, elapsed) {
-                let lookup = |k: &[u8]| vars.get(k);
-                let entry = reqlog::Entry {
-                    pid,
-                    wid,
-                    core,
-                    modifier1: header.modifier1.0,
-                    lookup: Some(&lookup),
-                    worker_requests: info.requests,
-                    total_requests: total,
-                    remote_addr: ctx.log_rules.address(
-                        vars.get(b"REMOTE_ADDR").unwrap_or_default(),
-                        vars.get(b"HTTP_X_FORWARDED_FOR"),
-                    ),
-                    remote_user: vars.get(b"REMOTE_USER").unwrap_or_default(),
-                    vars: vars.len() * 2,
-                    vars_bytes: block.len(),
-                    start: Some(start_time),
-                    method: vars.get(b"REQUEST_METHOD").unwrap_or_default(),
-                    uri: vars.get(b"REQUEST_URI").unwrap_or_default(),
-                    body_bytes,
-                    elapsed,
-                    protocol,
-                    status,
-                    headers,
-                    header_bytes,
-                };
-                reqlog::log(&entry, ctx.log_format.as_deref());
-            }
+            let served = reqlog::Served {
+                pid,
+                wid,
+                core,
+                worker_requests: info.requests,
+                total_requests: total,
+            };
+            log_request(
+                &ctx,
+                &vars,
+                block.len(),
+                header.modifier1.0,
+                served,
+                (status, body_bytes, header_bytes, headers),
+                started,
+                start_time,
+            );
         }
         None => {
             if written_any {
@@ -300,6 +309,108 @@ where
             }
         }
     }
+}
+
+/// Logs a request line when the rules want one. `sizes` is (status, body
+/// bytes, header bytes, header count).
+#[allow(clippy::too_many_arguments)]
+fn log_request(
+    ctx: &Ctx,
+    vars: &rwsgi_proto::Vars<'_>,
+    vars_bytes: usize,
+    modifier1: u8,
+    served: reqlog::Served,
+    sizes: (u16, u64, usize, usize),
+    started: Instant,
+    start_time: SystemTime,
+) {
+    let (status, body_bytes, header_bytes, headers) = sizes;
+    let elapsed = started.elapsed();
+    if !ctx.log_rules.wanted(status, elapsed) {
+        return;
+    }
+    let lookup = |k: &[u8]| vars.get(k);
+    let entry = reqlog::Entry {
+        pid: served.pid,
+        wid: served.wid,
+        core: served.core,
+        modifier1,
+        lookup: Some(&lookup),
+        worker_requests: served.worker_requests,
+        total_requests: served.total_requests,
+        remote_addr: ctx.log_rules.address(
+            vars.get(b"REMOTE_ADDR").unwrap_or_default(),
+            vars.get(b"HTTP_X_FORWARDED_FOR"),
+        ),
+        remote_user: vars.get(b"REMOTE_USER").unwrap_or_default(),
+        vars: vars.len() * 2,
+        vars_bytes,
+        start: Some(start_time),
+        method: vars.get(b"REQUEST_METHOD").unwrap_or_default(),
+        uri: vars.get(b"REQUEST_URI").unwrap_or_default(),
+        body_bytes,
+        elapsed,
+        protocol: vars.get(b"SERVER_PROTOCOL").unwrap_or_default(),
+        status,
+        headers,
+        header_bytes,
+    };
+    reqlog::log(&entry, ctx.log_format.as_deref());
+}
+
+/// Sends a static file as raw HTTP; returns (status, body bytes, head
+/// bytes). The body is read in `ipc::CHUNK` pieces, each write bounded by
+/// `socket-timeout`.
+async fn send_static<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    ctx: &Ctx,
+    protocol: &[u8],
+    head_only: bool,
+    found: &crate::staticfiles::Found,
+    if_modified_since: Option<&[u8]>,
+) -> (u16, u64, usize) {
+    let fresh = crate::staticfiles::not_modified(found, if_modified_since);
+    let (code, headers) = crate::staticfiles::headers(found, fresh);
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(if protocol.is_empty() {
+        b"HTTP/1.0"
+    } else {
+        protocol
+    });
+    head.extend_from_slice(format!(" {code} {}\r\n", crate::http_status::reason(code)).as_bytes());
+    let extra = ctx
+        .add_headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()));
+    for (k, v) in headers.iter().map(|(k, v)| (*k, v.as_str())).chain(extra) {
+        head.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    if !write(w, &head, ctx).await || code != 200 || head_only {
+        return (code, 0, head.len());
+    }
+    let mut file = match tokio::fs::File::open(&found.path).await {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(event = "static_open_failed", path = %found.path.display(), cause = %e, "cannot open a static file");
+            return (code, 0, head.len());
+        }
+    };
+    let mut sent = 0u64;
+    let mut buf = BytesMut::with_capacity(ipc::CHUNK);
+    while sent < found.size {
+        buf.clear();
+        match file.read_buf(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if !write(w, &buf[..n], ctx).await {
+                    break;
+                }
+                sent += n as u64;
+            }
+        }
+    }
+    (code, sent, head.len())
 }
 
 async fn write<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], ctx: &Ctx) -> bool {

@@ -50,6 +50,34 @@ impl Rules {
     }
 }
 
+/// Who served a request, for its line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Served {
+    /// The worker's pid (the master's for a static file).
+    pub pid: i32,
+    /// The worker id (0: the master).
+    pub wid: u32,
+    /// The worker thread.
+    pub core: u16,
+    /// Requests served by that worker.
+    pub worker_requests: u64,
+    /// Requests served by the instance.
+    pub total_requests: u64,
+}
+
+impl Served {
+    /// A static file the master served.
+    pub fn by_master() -> Served {
+        Served {
+            pid: i32::try_from(std::process::id()).unwrap_or(0),
+            wid: 0,
+            core: 0,
+            worker_requests: 0,
+            total_requests: 0,
+        }
+    }
+}
+
 /// Looks up a request variable (`HTTP_HOST`, ...).
 pub type Lookup<'a> = &'a dyn Fn(&[u8]) -> Option<&'a [u8]>;
 
@@ -171,7 +199,7 @@ pub fn ctime(t: SystemTime) -> String {
 }
 
 /// Days since 1970-01-01 to (year, month, day), H. Hinnant's algorithm.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
