@@ -506,3 +506,52 @@ fn static_map_serves_files_from_the_master() {
         Duration::from_secs(5),
     );
 }
+
+#[test]
+fn mount_serves_several_apps_by_mountpoint() {
+    let apps_dir = apps().parent().unwrap().to_str().unwrap().to_owned();
+    let s = serve_app(
+        "talker",
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
+        &[
+            "--pythonpath",
+            &apps_dir,
+            "--mount",
+            "/echo=app:echo",
+            "--mount",
+            "/hello=app:hello",
+            "--manage-script-name",
+        ],
+    );
+    assert!(s.logged("WSGI app 0 (mountpoint='') ready"));
+    assert!(s.logged("(default app)"));
+    assert!(s.logged("WSGI app 1 (mountpoint='/echo') ready"));
+    assert!(s.logged("WSGI app 2 (mountpoint='/hello') ready"));
+    let a = s.http.unwrap();
+    // manage-script-name: the longest mountpoint moves to SCRIPT_NAME.
+    let v = get(a, "/echo/x").json();
+    assert_eq!(v["environ"]["SCRIPT_NAME"], "/echo");
+    assert_eq!(v["environ"]["PATH_INFO"], "/x");
+    assert_eq!(get(a, "/hello").body, b"Hello, World!");
+    // Whole segments only; anything else is the default app's.
+    assert_eq!(get(a, "/echoes").body, b"/echoes");
+    assert_eq!(get(a, "/").body, b"/");
+    drop(s);
+    // Without manage-script-name, nginx's SCRIPT_NAME (or UWSGI_APPID)
+    // picks the app and nothing is rewritten.
+    let s = serve_app(
+        "talker",
+        &["--socket", "127.0.0.1:0"],
+        &["--pythonpath", &apps_dir, "--mount", "/echo=app:echo"],
+    );
+    let ask = |extra: &[(&str, &str)]| {
+        let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+        let out = uwsgi_raw(&mut c, &cgi("GET", "/echo/y", extra), b"");
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let out = ask(&[("SCRIPT_NAME", "/echo")]);
+    let body: Value = serde_json::from_str(out.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["environ"]["PATH_INFO"], "/echo/y");
+    assert!(ask(&[("UWSGI_APPID", "/echo")]).contains("\"sha256\""));
+    assert!(ask(&[]).ends_with("/echo/y"), "the default app");
+}

@@ -180,6 +180,11 @@ pub struct Config {
     pub py_autoreload: u64,
     /// `show-config`: the configuration as an ini file, to log at startup.
     pub show_config: Option<String>,
+    /// `mount`: (mountpoint, app) pairs, in order.
+    pub mounts: Vec<(String, AppSpec)>,
+    /// `manage-script-name`: pick the app by `PATH_INFO` prefix and move
+    /// the mountpoint to `SCRIPT_NAME`.
+    pub manage_script_name: bool,
     /// `static-map` values (`/mount=dir`, dir absolute).
     pub static_map: Vec<String>,
     /// `static-map2` values.
@@ -245,6 +250,8 @@ impl Default for Config {
             file_wrapper: true,
             py_autoreload: 0,
             show_config: None,
+            mounts: Vec::new(),
+            manage_script_name: false,
             static_map: Vec::new(),
             static_map2: Vec::new(),
             check_static: Vec::new(),
@@ -293,6 +300,7 @@ impl Config {
         let mut callable = String::from("application");
         let mut ch = cheaper::Raw::default();
         let mut show_config = false;
+        let mut mounts: Vec<(String, String, Origin)> = Vec::new();
         for (i, o) in raw.iter().enumerate() {
             let Some(spec) = o.spec else {
                 if used.contains(&i) {
@@ -483,6 +491,18 @@ impl Config {
                 "log-slow" => c.logging.slow_ms = number()?,
                 "log-x-forwarded-for" => c.logging.x_forwarded_for = flag,
                 "show-config" => show_config = flag,
+                "mount" => {
+                    let (mp, target) = v
+                        .split_once('=')
+                        .filter(|(m, t)| (m.is_empty() || m.starts_with('/')) && !t.is_empty())
+                        .ok_or_else(|| invalid("expected /mountpoint=app".into()))?;
+                    mounts.push((
+                        mp.trim_end_matches('/').to_owned(),
+                        target.to_owned(),
+                        o.origin.clone(),
+                    ));
+                }
+                "manage-script-name" => c.manage_script_name = flag,
                 "static-map" | "static-map2" => {
                     let ok = v
                         .split_once('=')
@@ -545,6 +565,28 @@ impl Config {
         }
         c.check_static = c.check_static.iter().map(|d| base.join(d)).collect();
         c.logging.req_file = c.logging.req_file.map(abs);
+        // A mounted app is a file (`.py`, `.wsgi`, or a path) or a module,
+        // as uWSGI's `uwsgi_python_mount_app` decides; files are relative
+        // to `chdir`.
+        for (mountpoint, target, origin) in mounts {
+            let spec = if target.ends_with(".py")
+                || target.ends_with(".wsgi")
+                || target.contains('/')
+            {
+                AppSpec {
+                    source: AppSource::File(base.join(&target)),
+                    callable: callable.clone(),
+                }
+            } else {
+                value::parse_module(&target, &callable).map_err(|reason| ConfigError::Invalid {
+                    name: "mount".into(),
+                    value: target.clone(),
+                    reason,
+                    origin,
+                })?
+            };
+            c.mounts.push((mountpoint, spec));
+        }
         let file = file.map(abs);
         c.app = match (module, file) {
             (Some((m, origin)), _) => Some(value::parse_module(&m, &callable).map_err(
@@ -675,10 +717,12 @@ mod tests {
 
     #[test]
     fn unsupported_and_invalid_values_are_named() {
-        let e = load(&["--mount", "/a=b.py"]).unwrap_err().to_string();
+        let e = load(&["--emperor", "/etc/vassals"])
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
-            "command line argument 1: option \"mount\" is not supported: only one app per instance is supported"
+            "command line argument 1: option \"emperor\" is not supported: the emperor is not supported; use one container per app"
         );
         let e = load(&["--processes", "many"]).unwrap_err().to_string();
         assert_eq!(

@@ -618,6 +618,21 @@ pub static OPTIONS: &[Spec] = &[
         Value,
         "check the app's modules every N seconds and reload gracefully when one changed",
     ),
+    // Several apps.
+    opt(
+        "mount",
+        &[],
+        None,
+        List,
+        "/mountpoint=app: load another app (a file, or module[:callable]) for that mountpoint",
+    ),
+    opt(
+        "manage-script-name",
+        &[],
+        None,
+        Flag,
+        "pick the app by the longest mountpoint prefix of PATH_INFO, and move it to SCRIPT_NAME",
+    ),
     // Static files, served by the master.
     opt(
         "static-map",
@@ -834,7 +849,6 @@ pub static OPTIONS: &[Spec] = &[
         Value,
         "not implemented yet: harakiri sends SIGKILL at once",
     ),
-    unsupported("mount", List, "only one app per instance is supported"),
     unsupported(
         "daemonize",
         Value,

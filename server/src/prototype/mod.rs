@@ -34,6 +34,7 @@ use pyo3::prelude::*;
 use crate::config::Config;
 use crate::control::{self, Received};
 use crate::ipc::Control;
+use crate::worker::apps::Apps;
 use crate::worker::{self, wsgi};
 
 /// uWSGI's exit code when `need-app` is set and the app did not load.
@@ -69,13 +70,13 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
                     "warmup-url is ignored with lazy-apps: each worker loads its own app"
                 );
             }
-            return (None, interned);
+            return (Apps::default(), interned);
         }
-        let app = load_app(py, config);
-        if let (Some(app), Some(interned)) = (&app, &mut interned) {
+        let app = load_apps(py, config);
+        if let (false, Some(interned)) = (app.is_empty(), &mut interned) {
             warmup::run(
                 py,
-                app,
+                &app,
                 interned,
                 &config.warmup_urls,
                 config.warmup_requests,
@@ -96,7 +97,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         "released {} KiB of start-up mappings",
         released / 1024
     );
-    let ok = config.lazy_apps || app.is_some();
+    let ok = config.lazy_apps || !app.is_empty();
     if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, &[]) {
         tracing::error!(event = "control_failed", cause = %e, "cannot reach the master");
         return 1;
@@ -113,35 +114,49 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
     }
 }
 
-/// Loads the app, logging as uWSGI does.
-fn load_app(py: Python<'_>, config: &Config) -> Option<Py<PyAny>> {
-    let spec = config.app.as_ref()?;
-    let started = Instant::now();
-    match app::load(py, spec) {
-        Ok(a) => {
-            tracing::info!(
-                event = "app_ready",
-                app = %app::describe(spec),
-                pid = std::process::id(),
-                "WSGI app 0 (mountpoint='') ready in {} seconds on interpreter 0 pid: {} (default app)",
-                started.elapsed().as_secs(),
-                std::process::id()
-            );
-            Some(a)
-        }
-        Err(e) => {
-            e.print(py);
-            if config.need_app {
-                tracing::error!(event = "no_app", "*** no app loaded. GAME OVER ***");
-            } else {
-                tracing::error!(
-                    event = "no_app",
-                    "*** no app loaded. going in full dynamic mode ***"
+/// Loads the app (`module`/`wsgi-file`) and the `mount`ed ones, logging
+/// as uWSGI does; an app that fails to load is logged and left out.
+fn load_apps(py: Python<'_>, config: &Config) -> Apps {
+    let mut apps = Apps {
+        mounted: Vec::new(),
+        manage_script_name: config.manage_script_name,
+    };
+    let specs = config
+        .app
+        .iter()
+        .map(|a| ("", a))
+        .chain(config.mounts.iter().map(|(m, a)| (m.as_str(), a)));
+    for (mountpoint, spec) in specs {
+        let started = Instant::now();
+        match app::load(py, spec) {
+            Ok(a) => {
+                let id = apps.mounted.len();
+                let pid = std::process::id();
+                tracing::info!(
+                    event = "app_ready",
+                    app = %app::describe(spec),
+                    mountpoint,
+                    pid,
+                    "WSGI app {id} (mountpoint='{mountpoint}') ready in {} seconds on interpreter 0 pid: {pid}{}",
+                    started.elapsed().as_secs(),
+                    if id == 0 { " (default app)" } else { "" }
                 );
+                apps.mounted.push((mountpoint.to_owned(), a));
             }
-            None
+            Err(e) => e.print(py),
         }
     }
+    if apps.is_empty() && (config.app.is_some() || !config.mounts.is_empty()) {
+        if config.need_app {
+            tracing::error!(event = "no_app", "*** no app loaded. GAME OVER ***");
+        } else {
+            tracing::error!(
+                event = "no_app",
+                "*** no app loaded. going in full dynamic mode ***"
+            );
+        }
+    }
+    apps
 }
 
 /// How the spawn loop ended.
@@ -323,15 +338,15 @@ fn run_worker(
     config: &Config,
     slot: u32,
     streams: Vec<UnixStream>,
-    app: Option<Py<PyAny>>,
+    app: Apps,
     interned: Option<wsgi::Interned>,
 ) -> i32 {
     let app = if config.lazy_apps {
-        Python::attach(|py| load_app(py, config))
+        Python::attach(|py| load_apps(py, config))
     } else {
         app
     };
-    if app.is_none() && config.lazy_apps && config.need_app {
+    if app.is_empty() && config.lazy_apps && config.need_app {
         tracing::error!(
             event = "no_app",
             "OOPS ! failed loading app in worker {slot} (pid {})",

@@ -32,12 +32,13 @@ use std::sync::{Mutex, mpsc};
 use pyo3::prelude::*;
 
 use crate::ipc::{self, FRAME_HEADER, Kind};
+use crate::worker::apps::Apps;
 use crate::worker::channel::Channel;
 use crate::worker::wsgi::{self, Interned};
 
 /// Calls `app` `times` times for each of `urls`, logging each outcome, then
 /// collects the garbage the calls left so it is not frozen with the rest.
-pub fn run(py: Python<'_>, app: &Py<PyAny>, interned: &mut Interned, urls: &[String], times: u32) {
+pub fn run(py: Python<'_>, app: &Apps, interned: &mut Interned, urls: &[String], times: u32) {
     if urls.is_empty() {
         return;
     }
@@ -51,7 +52,7 @@ pub fn run(py: Python<'_>, app: &Py<PyAny>, interned: &mut Interned, urls: &[Str
 
 fn calls(
     py: Python<'_>,
-    app: &Py<PyAny>,
+    app: &Apps,
     interned: &mut Interned,
     urls: &[String],
     times: u32,
@@ -69,7 +70,7 @@ fn calls(
             let mut status = None;
             let mut raised = false;
             for _ in 0..times {
-                let outcome = wsgi::handle(py, Some(app), interned, &chan, &request)?;
+                let outcome = wsgi::handle(py, app, interned, &chan, &request)?;
                 raised |= outcome.exception;
                 let mut c = chan.borrow_mut();
                 c.push(Kind::End, &[0; 9]);

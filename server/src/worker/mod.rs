@@ -3,6 +3,7 @@
 //! or listeners. It exits when the master closes its channel or sends STOP,
 //! or when the channel breaks.
 
+pub mod apps;
 pub mod channel;
 pub mod input;
 pub mod recycle;
@@ -32,7 +33,7 @@ pub const EXIT_CHANNEL: i32 = 31;
 /// every worker); when it is `None` the worker makes its own.
 pub fn serve(
     streams: Vec<UnixStream>,
-    app: Option<Py<PyAny>>,
+    apps: apps::Apps,
     interned: Option<wsgi::Interned>,
     st: &wsgi::Static,
     recycler: &Recycler,
@@ -43,9 +44,9 @@ pub fn serve(
     };
     let mut threads = Vec::new();
     for (i, stream) in streams.enumerate() {
-        let (app, interned) = Python::attach(|py| {
+        let (apps, interned) = Python::attach(|py| {
             (
-                app.as_ref().map(|a| a.clone_ref(py)),
+                apps.clone_ref(py),
                 interned.as_ref().map(|i| i.clone_ref(py)),
             )
         });
@@ -53,7 +54,7 @@ pub fn serve(
         let recycler = recycler.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("rwsgi-core-{}", i + 1))
-            .spawn(move || serve_one(stream, app, interned, &st, &recycler));
+            .spawn(move || serve_one(stream, apps, interned, &st, &recycler));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -61,7 +62,7 @@ pub fn serve(
             }
         }
     }
-    let code = serve_one(first, app, interned, st, recycler);
+    let code = serve_one(first, apps, interned, st, recycler);
     for t in threads {
         let _ = t.join();
     }
@@ -71,7 +72,7 @@ pub fn serve(
 /// Serves requests on one channel.
 fn serve_one(
     stream: UnixStream,
-    app: Option<Py<PyAny>>,
+    apps: apps::Apps,
     interned: Option<wsgi::Interned>,
     st: &wsgi::Static,
     recycler: &Recycler,
@@ -113,7 +114,7 @@ fn serve_one(
                 }
             };
             requests += 1;
-            let outcome = match wsgi::handle(py, app.as_ref(), &mut interned, &chan, &payload) {
+            let outcome = match wsgi::handle(py, &apps, &mut interned, &chan, &payload) {
                 Ok(o) => o,
                 Err(e) => {
                     tracing::debug!(event = "channel_failed", cause = %e, "worker channel failed during a request");

@@ -452,7 +452,7 @@ pub struct Outcome {
 /// channel errors: the worker cannot go on.
 pub fn handle(
     py: Python<'_>,
-    app: Option<&Py<PyAny>>,
+    apps: &super::apps::Apps,
     interned: &mut Interned,
     chan: &Rc<RefCell<Channel>>,
     payload: &[u8],
@@ -482,8 +482,8 @@ pub fn handle(
         sent: 0,
         broken: false,
     }));
-    let exception = match app {
-        Some(app) => match call_app(py, app, interned, &head, &vars, &ex) {
+    let exception = match apps.pick(&vars) {
+        Some(picked) => match call_app(py, &picked, interned, &head, &vars, &ex) {
             Ok(()) => false,
             Err(err) => {
                 if ex.borrow().broken {
@@ -545,7 +545,7 @@ pub fn handle(
 
 fn call_app(
     py: Python<'_>,
-    app: &Py<PyAny>,
+    picked: &super::apps::Picked<'_>,
     interned: &mut Interned,
     head: &ipc::RequestHead<'_>,
     vars: &rwsgi_proto::Vars<'_>,
@@ -553,8 +553,16 @@ fn call_app(
 ) -> PyResult<()> {
     let input = Py::new(py, Input::new(ex.clone()))?;
     let env = environ(py, interned, head, vars, input)?;
+    if let Some(n) = picked.script_name_len {
+        // manage-script-name: the mountpoint moves from PATH_INFO to
+        // SCRIPT_NAME.
+        let path = vars.get(b"PATH_INFO").unwrap_or_default();
+        let (script, rest) = path.split_at(n.min(path.len()));
+        env.set_item("SCRIPT_NAME", decode_latin1(py, script)?)?;
+        env.set_item("PATH_INFO", decode_latin1(py, rest)?)?;
+    }
     let start_response = Py::new(py, StartResponse { ex: ex.clone() })?;
-    let result = app.bind(py).call1((env, start_response))?;
+    let result = picked.app.bind(py).call1((env, start_response))?;
     let iterated = send_result(py, &result, ex);
     // PEP 3333: close() is called whatever happened during iteration.
     let closed = if result.hasattr("close")? {
