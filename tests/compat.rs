@@ -555,3 +555,57 @@ fn mount_serves_several_apps_by_mountpoint() {
     assert!(ask(&[("UWSGI_APPID", "/echo")]).contains("\"sha256\""));
     assert!(ask(&[]).ends_with("/echo/y"), "the default app");
 }
+
+#[test]
+fn a_graceful_harakiri_signals_first_and_kills_later() {
+    let dir = tmpdir("graceful");
+    std::fs::write(
+        dir.join("graceful.py"),
+        "import signal, sys, time\n\
+         ignore = False\n\
+         def on_term(sig, frame):\n\
+         \x20   if ignore:\n\
+         \x20       print('harakiri signal ignored', file=sys.stderr, flush=True)\n\
+         \x20       return\n\
+         \x20   print('graceful harakiri: cleaning up', file=sys.stderr, flush=True)\n\
+         \x20   sys.exit(3)\n\
+         signal.signal(signal.SIGTERM, on_term)\n\
+         def application(environ, start_response):\n\
+         \x20   global ignore\n\
+         \x20   ignore = environ['PATH_INFO'] == '/ignore'\n\
+         \x20   time.sleep(30)\n\
+         \x20   start_response('200 OK', [])\n\
+         \x20   return [b'late']\n",
+    )
+    .unwrap();
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "{dir}/graceful.py",
+            "--harakiri",
+            "1",
+            "--harakiri-graceful-timeout",
+            "1",
+            "--harakiri-graceful-signal",
+            "SIGTERM",
+        ],
+        true,
+    );
+    // The app's handler runs, then the worker is gone: 502.
+    assert_eq!(get(s.http.unwrap(), "/").status, 502);
+    assert!(s.logged("graceful harakiri: cleaning up"));
+    assert!(s.logged("try: 1, graceful: yes"));
+    // A worker that ignores the signal is killed when the timeout is over.
+    let spawned = s.wait_events("respawned", 1, Duration::from_secs(10));
+    let pid = spawned[0]["pid"].as_i64().unwrap();
+    assert_eq!(get(s.http.unwrap(), "/ignore").status, 502);
+    assert!(s.logged("harakiri signal ignored"));
+    assert!(s.logged(&format!("(pid: {pid}, try: 2, graceful: no)")));
+    s.wait_logged(
+        &format!("DAMN ! worker 1 (pid: {pid}) died, killed by signal 9"),
+        Duration::from_secs(5),
+    );
+}

@@ -104,6 +104,9 @@ pub struct Config {
     pub gc_freeze: bool,
     /// Seconds a request may run before its worker is killed (0 = off).
     pub harakiri: u64,
+    /// `harakiri-graceful-timeout` (seconds, 0 = SIGKILL at once) and
+    /// `harakiri-graceful-signal` (a signal number).
+    pub harakiri_graceful: (u64, i32),
     /// Seconds after which a worker is recycled between requests (0 =
     /// off), plus `delta` per worker id above 1.
     pub max_worker_lifetime: (u64, u64),
@@ -209,6 +212,7 @@ impl Default for Config {
             gc_freeze: true,
             sched_policy: SchedPolicy::Batch,
             harakiri: 0,
+            harakiri_graceful: (0, libc::SIGTERM),
             max_worker_lifetime: (0, 0),
             evil_reload: (0, 0),
             recycle: Recycle {
@@ -368,6 +372,12 @@ impl Config {
                 "need-app" => c.need_app = flag,
                 "gc-freeze" => c.gc_freeze = value::parse_bool(v),
                 "harakiri" => c.harakiri = bounded(number()?, 0, 86400 * 365).map_err(invalid)?,
+                "harakiri-graceful-timeout" => {
+                    c.harakiri_graceful.0 = bounded(number()?, 0, 86400).map_err(invalid)?
+                }
+                "harakiri-graceful-signal" => {
+                    c.harakiri_graceful.1 = value::parse_signal(v).map_err(invalid)?
+                }
                 "max-requests" => c.recycle.max_requests = number()?,
                 "max-worker-lifetime" => c.max_worker_lifetime.0 = number()?,
                 "max-worker-lifetime-delta" => c.max_worker_lifetime.1 = number()?,

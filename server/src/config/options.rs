@@ -320,6 +320,20 @@ pub static OPTIONS: &[Spec] = &[
         "recycle a worker whose RSS after a request is at least this many megabytes",
     ),
     opt(
+        "harakiri-graceful-timeout",
+        &[],
+        None,
+        Value,
+        "on harakiri, send harakiri-graceful-signal first and SIGKILL this many seconds later",
+    ),
+    opt(
+        "harakiri-graceful-signal",
+        &[],
+        None,
+        Value,
+        "the signal of a graceful harakiri (default SIGTERM)",
+    ),
+    opt(
         "reload-on-as",
         &[],
         None,
@@ -839,16 +853,6 @@ pub static OPTIONS: &[Spec] = &[
         "every process writes whole lines to the same log",
     ),
     // Known but not supported yet: refused, so nobody runs without what they asked for.
-    unsupported(
-        "harakiri-graceful-timeout",
-        Value,
-        "not implemented yet: harakiri sends SIGKILL at once",
-    ),
-    unsupported(
-        "harakiri-graceful-signal",
-        Value,
-        "not implemented yet: harakiri sends SIGKILL at once",
-    ),
     unsupported(
         "daemonize",
         Value,

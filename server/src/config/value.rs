@@ -162,6 +162,29 @@ pub fn parse_umask(s: &str) -> Result<u32, String> {
     Err("expected octal digits (022)".into())
 }
 
+/// A signal: a number (as uWSGI takes it) or a name (`SIGTERM`, `TERM`).
+pub fn parse_signal(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    let sig = match t.parse::<i32>() {
+        Ok(n) => nix::sys::signal::Signal::try_from(n).ok(),
+        Err(_) => {
+            let name = t.to_ascii_uppercase();
+            let name = if name.starts_with("SIG") {
+                name
+            } else {
+                format!("SIG{name}")
+            };
+            name.parse::<nix::sys::signal::Signal>().ok()
+        }
+    };
+    match sig {
+        Some(nix::sys::signal::Signal::SIGKILL)
+        | Some(nix::sys::signal::Signal::SIGSTOP)
+        | None => Err("expected a signal that can be caught (15, SIGTERM, SIGUSR1, ...)".into()),
+        Some(sig) => Ok(sig as i32),
+    }
+}
+
 /// Whether `s` is an HTTP header name (RFC 9110 token).
 pub fn is_token(s: &str) -> bool {
     !s.is_empty()
@@ -181,6 +204,11 @@ mod tests {
         assert!(parse_umask("").is_err());
         assert!(parse_umask("0999").is_err());
         assert!(parse_umask("07777").is_err());
+        assert_eq!(parse_signal("15"), Ok(15));
+        assert_eq!(parse_signal("SIGUSR1"), Ok(libc::SIGUSR1));
+        assert_eq!(parse_signal("term"), Ok(libc::SIGTERM));
+        assert!(parse_signal("9").is_err());
+        assert!(parse_signal("SIGNOPE").is_err());
         assert!(is_token("X-Frame-Options"));
         assert!(!is_token("Bad Header"));
         assert!(!is_token(""));

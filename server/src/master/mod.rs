@@ -127,6 +127,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             harakiri: config.harakiri,
             max_worker_lifetime: config.max_worker_lifetime,
             evil_limits: config.evil_reload,
+            harakiri_graceful: config.harakiri_graceful,
             tcp_listeners: bound
                 .iter()
                 .filter_map(|b| match &b.listener {

@@ -74,6 +74,8 @@ struct Slot {
     respawn_at: Option<Instant>,
     /// Harakiri attempts on the running worker.
     harakiri_tries: u32,
+    /// After a graceful harakiri signal: when SIGKILL follows.
+    harakiri_kill_at: Option<Instant>,
     /// The prototype generation its worker was forked from.
     generation: u64,
 }
@@ -107,6 +109,9 @@ pub struct Settings {
     pub max_worker_lifetime: (u64, u64),
     /// `evil-reload-on-rss` and `evil-reload-on-as`, in bytes (0 = off).
     pub evil_limits: (u64, u64),
+    /// `harakiri-graceful-timeout` (seconds, 0 = off) and
+    /// `harakiri-graceful-signal`.
+    pub harakiri_graceful: (u64, i32),
 }
 
 /// Why the supervisor stopped on its own.
@@ -499,6 +504,7 @@ impl Supervisor {
         s.pid = 0;
         s.pending = None;
         s.harakiri_tries = 0;
+        s.harakiri_kill_at = None;
         self.pool.table.exited(slot, s.cheaped);
         if self.stopping {
             return;

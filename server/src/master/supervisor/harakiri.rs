@@ -11,8 +11,13 @@
 //! uWSGI's, `graceful: yes` on the first try included (uWSGI prints it even
 //! with no graceful timeout); the death and respawn lines follow from the
 //! exit path.
+//!
+//! With `harakiri-graceful-timeout T`, the first try sends
+//! `harakiri-graceful-signal` (SIGTERM unless told otherwise: an app that
+//! handles it can log a traceback or clean up) and SIGKILL follows T
+//! seconds later if the worker is still there, as in uWSGI 2.0.22+.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -36,8 +41,14 @@ impl Supervisor {
             if s.pid == 0 {
                 continue;
             }
+            let (graceful_timeout, graceful_signal) = self.settings.harakiri_graceful;
+            if s.harakiri_kill_at.is_some_and(|t| Instant::now() < t) {
+                // Signalled gracefully; SIGKILL comes at the deadline.
+                continue;
+            }
             s.harakiri_tries += 1;
             let tries = s.harakiri_tries;
+            let graceful = graceful_timeout > 0 && tries == 1;
             if tries == 1 {
                 self.pool.table.harakiri(slot);
             }
@@ -58,7 +69,13 @@ impl Supervisor {
                 core,
                 "HARAKIRI triggered by worker {slot} core {core} !!!"
             );
-            if let Err(e) = kill(Pid::from_raw(pid), Signal::SIGKILL) {
+            let signal = if graceful {
+                s.harakiri_kill_at = Some(Instant::now() + Duration::from_secs(graceful_timeout));
+                Signal::try_from(graceful_signal).unwrap_or(Signal::SIGTERM)
+            } else {
+                Signal::SIGKILL
+            };
+            if let Err(e) = kill(Pid::from_raw(pid), signal) {
                 tracing::error!(event = "harakiri_failed", worker = slot, pid, cause = %e, "cannot kill worker {slot}");
             }
         }
