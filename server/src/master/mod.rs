@@ -331,28 +331,11 @@ fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
 /// `chown-socket`: `user[:group]`, names or numbers (the group defaults to
 /// the user's).
 fn chown(path: &std::path::Path, owner: &str) -> anyhow::Result<()> {
-    use nix::unistd::{Gid, Group, Uid, User};
     let (user, group) = owner
         .split_once(':')
         .map_or((owner, None), |(u, g)| (u, Some(g)));
-    let (uid, user_gid) = match user.parse::<u32>() {
-        Ok(n) => (Uid::from_raw(n), None),
-        Err(_) => {
-            let u = User::from_name(user)?.with_context(|| format!("unknown user {user}"))?;
-            (u.uid, Some(u.gid))
-        }
-    };
-    let gid = match group {
-        Some(g) => Some(match g.parse::<u32>() {
-            Ok(n) => Gid::from_raw(n),
-            Err(_) => {
-                Group::from_name(g)?
-                    .with_context(|| format!("unknown group {g}"))?
-                    .gid
-            }
-        }),
-        None => user_gid,
-    };
+    let (uid, user_gid) = user_id(user)?;
+    let gid = group.map(group_id).transpose()?.or(user_gid);
     nix::unistd::chown(path, Some(uid), gid)
         .with_context(|| format!("chown {}", path.display()))?;
     Ok(())
@@ -411,31 +394,41 @@ async fn accept_loop(
 
 /// Switches to `gid` then `uid` (names or numbers), after binding.
 fn drop_privileges(config: &Config) -> anyhow::Result<()> {
-    use nix::unistd::{Gid, Group, Uid, User, setgid, setgroups, setuid};
+    use nix::unistd::{setgid, setgroups, setuid};
     if let Some(g) = &config.gid {
-        let gid = match g.parse::<u32>() {
-            Ok(n) => Gid::from_raw(n),
-            Err(_) => {
-                Group::from_name(g)?
-                    .with_context(|| format!("unknown group {g}"))?
-                    .gid
-            }
-        };
+        let gid = group_id(g)?;
         setgroups(&[gid]).context("setgroups() failed")?;
         setgid(gid).context("setgid() failed")?;
         tracing::info!(event = "setgid", gid = gid.as_raw(), "setgid() to {gid}");
     }
     if let Some(u) = &config.uid {
-        let uid = match u.parse::<u32>() {
-            Ok(n) => Uid::from_raw(n),
-            Err(_) => {
-                User::from_name(u)?
-                    .with_context(|| format!("unknown user {u}"))?
-                    .uid
-            }
-        };
+        let (uid, _) = user_id(u)?;
         setuid(uid).context("setuid() failed")?;
         tracing::info!(event = "setuid", uid = uid.as_raw(), "setuid() to {uid}");
     }
     Ok(())
+}
+
+/// A user by number or name, with the user's group when named.
+fn user_id(user: &str) -> anyhow::Result<(nix::unistd::Uid, Option<nix::unistd::Gid>)> {
+    Ok(match user.parse::<u32>() {
+        Ok(n) => (nix::unistd::Uid::from_raw(n), None),
+        Err(_) => {
+            let u = nix::unistd::User::from_name(user)?
+                .with_context(|| format!("unknown user {user}"))?;
+            (u.uid, Some(u.gid))
+        }
+    })
+}
+
+/// A group by number or name.
+fn group_id(group: &str) -> anyhow::Result<nix::unistd::Gid> {
+    Ok(match group.parse::<u32>() {
+        Ok(n) => nix::unistd::Gid::from_raw(n),
+        Err(_) => {
+            nix::unistd::Group::from_name(group)?
+                .with_context(|| format!("unknown group {group}"))?
+                .gid
+        }
+    })
 }
