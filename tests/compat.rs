@@ -55,21 +55,24 @@ fn start_raw(dir: PathBuf, callable: &str, args: &[String]) -> Server {
     Server::spawn(cmd, dir, false)
 }
 
+/// rwsgi with `--logto DIR/app.log` and `extra`, on an HTTP port; returns
+/// the server, its directory and the log path.
+fn start_logging_to(tag: &str, callable: &str, extra: &[&str]) -> (Server, PathBuf, PathBuf) {
+    let dir = tmpdir(tag);
+    let log = dir.join("app.log");
+    let mut args: Vec<String> = vec![
+        "--http-socket".into(),
+        "127.0.0.1:0".into(),
+        "--logto".into(),
+        log.display().to_string(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    (start_raw(dir.clone(), callable, &args), dir, log)
+}
+
 #[test]
 fn logto_sends_every_process_output_to_the_file() {
-    let dir = tmpdir("logto");
-    let log = dir.join("app.log");
-    let args: Vec<String> = [
-        "--http-socket",
-        "127.0.0.1:0",
-        "--logto",
-        log.to_str().unwrap(),
-        "--log-format",
-        "json",
-    ]
-    .map(String::from)
-    .to_vec();
-    let s = start_raw(dir, "talker", &args);
+    let (s, _, log) = start_logging_to("logto", "talker", &["--log-format", "json"]);
     let text = wait_in_file(&log, "workers_ready", Duration::from_secs(30));
     let r = get(http_address(&text), "/hello");
     assert_eq!(r.status, 200);
@@ -85,22 +88,7 @@ fn logto_sends_every_process_output_to_the_file() {
 
 #[test]
 fn log_date_prefixes_server_lines_and_log_reopen_follows_rotation() {
-    let dir = tmpdir("logdate");
-    let log = dir.join("app.log");
-    let args: Vec<String> = [
-        "--http-socket",
-        "127.0.0.1:0",
-        "--logto",
-        log.to_str().unwrap(),
-        "--log-date",
-        "",
-        "--log-reopen",
-        "--stats",
-        "127.0.0.1:0",
-    ]
-    .map(String::from)
-    .to_vec();
-    let s = start_raw(dir.clone(), "talker", &args);
+    let (s, dir, log) = start_logging_to("logdate", "talker", &["--log-date", "", "--log-reopen"]);
     let text = wait_in_file(&log, "spawned uWSGI worker 1", Duration::from_secs(30));
     // ctime's form, then " - ", as uWSGI's logdate prints it.
     let line = text
@@ -126,19 +114,7 @@ fn log_date_prefixes_server_lines_and_log_reopen_follows_rotation() {
 
 #[test]
 fn a_strftime_log_date() {
-    let dir = tmpdir("logdate2");
-    let log = dir.join("app.log");
-    let args: Vec<String> = [
-        "--http-socket",
-        "127.0.0.1:0",
-        "--logto",
-        log.to_str().unwrap(),
-        "--logdate",
-        "[%Y-%m-%d]",
-    ]
-    .map(String::from)
-    .to_vec();
-    let _s = start_raw(dir, "hello", &args);
+    let (_s, _, log) = start_logging_to("logdate2", "hello", &["--logdate", "[%Y-%m-%d]"]);
     let text = wait_in_file(&log, "spawned uWSGI worker 1", Duration::from_secs(30));
     let line = text
         .lines()

@@ -240,25 +240,12 @@ pub fn headers(found: &Found, not_modified: bool) -> (u16, Vec<(&'static str, St
     (200, h)
 }
 
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
-
 /// An RFC 1123 date: `Fri, 04 Dec 2026 15:35:46 GMT`.
 pub fn http_date(secs: u64) -> String {
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let (y, m, d) = crate::reqlog::civil_from_days(days);
+    let u = crate::reqlog::Utc::from_secs(secs);
     format!(
         "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[days.rem_euclid(7) as usize],
-        d,
-        MONTHS[(m - 1) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        u.weekday, u.day, u.month, u.year, u.hour, u.minute, u.second
     )
 }
 
@@ -271,7 +258,10 @@ pub fn parse_http_date(s: &[u8]) -> Option<u64> {
     }
     let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u64>().ok();
     let day = num(5..7)?;
-    let month = MONTHS.iter().position(|m| Some(*m) == s.get(8..11))? as u64 + 1;
+    let month = crate::reqlog::MONTHS
+        .iter()
+        .position(|m| Some(*m) == s.get(8..11))? as u64
+        + 1;
     let year = num(12..16)?;
     let (h, mi, sec) = (num(17..19)?, num(20..22)?, num(23..25)?);
     if !(1..=31).contains(&day) || year < 1970 || h > 23 || mi > 59 || sec > 60 {

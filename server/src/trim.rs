@@ -27,8 +27,21 @@
 
 use std::io::{BufRead, BufReader};
 
-/// Releases what it can; returns the bytes of file mappings released (for
-/// the log). Failures are ignored: this is only an optimisation.
+/// Releases what it can and logs how much (per process: the master and
+/// the prototype each log a line).
+pub fn release_and_log() {
+    let released = release();
+    tracing::info!(
+        event = "startup_pages_released",
+        pid = std::process::id(),
+        bytes = released,
+        "released {} KiB of start-up mappings",
+        released / 1024
+    );
+}
+
+/// Releases what it can; returns the bytes of file mappings released.
+/// Failures are ignored: this is only an optimisation.
 pub fn release() -> u64 {
     // SAFETY: malloc_trim only returns free heap pages to the kernel.
     unsafe { libc::malloc_trim(0) };

@@ -338,14 +338,7 @@ impl Supervisor {
                     // The master's start-up is over: what it mapped for it
                     // (option parsing, binding, the prototype's start) need
                     // not stay mapped (`trim.rs`).
-                    let released = crate::trim::release();
-                    tracing::info!(
-                        event = "startup_pages_released",
-                        pid = std::process::id(),
-                        bytes = released,
-                        "released {} KiB of start-up mappings",
-                        released / 1024
-                    );
+                    crate::trim::release_and_log();
                     // Under `cheaper`, only `cheaper-initial` slots start.
                     let initial = self
                         .settings

@@ -188,9 +188,20 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         },
         None => 0,
     };
+    let mut log = LogInfo {
+        vars,
+        block_len: block.len(),
+        start_time,
+        started,
+        protocol,
+        rules: ctx.log_rules,
+        template: ctx.log_format.clone(),
+        header_bytes: 0,
+    };
     let head_only = parts.method == hyper::Method::HEAD;
     if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
-        let path = vars
+        let path = log
+            .vars
             .iter()
             .find(|(k, _)| k == b"PATH_INFO")
             .map(|(_, v)| &v[..])
@@ -199,16 +210,6 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             let ims = parts.headers.get(hyper::header::IF_MODIFIED_SINCE);
             let (response, sent) =
                 static_response(ctx, &found, ims.map(|v| v.as_bytes()), head_only).await;
-            let log = LogInfo {
-                vars,
-                block_len: block.len(),
-                start_time,
-                started,
-                protocol,
-                rules: ctx.log_rules,
-                template: ctx.log_format.clone(),
-                header_bytes: 0,
-            };
             let code = response.status().as_u16();
             log.write_served(
                 reqlog::Served::by_master(),
@@ -246,16 +247,6 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             tracing::error!(event = "worker_failed", cause = %e, "worker failed before the response");
             return simple(StatusCode::BAD_GATEWAY);
         }
-    };
-    let mut log = LogInfo {
-        vars,
-        block_len: block.len(),
-        start_time,
-        started,
-        protocol,
-        rules: ctx.log_rules,
-        template: ctx.log_format.clone(),
-        header_bytes: 0,
     };
     let head = loop {
         match ex.next().await {

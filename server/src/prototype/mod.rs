@@ -89,14 +89,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         }
         (app, interned)
     });
-    let released = crate::trim::release();
-    tracing::info!(
-        event = "startup_pages_released",
-        pid = std::process::id(),
-        bytes = released,
-        "released {} KiB of start-up mappings",
-        released / 1024
-    );
+    crate::trim::release_and_log();
     let ok = config.lazy_apps || !app.is_empty();
     if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, &[]) {
         tracing::error!(event = "control_failed", cause = %e, "cannot reach the master");

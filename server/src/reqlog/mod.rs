@@ -175,31 +175,54 @@ pub fn log(e: &Entry<'_>, template: Option<&Template>) {
 }
 
 /// Month abbreviations, as `ctime(3)` and `strftime`'s `%b` print them.
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
+/// A UTC time in parts, for the date formats of the logs and of HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Utc {
+    /// `Mon`..`Sun`.
+    pub weekday: &'static str,
+    /// `Jan`..`Dec`.
+    pub month: &'static str,
+    pub year: i64,
+    pub day: i64,
+    pub hour: u64,
+    pub minute: u64,
+    pub second: u64,
+}
+
+impl Utc {
+    /// `secs` since the epoch.
+    pub(crate) fn from_secs(secs: u64) -> Utc {
+        const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+        let days = (secs / 86400) as i64;
+        let rem = secs % 86400;
+        let (y, m, d) = civil_from_days(days);
+        Utc {
+            weekday: WD[days.rem_euclid(7) as usize],
+            month: MONTHS[(m - 1) as usize],
+            year: y,
+            day: d,
+            hour: rem / 3600,
+            minute: rem % 3600 / 60,
+            second: rem % 60,
+        }
+    }
+}
+
 /// `ctime(3)`'s 24 characters, in UTC: `Fri Dec  4 15:35:46 2026`.
 pub fn ctime(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86400) as i64;
-    let rem = secs % 86400;
-    let (y, m, d) = civil_from_days(days);
-    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let u = Utc::from_secs(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02} {}",
-        WD[days.rem_euclid(7) as usize],
-        MONTHS[(m - 1) as usize],
-        d,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        y
+        u.weekday, u.month, u.day, u.hour, u.minute, u.second, u.year
     )
 }
 
 /// Days since 1970-01-01 to (year, month, day), H. Hinnant's algorithm.
-pub(crate) fn civil_from_days(z: i64) -> (i64, i64, i64) {
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
