@@ -170,7 +170,13 @@ where
         return;
     };
     let protocol = vars.get(b"SERVER_PROTOCOL").unwrap_or_default();
-    let start_time = SystemTime::now();
+    let req = Req {
+        vars: &vars,
+        vars_bytes: block.len(),
+        modifier1: header.modifier1.0,
+        started,
+        start_time: SystemTime::now(),
+    };
     let method = vars.get(b"REQUEST_METHOD").unwrap_or_default();
     if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") {
         let path = vars.get(b"PATH_INFO").unwrap_or_default();
@@ -180,16 +186,7 @@ where
                 send_static(&mut writer, &ctx, protocol, method == b"HEAD", &found, ims).await;
             let (status, body_bytes, header_bytes) = sent;
             let served = reqlog::Served::by_master();
-            log_request(
-                &ctx,
-                &vars,
-                block.len(),
-                header.modifier1.0,
-                served,
-                (status, body_bytes, header_bytes, 0),
-                started,
-                start_time,
-            );
+            log_request(&ctx, &req, served, (status, body_bytes, header_bytes, 0));
             return;
         }
     }
@@ -291,13 +288,9 @@ where
             };
             log_request(
                 &ctx,
-                &vars,
-                block.len(),
-                header.modifier1.0,
+                &req,
                 served,
                 (status, body_bytes, header_bytes, headers),
-                started,
-                start_time,
             );
         }
         None => {
@@ -311,19 +304,30 @@ where
     }
 }
 
-/// Logs a request line when the rules want one. `sizes` is (status, body
-/// bytes, header bytes, header count).
-#[allow(clippy::too_many_arguments)]
-fn log_request(
-    ctx: &Ctx,
-    vars: &rwsgi_proto::Vars<'_>,
+/// What the request line says of the request itself.
+struct Req<'a, 'v> {
+    vars: &'a rwsgi_proto::Vars<'v>,
     vars_bytes: usize,
     modifier1: u8,
-    served: reqlog::Served,
-    sizes: (u16, u64, usize, usize),
     started: Instant,
     start_time: SystemTime,
+}
+
+/// Logs a request line when the rules want one. `sizes` is (status, body
+/// bytes, header bytes, header count).
+fn log_request(
+    ctx: &Ctx,
+    req: &Req<'_, '_>,
+    served: reqlog::Served,
+    sizes: (u16, u64, usize, usize),
 ) {
+    let Req {
+        vars,
+        vars_bytes,
+        modifier1,
+        started,
+        start_time,
+    } = *req;
     let (status, body_bytes, header_bytes, headers) = sizes;
     let elapsed = started.elapsed();
     if !ctx.log_rules.wanted(status, elapsed) {
