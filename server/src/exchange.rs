@@ -120,6 +120,16 @@ impl Link {
         self.write(&frame).await
     }
 
+    /// Decodes an END payload; a worker that retires after it (it said so)
+    /// gets no other request.
+    fn end(&mut self, payload: &[u8]) -> Result<ipc::EndInfo, ipc::FrameError> {
+        let end = ipc::parse_end(payload)?;
+        if end.retire {
+            self.lease.retire();
+        }
+        Ok(end)
+    }
+
     /// Reads the rest of an abandoned exchange and gives the worker back.
     async fn drain(mut self) {
         let mut discarded = 0u64;
@@ -128,9 +138,8 @@ impl Link {
                 match self.frame().await? {
                     (Kind::Read, _) => self.body(&[]).await?,
                     (Kind::End, payload) => {
-                        if ipc::parse_end(&payload).is_ok_and(|e| e.retire) {
-                            self.lease.retire();
-                        }
+                        // A malformed END still ends the exchange.
+                        let _ = self.end(&payload);
                         return Ok::<bool, Gone>(true);
                     }
                     (_, payload) => {
@@ -269,13 +278,10 @@ fn event(link: &mut Link, kind: Kind, payload: Bytes) -> Result<Event, Gone> {
             .map(Event::Head)
             .map_err(|e| link.gone(&e.to_string())),
         Kind::Chunk => Ok(Event::Chunk(payload)),
-        Kind::End => {
-            let end = ipc::parse_end(&payload).map_err(|e| link.gone(&e.to_string()))?;
-            if end.retire {
-                link.lease.retire();
-            }
-            Ok(Event::End(end))
-        }
+        Kind::End => link
+            .end(&payload)
+            .map(Event::End)
+            .map_err(|e| link.gone(&e.to_string())),
         Kind::Abort => Ok(Event::Abort),
         other => Err(link.gone(&format!("sent an unexpected {other:?} frame"))),
     }
