@@ -29,6 +29,14 @@ pub struct ConnInfo {
 /// One request's CGI variables, in order.
 pub type Vars = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// Whether `path` lies under the mountpoint `mount`: `mount` is a prefix
+/// of it ending at a `/` or at its end (whole segments: `/app` holds
+/// `/app` and `/app/x`, not `/application`). Used for `mount` and the
+/// static-file mappings.
+pub fn under_mount(path: &[u8], mount: &[u8]) -> bool {
+    path.starts_with(mount) && matches!(path.get(mount.len()), None | Some(b'/'))
+}
+
 /// Percent-decodes a path (`%2F` included, as uWSGI does); invalid escapes
 /// are kept as they are.
 pub fn percent_decode(s: &[u8]) -> Vec<u8> {
@@ -120,6 +128,14 @@ pub fn from_http<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mountpoints_match_whole_segments() {
+        assert!(under_mount(b"/app", b"/app"));
+        assert!(under_mount(b"/app/x", b"/app"));
+        assert!(!under_mount(b"/application", b"/app"));
+        assert!(!under_mount(b"/ap", b"/app"));
+    }
 
     fn conn() -> ConnInfo {
         ConnInfo {

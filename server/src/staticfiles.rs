@@ -27,6 +27,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
+use crate::config::StaticMap;
+use crate::ipc::ResponseHead;
+
 /// One mapping.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Map {
@@ -62,30 +67,14 @@ pub struct Found {
 }
 
 impl Statics {
-    /// Builds the mappings from the options' values (`/mount=dir`), logging
-    /// each as uWSGI does; a directory that does not exist is logged and
-    /// left out.
-    pub fn new(map: &[String], map2: &[String], check: &[PathBuf], index: &[String]) -> Statics {
-        let mut maps = Vec::new();
-        let specs = map
-            .iter()
-            .map(|v| (v, false))
-            .chain(map2.iter().map(|v| (v, true)));
-        for (spec, keep_mount) in specs {
-            let Some((mount, dir)) = spec.split_once('=') else {
-                continue;
-            };
-            if let Some(m) = mapping(mount.trim_end_matches('/'), Path::new(dir), keep_mount) {
-                maps.push(m);
-            }
-        }
-        for dir in check {
-            if let Some(m) = mapping("", dir, true) {
-                maps.push(m);
-            }
-        }
+    /// Builds the mappings, logging each as uWSGI does; a directory that
+    /// does not exist is logged and left out.
+    pub fn new(maps: &[StaticMap], index: &[String]) -> Statics {
         Statics {
-            maps,
+            maps: maps
+                .iter()
+                .filter_map(|m| mapping(&m.mount, &m.dir, m.keep_mount))
+                .collect(),
             index: index.to_vec(),
         }
     }
@@ -106,11 +95,14 @@ impl Statics {
     }
 
     fn find_in(&self, m: &Map, path: &str) -> Option<Found> {
-        let rest = path.strip_prefix(m.mount.as_str())?;
-        if !(rest.is_empty() || rest.starts_with('/')) {
+        if !crate::environ::under_mount(path.as_bytes(), m.mount.as_bytes()) {
             return None;
         }
-        let rel = if m.keep_mount { path } else { rest };
+        let rel = if m.keep_mount {
+            path
+        } else {
+            path.get(m.mount.len()..)?
+        };
         let mut full = m.dir.clone();
         for part in rel.split('/') {
             match part {
@@ -119,28 +111,39 @@ impl Statics {
                 p => full.push(p),
             }
         }
-        let real = std::fs::canonicalize(&full).ok()?;
-        if !real.starts_with(&m.dir) {
-            return None;
-        }
-        let meta = std::fs::metadata(&real).ok()?;
-        if meta.is_file() {
-            return found(real, &meta);
-        }
-        if meta.is_dir() {
-            for name in &self.index {
-                let candidate = real.join(name);
-                let Ok(real) = std::fs::canonicalize(&candidate) else {
-                    continue;
-                };
-                match std::fs::metadata(&real) {
-                    Ok(meta) if meta.is_file() && real.starts_with(&m.dir) => {
-                        return found(real, &meta);
-                    }
-                    _ => {}
-                }
+        match file_under(&m.dir, &full)? {
+            Entry::File(f) => Some(f),
+            Entry::Dir(dir) => {
+                self.index
+                    .iter()
+                    .find_map(|name| match file_under(&m.dir, &dir.join(name))? {
+                        Entry::File(f) => Some(f),
+                        Entry::Dir(_) => None,
+                    })
             }
         }
+    }
+}
+
+/// What a path under a mapped directory is.
+enum Entry {
+    File(Found),
+    /// A directory, by its real path.
+    Dir(PathBuf),
+}
+
+/// `path` resolved (links followed), if it is still inside `dir`.
+fn file_under(dir: &Path, path: &Path) -> Option<Entry> {
+    let real = std::fs::canonicalize(path).ok()?;
+    if !real.starts_with(dir) {
+        return None;
+    }
+    let meta = std::fs::metadata(&real).ok()?;
+    if meta.is_file() {
+        found(real, &meta).map(Entry::File)
+    } else if meta.is_dir() {
+        Some(Entry::Dir(real))
+    } else {
         None
     }
 }
@@ -225,19 +228,29 @@ pub fn not_modified(found: &Found, if_modified_since: Option<&[u8]>) -> bool {
         .is_some_and(|ims| found.mtime <= ims)
 }
 
-/// The status line and headers (without the protocol and the final CRLF):
-/// `200 OK` or `304 Not Modified` and the file's headers.
-pub fn headers(found: &Found, not_modified: bool) -> (u16, Vec<(&'static str, String)>) {
-    if not_modified {
-        return (304, Vec::new());
+/// The response head: `200 OK` with the file's headers, or `304 Not
+/// Modified`. The connection drivers write it as they write an app's.
+pub fn head(found: &Found, not_modified: bool) -> ResponseHead {
+    let code = if not_modified { 304 } else { 200 };
+    let status = Bytes::from(format!("{code} {}", crate::http_status::reason(code)));
+    let mut headers = Vec::with_capacity(3);
+    if !not_modified {
+        if let Some(t) = found.content_type {
+            headers.push((
+                Bytes::from_static(b"Content-Type"),
+                Bytes::from_static(t.as_bytes()),
+            ));
+        }
+        headers.push((
+            Bytes::from_static(b"Content-Length"),
+            Bytes::from(found.size.to_string()),
+        ));
+        headers.push((
+            Bytes::from_static(b"Last-Modified"),
+            Bytes::from(http_date(found.mtime)),
+        ));
     }
-    let mut h = Vec::with_capacity(3);
-    if let Some(t) = found.content_type {
-        h.push(("Content-Type", t.to_owned()));
-    }
-    h.push(("Content-Length", found.size.to_string()));
-    h.push(("Last-Modified", http_date(found.mtime)));
-    (200, h)
+    ResponseHead { status, headers }
 }
 
 /// An RFC 1123 date: `Fri, 04 Dec 2026 15:35:46 GMT`.
@@ -306,9 +319,18 @@ mod tests {
         std::os::unix::fs::symlink(root.join("secret.txt"), root.join("site/static/out.txt"))
             .unwrap();
         let s = Statics::new(
-            &[format!("/static={}", root.join("site/static").display())],
-            &[format!("/s2={}", root.join("site").display())],
-            &[],
+            &[
+                StaticMap {
+                    mount: "/static".into(),
+                    dir: root.join("site/static"),
+                    keep_mount: false,
+                },
+                StaticMap {
+                    mount: "/s2".into(),
+                    dir: root.join("site"),
+                    keep_mount: true,
+                },
+            ],
             &["index.html".into()],
         );
         (root, s)
@@ -355,7 +377,8 @@ mod tests {
         assert!(!not_modified(&f, Some(http_date(t - 1).as_bytes())));
         assert!(!not_modified(&f, Some(b"garbage")));
         assert!(!not_modified(&f, None));
-        assert_eq!(headers(&f, true), (304, vec![]));
-        assert_eq!(headers(&f, false).1.len(), 2);
+        let h = head(&f, true);
+        assert_eq!((h.code(), h.headers.len()), (Some(304), 0));
+        assert_eq!(head(&f, false).headers.len(), 2);
     }
 }

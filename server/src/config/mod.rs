@@ -188,14 +188,22 @@ pub struct Config {
     /// `manage-script-name`: pick the app by `PATH_INFO` prefix and move
     /// the mountpoint to `SCRIPT_NAME`.
     pub manage_script_name: bool,
-    /// `static-map` values (`/mount=dir`, dir absolute).
-    pub static_map: Vec<String>,
-    /// `static-map2` values.
-    pub static_map2: Vec<String>,
-    /// `check-static` directories.
-    pub check_static: Vec<PathBuf>,
+    /// `static-map`, then `static-map2`, then `check-static` mappings
+    /// (`staticfiles.rs`), directories absolute.
+    pub static_maps: Vec<StaticMap>,
     /// `static-index` names.
     pub static_index: Vec<String>,
+}
+
+/// One static-file mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticMap {
+    /// URL prefix without a trailing `/` (empty for `check-static`).
+    pub mount: String,
+    /// The directory.
+    pub dir: PathBuf,
+    /// The file path keeps the mountpoint (`static-map2`, `check-static`).
+    pub keep_mount: bool,
 }
 
 impl Default for Config {
@@ -256,9 +264,7 @@ impl Default for Config {
             show_config: None,
             mounts: Vec::new(),
             manage_script_name: false,
-            static_map: Vec::new(),
-            static_map2: Vec::new(),
-            check_static: Vec::new(),
+            static_maps: Vec::new(),
             static_index: Vec::new(),
         }
     }
@@ -305,6 +311,8 @@ impl Config {
         let mut ch = cheaper::Raw::default();
         let mut show_config = false;
         let mut mounts: Vec<(String, String, Origin)> = Vec::new();
+        // static-map, static-map2, check-static: looked up in that order.
+        let mut statics: [Vec<StaticMap>; 3] = Default::default();
         for (i, o) in raw.iter().enumerate() {
             let Some(spec) = o.spec else {
                 if used.contains(&i) {
@@ -514,19 +522,22 @@ impl Config {
                 }
                 "manage-script-name" => c.manage_script_name = flag,
                 "static-map" | "static-map2" => {
-                    let ok = v
+                    let (mount, dir) = v
                         .split_once('=')
-                        .is_some_and(|(m, d)| m.starts_with('/') && !d.is_empty());
-                    if !ok {
-                        return Err(invalid("expected /mountpoint=directory".into()));
-                    }
-                    if spec.name == "static-map" {
-                        c.static_map.push(v.to_owned());
-                    } else {
-                        c.static_map2.push(v.to_owned());
-                    }
+                        .filter(|(m, d)| m.starts_with('/') && !d.is_empty())
+                        .ok_or_else(|| invalid("expected /mountpoint=directory".into()))?;
+                    let keep_mount = spec.name == "static-map2";
+                    statics[usize::from(keep_mount)].push(StaticMap {
+                        mount: mount.trim_end_matches('/').to_owned(),
+                        dir: PathBuf::from(dir),
+                        keep_mount,
+                    });
                 }
-                "check-static" => c.check_static.push(PathBuf::from(v)),
+                "check-static" => statics[2].push(StaticMap {
+                    mount: String::new(),
+                    dir: PathBuf::from(v),
+                    keep_mount: true,
+                }),
                 "static-index" => c.static_index.push(v.to_owned()),
                 "hook-master-start" => {
                     let words: Vec<&str> = v.split_whitespace().collect();
@@ -567,13 +578,14 @@ impl Config {
         // Static directories are relative to `chdir`, as in uWSGI (whose
         // master has changed to it when it serves files).
         let base = c.chdir.clone().unwrap_or_else(|| cwd.clone());
-        let under = |d: &str| base.join(d).display().to_string();
-        for m in c.static_map.iter_mut().chain(c.static_map2.iter_mut()) {
-            if let Some((mount, dir)) = m.split_once('=') {
-                *m = format!("{mount}={}", under(dir));
-            }
-        }
-        c.check_static = c.check_static.iter().map(|d| base.join(d)).collect();
+        c.static_maps = statics
+            .into_iter()
+            .flatten()
+            .map(|m| StaticMap {
+                dir: base.join(&m.dir),
+                ..m
+            })
+            .collect();
         c.logging.req_file = c.logging.req_file.map(abs);
         // A mounted app is a file (`.py`, `.wsgi`, or a path) or a module,
         // as uWSGI's `uwsgi_python_mount_app` decides; files are relative

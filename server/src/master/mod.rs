@@ -156,12 +156,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         },
         limit_post: config.limit_post,
         add_headers: config.add_headers.clone(),
-        statics: crate::staticfiles::Statics::new(
-            &config.static_map,
-            &config.static_map2,
-            &config.check_static,
-            &config.static_index,
-        ),
+        statics: crate::staticfiles::Statics::new(&config.static_maps, &config.static_index),
         log_format: config
             .log_format
             .as_deref()

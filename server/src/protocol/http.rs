@@ -200,12 +200,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
     };
     let head_only = parts.method == hyper::Method::HEAD;
     if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
-        let path = log
-            .vars
-            .iter()
-            .find(|(k, _)| k == b"PATH_INFO")
-            .map(|(_, v)| &v[..])
-            .unwrap_or_default();
+        let path = log.var(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
             let ims = parts.headers.get(hyper::header::IF_MODIFIED_SINCE);
             let (response, sent) =
@@ -340,6 +335,14 @@ struct LogInfo {
 }
 
 impl LogInfo {
+    /// A request variable.
+    fn var(&self, k: &[u8]) -> Option<&[u8]> {
+        self.vars
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| &v[..])
+    }
+
     fn write<B: BodySource>(
         &self,
         ex: &Exchange<B>,
@@ -364,19 +367,8 @@ impl LogInfo {
         if !self.rules.wanted(status, elapsed) {
             return;
         }
-        let get = |k: &[u8]| {
-            self.vars
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| &v[..])
-                .unwrap_or_default()
-        };
-        let lookup = |k: &[u8]| {
-            self.vars
-                .iter()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| &v[..])
-        };
+        let get = |k: &[u8]| self.var(k).unwrap_or_default();
+        let lookup = |k: &[u8]| self.var(k);
         let entry = reqlog::Entry {
             pid: served.pid,
             wid: served.wid,
@@ -475,21 +467,11 @@ async fn static_response(
     head_only: bool,
 ) -> (Response<RespBody>, u64) {
     let fresh = crate::staticfiles::not_modified(found, if_modified_since);
-    let (code, headers) = crate::staticfiles::headers(found, fresh);
-    let mut r = Response::new(RespBody::Full(None));
-    *r.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
-    let extra = ctx
-        .add_headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()));
-    for (k, v) in headers.iter().map(|(k, v)| (*k, v.as_str())).chain(extra) {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
-            r.headers_mut().append(name, value);
-        }
-    }
+    let head = crate::staticfiles::head(found, fresh);
+    let Some(mut r) = build_head(&head, &ctx.add_headers) else {
+        return (simple(StatusCode::INTERNAL_SERVER_ERROR), 0);
+    };
+    let code = r.status().as_u16();
     if code != 200 || head_only {
         return (r, 0);
     }

@@ -374,22 +374,10 @@ async fn send_static<W: AsyncWrite + Unpin>(
     if_modified_since: Option<&[u8]>,
 ) -> (u16, u64, usize) {
     let fresh = crate::staticfiles::not_modified(found, if_modified_since);
-    let (code, headers) = crate::staticfiles::headers(found, fresh);
+    let status = crate::staticfiles::head(found, fresh);
+    let code = status.code().unwrap_or(200);
     let mut head = Vec::with_capacity(256);
-    head.extend_from_slice(if protocol.is_empty() {
-        b"HTTP/1.0"
-    } else {
-        protocol
-    });
-    head.extend_from_slice(format!(" {code} {}\r\n", crate::http_status::reason(code)).as_bytes());
-    let extra = ctx
-        .add_headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()));
-    for (k, v) in headers.iter().map(|(k, v)| (*k, v.as_str())).chain(extra) {
-        head.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-    }
-    head.extend_from_slice(b"\r\n");
+    response::encode_head(protocol, &status, &ctx.add_headers, &mut head);
     if !write(w, &head, ctx).await || code != 200 || head_only {
         return (code, 0, head.len());
     }

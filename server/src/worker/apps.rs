@@ -58,7 +58,7 @@ impl Apps {
             let best = self
                 .mounted
                 .iter()
-                .filter(|(m, _)| m.len() > 1 && at_boundary(path, m.as_bytes()))
+                .filter(|(m, _)| m.len() > 1 && crate::environ::under_mount(path, m.as_bytes()))
                 .max_by_key(|(m, _)| m.len());
             if let Some((m, app)) = best {
                 return Some(Picked {
@@ -76,23 +76,5 @@ impl Apps {
             app,
             script_name_len: None,
         })
-    }
-}
-
-/// Whether `mount` is a prefix of `path` ending at a `/` or at its end.
-fn at_boundary(path: &[u8], mount: &[u8]) -> bool {
-    path.starts_with(mount) && matches!(path.get(mount.len()), None | Some(b'/'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mountpoints_match_whole_segments() {
-        assert!(at_boundary(b"/app", b"/app"));
-        assert!(at_boundary(b"/app/x", b"/app"));
-        assert!(!at_boundary(b"/application", b"/app"));
-        assert!(!at_boundary(b"/ap", b"/app"));
     }
 }
