@@ -24,7 +24,7 @@
 //! not stop the server.
 
 use std::cell::RefCell;
-use std::io::{self, BufReader, Read};
+use std::io;
 use std::os::unix::net::UnixStream;
 use std::rc::Rc;
 use std::sync::{Mutex, mpsc};
@@ -69,11 +69,16 @@ fn calls(
             let request = request_payload(url);
             let mut status = None;
             let mut raised = false;
-            for _ in 0..times {
+            for n in 1..=u64::from(times) {
                 let outcome = wsgi::handle(py, app, interned, &chan, &request)?;
                 raised |= outcome.exception;
+                let end = ipc::end_payload(ipc::EndInfo {
+                    exception: outcome.exception,
+                    requests: n,
+                    retire: false,
+                });
                 let mut c = chan.borrow_mut();
-                c.push(Kind::End, &[0; 9]);
+                c.push(Kind::End, &end);
                 c.flush(py)?;
                 drop(c);
                 // Wait for the drain to see the END: one request at a time.
@@ -136,34 +141,16 @@ fn request_payload(url: &str) -> Vec<u8> {
 /// Reads the responses the warm-up calls write and discards them; for each
 /// END sends the status of that response (if its head was readable).
 fn drain(sock: UnixStream, tx: &mpsc::Sender<Option<String>>) {
-    let mut r = BufReader::new(sock);
+    let Ok(mut chan) = Channel::new(sock) else {
+        return;
+    };
     let mut status = None;
-    loop {
-        let mut head = [0u8; FRAME_HEADER];
-        if r.read_exact(&mut head).is_err() {
-            return;
-        }
-        let Ok((kind, len)) = ipc::parse_header(head) else {
-            return;
-        };
-        let mut payload = (&mut r).take(len as u64);
-        match kind {
-            Kind::Head => {
-                let mut p = Vec::with_capacity(len);
-                if payload.read_to_end(&mut p).is_err() {
-                    return;
-                }
-                status = ipc::parse_head(p.into())
-                    .ok()
-                    .map(|h| String::from_utf8_lossy(&h.status).into_owned());
-            }
-            _ => {
-                if io::copy(&mut payload, &mut io::sink()).is_err() {
-                    return;
-                }
-            }
-        }
-        if kind == Kind::End && tx.send(status.take()).is_err() {
+    while let Ok(Some((kind, payload))) = chan.read_frame_detached() {
+        if kind == Kind::Head {
+            status = ipc::parse_head(payload.into())
+                .ok()
+                .map(|h| String::from_utf8_lossy(&h.status).into_owned());
+        } else if kind == Kind::End && tx.send(status.take()).is_err() {
             return;
         }
     }
