@@ -32,8 +32,26 @@ use crate::config::LogStyle;
 
 /// Prints only the message (after the `log-date` prefix, if any).
 struct MessageOnly {
-    /// `Some("")`: ctime's form; `Some(fmt)`: a strftime format.
-    date: Option<String>,
+    date: Option<DateFormat>,
+}
+
+/// How `log-date` prints the time, prepared once.
+enum DateFormat {
+    /// `ctime(3)`'s form.
+    Ctime,
+    /// A strftime(3) format (empty when the option held a NUL byte).
+    Strftime(std::ffi::CString),
+}
+
+impl DateFormat {
+    /// From the option's value: `""` for ctime's form, else a format.
+    fn new(fmt: &str) -> DateFormat {
+        if fmt.is_empty() {
+            DateFormat::Ctime
+        } else {
+            DateFormat::Strftime(std::ffi::CString::new(fmt).unwrap_or_default())
+        }
+    }
 }
 
 impl<S, N> FormatEvent<S, N> for MessageOnly
@@ -70,19 +88,17 @@ where
     }
 }
 
-/// The `log-date` prefix for now: ctime's 24 characters, or `fmt` through
-/// strftime(3) (UTC; at most 64 bytes, as in uWSGI).
-fn date_prefix(fmt: &str) -> String {
+/// The `log-date` prefix for now: ctime's 24 characters, or the format
+/// through strftime(3) (UTC; at most 64 bytes, as in uWSGI).
+fn date_prefix(fmt: &DateFormat) -> String {
     let now = std::time::SystemTime::now();
-    if fmt.is_empty() {
-        return crate::reqlog::ctime(now);
-    }
+    let cfmt = match fmt {
+        DateFormat::Ctime => return crate::reqlog::ctime(now),
+        DateFormat::Strftime(f) => f,
+    };
     let secs = now
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let Ok(cfmt) = std::ffi::CString::new(fmt) else {
-        return String::new();
-    };
     let t = libc::time_t::try_from(secs).unwrap_or(0);
     let mut buf = [0u8; 64];
     // SAFETY: gmtime_r fills the `tm` we own from a valid time_t; strftime
@@ -172,7 +188,7 @@ pub fn init_with(style: LogStyle, date: Option<&str>, requests: Option<&Path>) -
         .with_writer(Writers {
             requests: file.map(Arc::new),
         });
-    let date = date.map(str::to_owned);
+    let date = date.map(DateFormat::new);
     let _ = match style {
         LogStyle::Text => builder.event_format(MessageOnly { date }).try_init(),
         LogStyle::Json => builder

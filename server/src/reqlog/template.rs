@@ -21,7 +21,7 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::{Entry, MONTHS, civil_from_days, ctime};
+use super::{Entry, Utc, ctime};
 
 /// A compiled template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,15 +162,10 @@ fn value(out: &mut String, name: &str, e: &Entry<'_>) {
 
 /// `%d/%b/%Y:%H:%M:%S %z` in UTC: `04/Dec/2026:15:35:46 +0000`.
 fn ltime(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (y, m, d) = civil_from_days((secs / 86400) as i64);
-    let rem = secs % 86400;
+    let u = Utc::from_secs(t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()));
     format!(
-        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:02}/{}/{}:{:02}:{:02}:{:02} +0000",
+        u.day, u.month, u.year, u.hour, u.minute, u.second
     )
 }
 
