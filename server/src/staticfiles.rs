@@ -32,23 +32,12 @@ use bytes::Bytes;
 use crate::config::StaticMap;
 use crate::ipc::ResponseHead;
 
-/// One mapping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Map {
-    /// URL prefix, without a trailing `/` (empty for `check-static`).
-    pub mount: String,
-    /// The directory, canonical.
-    pub dir: PathBuf,
-    /// Append the whole path, mountpoint included (`static-map2`,
-    /// `check-static`), rather than what follows the mountpoint.
-    pub keep_mount: bool,
-}
-
 /// All the mappings and index names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Statics {
-    /// In the order given; the first that finds a file wins.
-    pub maps: Vec<Map>,
+    /// In the order given, directories canonical; the first that finds a
+    /// file wins.
+    pub maps: Vec<StaticMap>,
     /// File names tried in a directory (`static-index`).
     pub index: Vec<String>,
 }
@@ -94,7 +83,7 @@ impl Statics {
         self.maps.iter().find_map(|m| self.find_in(m, path))
     }
 
-    fn find_in(&self, m: &Map, path: &str) -> Option<Found> {
+    fn find_in(&self, m: &StaticMap, path: &str) -> Option<Found> {
         if !crate::environ::under_mount(path.as_bytes(), m.mount.as_bytes()) {
             return None;
         }
@@ -148,12 +137,12 @@ fn file_under(dir: &Path, path: &Path) -> Option<Entry> {
     }
 }
 
-fn mapping(mount: &str, dir: &Path, keep_mount: bool) -> Option<Map> {
+fn mapping(mount: &str, dir: &Path, keep_mount: bool) -> Option<StaticMap> {
     match std::fs::canonicalize(dir) {
         Ok(dir) => {
             tracing::info!(event = "static_map", mount, dir = %dir.display(),
                 "[uwsgi-static] added mapping for {mount} => {}", dir.display());
-            Some(Map {
+            Some(StaticMap {
                 mount: mount.to_owned(),
                 dir,
                 keep_mount,
