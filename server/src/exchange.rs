@@ -14,9 +14,11 @@ use std::io;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
-use crate::dispatch::Lease;
+use std::sync::Arc;
+
+use crate::dispatch::{Grant, Lease, Pool, Queued, Unavailable};
 use crate::ipc::{self, EndInfo, FRAME_HEADER, Kind, ResponseHead};
 
 /// How long a drain may wait for a worker to reach END.
@@ -55,11 +57,25 @@ pub struct Gone {
     pub reason: String,
 }
 
-/// A leased worker's channel with its read buffer.
+/// Why a request could not be started on a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// No worker: the queue is full or the server is stopping (503).
+    #[error("no worker available ({0:?})")]
+    Unavailable(Unavailable),
+    /// The worker failed before it got the request (502).
+    #[error(transparent)]
+    Gone(#[from] Gone),
+}
+
+/// How many times a request queued on a worker that then went away (died,
+/// retired) before reading it is leased again.
+const REQUEUES: usize = 3;
+
+/// A leased worker's channel.
 #[derive(Debug)]
 struct Link {
     lease: Lease,
-    rbuf: BytesMut,
 }
 
 impl Link {
@@ -74,7 +90,7 @@ impl Link {
 
     async fn write(&mut self, data: &[u8]) -> Result<(), Gone> {
         let res = match self.lease.conn() {
-            Some(conn) => conn.stream.write_all(data).await,
+            Some(conn) => conn.write(data).await,
             None => Err(io::Error::other("no channel")),
         };
         res.map_err(|e| self.gone(&format!("channel failed: {e}")))
@@ -87,7 +103,7 @@ impl Link {
                 return Ok(f);
             }
             let res = match self.lease.conn() {
-                Some(conn) => conn.stream.read_buf(&mut self.rbuf).await,
+                Some(conn) => conn.reader.read_buf(&mut conn.rbuf).await,
                 None => Err(io::Error::other("no channel")),
             };
             match res {
@@ -101,16 +117,22 @@ impl Link {
     /// A complete frame if one is buffered; with `read_ok` false, a READ is
     /// left in the buffer.
     fn buffered(&mut self, read_ok: bool) -> Result<Option<(Kind, Bytes)>, Gone> {
-        let Some(head) = self.rbuf.first_chunk::<FRAME_HEADER>() else {
+        let Some(rbuf) = self.lease.conn().map(|c| &mut c.rbuf) else {
+            return Err(self.gone("has no channel"));
+        };
+        let Some(head) = rbuf.first_chunk::<FRAME_HEADER>() else {
             return Ok(None);
         };
-        let (kind, len) = ipc::parse_header(*head).map_err(|e| self.gone(&e.to_string()))?;
-        if (!read_ok && kind == Kind::Read) || self.rbuf.len() < FRAME_HEADER + len {
-            self.rbuf.reserve(FRAME_HEADER + len);
+        let (kind, len) = match ipc::parse_header(*head) {
+            Ok(h) => h,
+            Err(e) => return Err(self.gone(&e.to_string())),
+        };
+        if (!read_ok && kind == Kind::Read) || rbuf.len() < FRAME_HEADER + len {
+            rbuf.reserve(FRAME_HEADER + len);
             return Ok(None);
         }
-        self.rbuf.advance(FRAME_HEADER);
-        Ok(Some((kind, self.rbuf.split_to(len).freeze())))
+        rbuf.advance(FRAME_HEADER);
+        Ok(Some((kind, rbuf.split_to(len).freeze())))
     }
 
     /// Sends a BODY frame.
@@ -179,17 +201,31 @@ pub struct Exchange<B: BodySource> {
 }
 
 impl<B: BodySource> Exchange<B> {
-    /// Sends the request frame.
-    pub async fn start(lease: Lease, frame: &[u8], body: B) -> Result<Self, Gone> {
-        let mut link = Link {
-            lease,
-            rbuf: BytesMut::with_capacity(8 * 1024),
-        };
-        link.write(frame).await?;
-        Ok(Exchange {
-            link: Some(link),
-            body,
-        })
+    /// Leases a worker (or a place on a busy one, see `dispatch`) and sends
+    /// it the request frame.
+    pub async fn start(pool: &Arc<Pool>, frame: &[u8], body: B) -> Result<Self, StartError> {
+        for _ in 0..REQUEUES {
+            let lease = match pool.lease().await.map_err(StartError::Unavailable)? {
+                Grant::Ready(lease) => {
+                    let mut link = Link { lease };
+                    link.write(frame).await?;
+                    link
+                }
+                Grant::Queued(queued) => match queue(queued, frame).await {
+                    Some(lease) => Link { lease },
+                    None => continue,
+                },
+            };
+            return Ok(Exchange {
+                link: Some(lease),
+                body,
+            });
+        }
+        Err(StartError::Gone(Gone {
+            slot: 0,
+            pid: 0,
+            reason: "went away before the request started, each time it was queued".into(),
+        }))
     }
 
     /// The worker's slot and pid.
@@ -270,6 +306,39 @@ impl<B: BodySource> Drop for Exchange<B> {
             rt.spawn(link.drain());
         }
     }
+}
+
+/// Sends the frame behind the request in flight and waits for the channel.
+/// `None`: the worker went away before reading it; lease again. If this
+/// future is dropped after the frame went out (an HTTP client left), the
+/// worker will run the request anyway: a drain takes its answer.
+async fn queue(queued: Queued, frame: &[u8]) -> Option<Lease> {
+    struct Waiting(Option<Queued>);
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            let Some(mut q) = self.0.take().filter(Queued::sent) else {
+                return;
+            };
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Some(lease) = q.handover().await {
+                        Link { lease }.drain().await;
+                    }
+                });
+            }
+        }
+    }
+    let mut waiting = Waiting(Some(queued));
+    if let Err(e) = waiting.0.as_ref()?.send(frame).await {
+        // The channel broke: the request in flight on it fails too, and
+        // this one is leased again.
+        tracing::debug!(event = "queue_failed", cause = %e, "cannot queue a request on a worker");
+        waiting.0 = None;
+        return None;
+    }
+    let lease = waiting.0.as_mut()?.handover().await;
+    waiting.0 = None;
+    lease
 }
 
 fn event(link: &mut Link, kind: Kind, payload: Bytes) -> Result<Event, Gone> {

@@ -102,6 +102,8 @@ pub struct Config {
     pub need_app: bool,
     /// Run `gc.freeze()` before forking.
     pub gc_freeze: bool,
+    /// Queue a request on a busy worker when all are busy (`dispatch`).
+    pub worker_pipeline: bool,
     /// Seconds a request may run before its worker is killed (0 = off).
     pub harakiri: u64,
     /// `harakiri-graceful-timeout` (seconds, 0 = SIGKILL at once) and
@@ -218,6 +220,7 @@ impl Default for Config {
             lazy_apps: false,
             need_app: false,
             gc_freeze: true,
+            worker_pipeline: true,
             sched_policy: SchedPolicy::Batch,
             harakiri: 0,
             harakiri_graceful: (0, libc::SIGTERM),
@@ -379,6 +382,7 @@ impl Config {
                 "lazy-apps" => c.lazy_apps = flag,
                 "need-app" => c.need_app = flag,
                 "gc-freeze" => c.gc_freeze = value::parse_bool(v),
+                "worker-pipeline" => c.worker_pipeline = value::parse_bool(v),
                 "harakiri" => c.harakiri = bounded(number()?, 0, 86400 * 365).map_err(invalid)?,
                 "harakiri-graceful-timeout" => {
                     c.harakiri_graceful.0 = bounded(number()?, 0, 86400).map_err(invalid)?

@@ -242,6 +242,13 @@ pub static OPTIONS: &[Spec] = &[
         "rwsgi: how many times each warm-up path is called (default 16)",
     ),
     opt(
+        "worker-pipeline",
+        &[],
+        None,
+        Value,
+        "rwsgi: when every worker is busy, queue one request on a busy worker of a fast app so it starts without a wake-up (default true)",
+    ),
+    opt(
         "gc-freeze",
         &[],
         None,

@@ -115,7 +115,12 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     }
     sched::apply(config.sched_policy);
 
-    let pool = Pool::new(config.listen as usize, config.processes, config.threads);
+    let pool = Pool::new(
+        config.listen as usize,
+        config.processes,
+        config.threads,
+        config.worker_pipeline,
+    );
     let (sup_tx, sup_rx) = mpsc::channel(4);
     let sup = Supervisor::new(
         Settings {

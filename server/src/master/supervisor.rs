@@ -456,13 +456,13 @@ impl Supervisor {
         self.pids.insert(pid, slot);
         self.pool.table.spawned(slot, pid);
         for (core, stream) in streams.into_iter().enumerate() {
-            self.pool.add(WorkerConn {
+            self.pool.add(WorkerConn::new(
                 slot,
                 pid,
-                core: u16::try_from(core).unwrap_or(u16::MAX),
+                u16::try_from(core).unwrap_or(u16::MAX),
                 stream,
-                alive: alive.clone(),
-            });
+                alive.clone(),
+            ));
         }
         if self.replacing == Some(slot as usize - 1) {
             self.reload_step();

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use super::Ctx;
 use crate::dispatch::{Done, Unavailable};
 use crate::environ::{self, ConnInfo};
-use crate::exchange::{BodySource, Event, Exchange};
+use crate::exchange::{BodySource, Event, Exchange, StartError};
 use crate::ipc;
 use crate::reqlog;
 
@@ -223,22 +223,21 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         );
         return simple(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let lease = match ctx.pool.lease().await {
-        Ok(l) => l,
-        Err(Unavailable::QueueFull) => {
-            tracing::warn!(event = "queue_full", "request queue full, answering 503");
-            return simple(StatusCode::SERVICE_UNAVAILABLE);
-        }
-        Err(Unavailable::Closed) => return simple(StatusCode::SERVICE_UNAVAILABLE),
-    };
     let request = ipc::request_frame(0, body_len, &block);
     let body = HttpBody {
         incoming,
         pending: Bytes::new(),
     };
-    let mut ex = match Exchange::start(lease, &request, body).await {
+    let mut ex = match Exchange::start(&ctx.pool, &request, body).await {
         Ok(ex) => ex,
-        Err(e) => {
+        Err(StartError::Unavailable(Unavailable::QueueFull)) => {
+            tracing::warn!(event = "queue_full", "request queue full, answering 503");
+            return simple(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Err(StartError::Unavailable(Unavailable::Closed)) => {
+            return simple(StatusCode::SERVICE_UNAVAILABLE);
+        }
+        Err(StartError::Gone(e)) => {
             tracing::error!(event = "worker_failed", cause = %e, "worker failed before the response");
             return simple(StatusCode::BAD_GATEWAY);
         }

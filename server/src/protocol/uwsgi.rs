@@ -22,7 +22,7 @@ use tokio::time::timeout;
 use super::Ctx;
 use super::response;
 use crate::dispatch::Unavailable;
-use crate::exchange::{BodySource, Event, Exchange};
+use crate::exchange::{BodySource, Event, Exchange, StartError};
 use crate::ipc;
 use crate::reqlog;
 
@@ -197,16 +197,6 @@ where
         let _ = writer.write_all(&response::generated(protocol, 413)).await;
         return;
     }
-    let lease = match ctx.pool.lease().await {
-        Ok(l) => l,
-        Err(why) => {
-            if why == Unavailable::QueueFull {
-                tracing::warn!(event = "queue_full", %peer, "request queue full, answering 503");
-            }
-            let _ = writer.write_all(&response::generated(protocol, 503)).await;
-            return;
-        }
-    };
     let request = ipc::request_frame(header.modifier1.0, content_length, &block);
     let body = Body {
         early,
@@ -214,9 +204,16 @@ where
         left: content_length,
         timeout: ctx.socket_timeout,
     };
-    let mut ex = match Exchange::start(lease, &request, body).await {
+    let mut ex = match Exchange::start(&ctx.pool, &request, body).await {
         Ok(ex) => ex,
-        Err(e) => {
+        Err(StartError::Unavailable(why)) => {
+            if why == Unavailable::QueueFull {
+                tracing::warn!(event = "queue_full", %peer, "request queue full, answering 503");
+            }
+            let _ = writer.write_all(&response::generated(protocol, 503)).await;
+            return;
+        }
+        Err(StartError::Gone(e)) => {
             tracing::error!(event = "worker_failed", cause = %e, "worker failed before the response");
             let _ = writer.write_all(&response::generated(protocol, 502)).await;
             return;

@@ -162,6 +162,11 @@ impl Table {
         });
     }
 
+    /// `slot`'s running average request time (uWSGI's `avg_rt`).
+    pub fn avg_rt(&self, slot: u32) -> Duration {
+        Duration::from_micros(self.with(slot, |s| s.view.avg_rt).unwrap_or(u64::MAX))
+    }
+
     /// A worker was forked for `slot`.
     pub fn spawned(&self, slot: u32, pid: i32) {
         let now = SystemTime::now()

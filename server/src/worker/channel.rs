@@ -12,11 +12,16 @@ use crate::ipc::{self, FRAME_HEADER, Kind};
 
 /// Frames are written to `out` and sent by [`Channel::flush`], so a small
 /// response (head, one chunk, end) costs one write.
+///
+/// The master may queue the next request while this one runs (`dispatch`,
+/// pipelining): its REQUEST frame can arrive between the BODY frames of
+/// the current request, and is kept in `queued` until the current one ends.
 #[derive(Debug)]
 pub struct Channel {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     out: Vec<u8>,
+    queued: Option<Vec<u8>>,
 }
 
 impl Channel {
@@ -26,6 +31,7 @@ impl Channel {
             writer: stream.try_clone()?,
             reader: BufReader::with_capacity(ipc::CHUNK + FRAME_HEADER, stream),
             out: Vec::with_capacity(16 * 1024),
+            queued: None,
         })
     }
 
@@ -65,10 +71,34 @@ impl Channel {
         res
     }
 
-    /// Reads one frame, with the GIL released. `Ok(None)` is a clean EOF.
+    /// Reads one frame, with the GIL released: a request queued during the
+    /// previous one first. `Ok(None)` is a clean EOF.
     pub fn read_frame(&mut self, py: Python<'_>) -> io::Result<Option<(Kind, Vec<u8>)>> {
+        if let Some(payload) = self.queued.take() {
+            return Ok(Some((Kind::Request, payload)));
+        }
         let reader = &mut self.reader;
         py.detach(|| read_frame(reader))
+    }
+
+    /// Reads the master's answer to a READ, with the GIL released, keeping
+    /// a REQUEST queued meanwhile for later (at most one can be).
+    pub fn read_reply(&mut self, py: Python<'_>) -> io::Result<Option<(Kind, Vec<u8>)>> {
+        loop {
+            let reader = &mut self.reader;
+            match py.detach(|| read_frame(reader))? {
+                Some((Kind::Request, payload)) if self.queued.is_none() => {
+                    self.queued = Some(payload);
+                }
+                Some((Kind::Request, _)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "a second request was queued on this worker",
+                    ));
+                }
+                other => return Ok(other),
+            }
+        }
     }
 
     /// Reads one frame without touching the GIL (before Python exists).

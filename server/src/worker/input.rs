@@ -62,7 +62,7 @@ fn fetch(py: Python<'_>, ex: &Rc<RefCell<Exchange>>) -> PyResult<bool> {
     let io_err =
         |e: std::io::Error| PyOSError::new_err(format!("error during read on wsgi.input: {e}"));
     ex.note(chan.flush(py)).map_err(io_err)?;
-    let data = match ex.note(chan.read_frame(py)).map_err(io_err)? {
+    let data = match ex.note(chan.read_reply(py)).map_err(io_err)? {
         Some((Kind::Body, data)) => data,
         _ => {
             ex.broken = true;
