@@ -51,6 +51,14 @@ use tokio::sync::oneshot;
 /// Pipelining is used only on workers whose average request, and whose
 /// current request so far, took less than this.
 pub const PIPELINE_WINDOW: Duration = Duration::from_millis(5);
+/// How many requests may be queued on one busy channel. Two keep a fast
+/// worker from ever waiting for the master (measured: one leaves it asleep
+/// at about half its requests, three gain nothing over two).
+pub const PIPELINE_DEPTH: usize = 2;
+/// A queued request that its worker reaches later than this after it was
+/// queued is sent back unrun (BOUNCE) and leased again: the most a slow
+/// request can delay the requests queued behind it.
+pub const PIPELINE_START_BY: Duration = Duration::from_millis(20);
 /// How long a failed [`Pool::take_idle`] keeps requests from being queued on
 /// the slot's busy channels (the supervisor asks again at each check).
 const HOLD: Duration = Duration::from_secs(3);
@@ -125,10 +133,37 @@ const UNSENT: u8 = 0;
 const PARTIAL: u8 = 1;
 const SENT: u8 = 2;
 
+/// What a queued request learns when the requests ahead of it are done.
+#[derive(Debug)]
+pub enum Handover {
+    /// The channel is its own now.
+    Channel(Lease),
+    /// The worker will not read it (it retired or exited first): lease
+    /// again.
+    Requeue,
+    /// The worker may have read it and can no longer answer: the request
+    /// failed (a dropped sender means this too).
+    Lost,
+}
+
 #[derive(Debug)]
 struct Next {
-    handover: oneshot::Sender<WorkerConn>,
+    handover: oneshot::Sender<Handover>,
     sent: Arc<AtomicU8>,
+}
+
+impl Next {
+    /// Tells the owner the worker is gone; `read_nothing`: it is known not
+    /// to have read anything more.
+    fn worker_gone(self, read_nothing: bool) {
+        let unsent = self.sent.load(Ordering::Acquire) == UNSENT;
+        let outcome = if read_nothing || unsent {
+            Handover::Requeue
+        } else {
+            Handover::Lost
+        };
+        let _ = self.handover.send(outcome);
+    }
 }
 
 /// A channel serving a request.
@@ -139,7 +174,7 @@ struct Busy {
     since: Instant,
     writer: Arc<Writer>,
     alive: Arc<AtomicBool>,
-    next: Option<Next>,
+    next: VecDeque<Next>,
 }
 
 #[derive(Debug, Default)]
@@ -154,12 +189,15 @@ struct State {
 
 impl State {
     fn take_busy(&mut self, slot: u32, core: u16) -> Option<Busy> {
-        let i = self.busy.iter().position(|b| b.slot == slot && b.core == core)?;
+        let i = self
+            .busy
+            .iter()
+            .position(|b| b.slot == slot && b.core == core)?;
         Some(self.busy.swap_remove(i))
     }
 
     fn queued(&self) -> usize {
-        self.busy.iter().filter(|b| b.next.is_some()).count()
+        self.busy.iter().map(|b| b.next.len()).sum()
     }
 }
 
@@ -302,7 +340,7 @@ impl Pool {
             since: Instant::now(),
             writer: c.writer.clone(),
             alive: c.alive.clone(),
-            next: None,
+            next: VecDeque::new(),
         });
     }
 
@@ -312,6 +350,7 @@ impl Pool {
         Lease {
             pool: self.clone(),
             conn: Some(c),
+            closed: false,
             started: Instant::now(),
         }
     }
@@ -328,7 +367,7 @@ impl Pool {
             .iter()
             .enumerate()
             .filter(|(_, b)| {
-                b.next.is_none()
+                b.next.len() < PIPELINE_DEPTH
                     && b.alive.load(Ordering::Acquire)
                     && now.saturating_duration_since(b.since) < PIPELINE_WINDOW
                     && !st
@@ -345,12 +384,11 @@ impl Pool {
         let (tx, rx) = oneshot::channel();
         let sent = Arc::new(AtomicU8::new(UNSENT));
         let b = &mut st.busy[i];
-        b.next = Some(Next {
+        b.next.push_back(Next {
             handover: tx,
             sent: sent.clone(),
         });
         Queued {
-            pool: self.clone(),
             writer: b.writer.clone(),
             handover: rx,
             sent,
@@ -374,7 +412,7 @@ impl Pool {
                 // The waiter left between the check and the send; nothing
                 // was written for it.
                 drop(q);
-                st.busy[i].next = None;
+                st.busy[i].next.pop_back();
             }
         }
     }
@@ -405,54 +443,80 @@ impl Pool {
         st.idle.push(c);
     }
 
-    /// The end of a lease on `c`: the channel goes to the request queued
-    /// on it, or to the first waiter, or back to the pool.
+    /// The end of a lease on `c`: the channel goes to the first request
+    /// queued on it, or to the first waiter, or back to the pool.
     fn give_back(self: &Arc<Self>, c: WorkerConn, done: Option<Done>) {
         self.table.end(c.slot, c.core, done);
         if done.is_some() {
             self.total_requests.fetch_add(1, Ordering::Relaxed);
         }
         let mut st = self.state();
-        let next = st.take_busy(c.slot, c.core).and_then(|b| b.next);
+        let mut queue = st
+            .take_busy(c.slot, c.core)
+            .map(|b| b.next)
+            .unwrap_or_default();
         if !c.alive.load(Ordering::Acquire) {
-            // Retired or dead: a queued request it never read is leased
-            // again by its owner (the handover sender drops here).
+            // It retired after this request (or exited): it reads nothing
+            // more, so what was queued on it is leased again.
+            queue.into_iter().for_each(|n| n.worker_gone(true));
             return;
         }
-        let c = match next {
-            None => c,
-            Some(next) => match self.hand_over(&mut st, c, next) {
-                None => {
+        let mut c = c;
+        while let Some(first) = queue.pop_front() {
+            match self.hand_over(&mut st, c, first, queue) {
+                Ok(()) => {
                     self.fill(&mut st);
                     return;
                 }
-                Some(c) => c,
-            },
-        };
+                Err(Some((back, rest))) => (c, queue) = (back, rest),
+                Err(None) => return,
+            }
+        }
         self.idle(&mut st, c);
         self.fill(&mut st);
     }
 
-    /// Passes `c` to the request queued on it. Returns the channel when
-    /// that request is gone and never reached the worker.
-    fn hand_over(&self, st: &mut State, c: WorkerConn, next: Next) -> Option<WorkerConn> {
-        let (slot, core) = (c.slot, c.core);
-        self.mark_busy(st, &c);
-        let c = next.handover.send(c).err()?;
-        // Its owner left: undo, and see what it left in the channel.
-        st.take_busy(slot, core);
-        self.table.end(slot, core, None);
-        if next.sent.load(Ordering::Acquire) == UNSENT {
-            return Some(c);
+    /// Passes `c`, and the requests queued behind `next`, to `next`.
+    /// `Err(Some(..))` gives them back when `next`'s owner left before its
+    /// frame was written; `Err(None)` when the channel had to go.
+    #[allow(clippy::type_complexity)]
+    fn hand_over(
+        self: &Arc<Self>,
+        st: &mut State,
+        c: WorkerConn,
+        next: Next,
+        rest: VecDeque<Next>,
+    ) -> Result<(), Option<(WorkerConn, VecDeque<Next>)>> {
+        let lease = self.start(st, c);
+        if let Some(b) = st.busy.last_mut() {
+            b.next = rest;
         }
-        // A request nobody waits for, or part of its frame, is in the
-        // channel: the worker must go (dropping the channel stops it).
+        let Err(Handover::Channel(mut lease)) = next.handover.send(Handover::Channel(lease)) else {
+            return Ok(());
+        };
+        // Its owner left: undo, and see what it left in the channel.
+        let Some(c) = lease.conn.take() else {
+            return Err(None);
+        };
+        let rest = st
+            .take_busy(c.slot, c.core)
+            .map(|b| b.next)
+            .unwrap_or_default();
+        self.table.end(c.slot, c.core, None);
+        if next.sent.load(Ordering::Acquire) == UNSENT {
+            return Err(Some((c, rest)));
+        }
+        // Part of a frame, or a request nobody waits for, is in the channel:
+        // the worker must go (dropping the channel stops it), and may have
+        // read what was queued behind.
         tracing::debug!(
             event = "queued_request_lost",
-            worker = slot,
-            "a request queued on worker {slot} left before it started"
+            worker = c.slot,
+            "a request queued on worker {} left before it started",
+            c.slot
         );
-        None
+        rest.into_iter().for_each(|n| n.worker_gone(false));
+        Err(None)
     }
 }
 
@@ -467,9 +531,8 @@ fn take_slot(idle: &mut Vec<WorkerConn>, slot: u32) -> Vec<WorkerConn> {
 /// A request's place behind the one in flight on a busy channel.
 #[derive(Debug)]
 pub struct Queued {
-    pool: Arc<Pool>,
     writer: Arc<Writer>,
-    handover: oneshot::Receiver<WorkerConn>,
+    handover: oneshot::Receiver<Handover>,
     sent: Arc<AtomicU8>,
 }
 
@@ -488,16 +551,9 @@ impl Queued {
         self.sent.load(Ordering::Acquire) == SENT
     }
 
-    /// Waits for the request in flight to end; then the channel is this
-    /// request's. `None`: the worker will not read this request (it died
-    /// or retired first), so it can be leased again.
-    pub async fn handover(&mut self) -> Option<Lease> {
-        let conn = (&mut self.handover).await.ok()?;
-        Some(Lease {
-            pool: self.pool.clone(),
-            conn: Some(conn),
-            started: Instant::now(),
-        })
+    /// Waits for the requests ahead of this one to end.
+    pub async fn handover(&mut self) -> Handover {
+        (&mut self.handover).await.unwrap_or(Handover::Lost)
     }
 }
 
@@ -506,6 +562,8 @@ impl Queued {
 pub struct Lease {
     pool: Arc<Pool>,
     conn: Option<WorkerConn>,
+    /// The worker closed its channel: it exited, and read nothing more.
+    closed: bool,
     /// When the lease began (the request's busy time starts here).
     pub started: Instant,
 }
@@ -524,6 +582,12 @@ impl Lease {
     /// The worker thread (core) serving the lease.
     pub fn core(&self) -> u16 {
         self.conn.as_ref().map_or(0, |c| c.core)
+    }
+
+    /// The worker closed its channel (EOF): requests queued on it were
+    /// not read and are leased again when this lease drops.
+    pub fn worker_closed(&mut self) {
+        self.closed = true;
     }
 
     /// The worker retires after this request (it said so in its END): it
@@ -564,7 +628,10 @@ impl Drop for Lease {
         // leased again by its owner (its handover sender drops here).
         if let Some(c) = self.conn.take() {
             self.pool.table.end(c.slot, c.core, None);
-            drop(self.pool.state().take_busy(c.slot, c.core));
+            let busy = self.pool.state().take_busy(c.slot, c.core);
+            for n in busy.map(|b| b.next).unwrap_or_default() {
+                n.worker_gone(self.closed);
+            }
         }
     }
 }

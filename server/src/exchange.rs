@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use std::sync::Arc;
 
-use crate::dispatch::{Grant, Lease, Pool, Queued, Unavailable};
+use crate::dispatch::{self, Grant, Handover, Lease, Pool, Queued, Unavailable};
 use crate::ipc::{self, EndInfo, FRAME_HEADER, Kind, ResponseHead};
 
 /// How long a drain may wait for a worker to reach END.
@@ -107,7 +107,10 @@ impl Link {
                 None => Err(io::Error::other("no channel")),
             };
             match res {
-                Ok(0) => return Err(self.gone("closed its channel")),
+                Ok(0) => {
+                    self.lease.worker_closed();
+                    return Err(self.gone("closed its channel"));
+                }
                 Ok(_) => {}
                 Err(e) => return Err(self.gone(&format!("channel failed: {e}"))),
             }
@@ -127,7 +130,9 @@ impl Link {
             Ok(h) => h,
             Err(e) => return Err(self.gone(&e.to_string())),
         };
-        if (!read_ok && kind == Kind::Read) || rbuf.len() < FRAME_HEADER + len {
+        if (!read_ok && matches!(kind, Kind::Read | Kind::Bounce))
+            || rbuf.len() < FRAME_HEADER + len
+        {
             rbuf.reserve(FRAME_HEADER + len);
             return Ok(None);
         }
@@ -164,6 +169,8 @@ impl Link {
                         let _ = self.end(&payload);
                         return Ok::<bool, Gone>(true);
                     }
+                    // A queued request sent back unrun: nothing to drain.
+                    (Kind::Bounce, _) => return Ok(true),
                     (_, payload) => {
                         discarded += payload.len() as u64;
                         if discarded > DRAIN_MAX_BYTES {
@@ -198,34 +205,22 @@ pub struct Exchange<B: BodySource> {
     /// `None` once finished or handed to a drain.
     link: Option<Link>,
     body: B,
+    pool: Arc<Pool>,
+    /// The REQUEST frame, kept while it may come back (BOUNCE).
+    resend: Option<Vec<u8>>,
 }
 
 impl<B: BodySource> Exchange<B> {
     /// Leases a worker (or a place on a busy one, see `dispatch`) and sends
     /// it the request frame.
-    pub async fn start(pool: &Arc<Pool>, frame: &[u8], body: B) -> Result<Self, StartError> {
-        for _ in 0..REQUEUES {
-            let lease = match pool.lease().await.map_err(StartError::Unavailable)? {
-                Grant::Ready(lease) => {
-                    let mut link = Link { lease };
-                    link.write(frame).await?;
-                    link
-                }
-                Grant::Queued(queued) => match queue(queued, frame).await {
-                    Some(lease) => Link { lease },
-                    None => continue,
-                },
-            };
-            return Ok(Exchange {
-                link: Some(lease),
-                body,
-            });
-        }
-        Err(StartError::Gone(Gone {
-            slot: 0,
-            pid: 0,
-            reason: "went away before the request started, each time it was queued".into(),
-        }))
+    pub async fn start(pool: &Arc<Pool>, frame: &mut [u8], body: B) -> Result<Self, StartError> {
+        let (link, queued) = place(pool, frame).await?;
+        Ok(Exchange {
+            link: Some(link),
+            body,
+            pool: pool.clone(),
+            resend: queued.then(|| frame.to_vec()),
+        })
     }
 
     /// The worker's slot and pid.
@@ -245,15 +240,20 @@ impl<B: BodySource> Exchange<B> {
 
     /// The next event, waiting for the worker as needed.
     pub async fn next(&mut self) -> Result<Event, Gone> {
-        let Some(link) = self.link.as_mut() else {
-            return Err(Gone {
-                slot: 0,
-                pid: 0,
-                reason: "exchange already finished".into(),
-            });
-        };
         loop {
+            let Some(link) = self.link.as_mut() else {
+                return Err(Gone {
+                    slot: 0,
+                    pid: 0,
+                    reason: "exchange already finished".into(),
+                });
+            };
             let (kind, payload) = link.frame().await?;
+            if kind == Kind::Bounce {
+                self.bounced().await?;
+                continue;
+            }
+            self.resend = None;
             if kind != Kind::Read {
                 return event(link, kind, payload);
             }
@@ -273,6 +273,32 @@ impl<B: BodySource> Exchange<B> {
             };
             link.body(&data).await?;
         }
+    }
+
+    /// The worker sent the request back unrun: lease again.
+    async fn bounced(&mut self) -> Result<(), Gone> {
+        let Some(mut frame) = self.resend.take() else {
+            let (slot, pid) = self.ids();
+            return Err(Gone {
+                slot,
+                pid,
+                reason: "sent an unexpected BOUNCE".into(),
+            });
+        };
+        if let Some(link) = self.link.take() {
+            link.lease.release();
+        }
+        let (link, queued) = place(&self.pool, &mut frame).await.map_err(|e| match e {
+            StartError::Gone(g) => g,
+            StartError::Unavailable(why) => Gone {
+                slot: 0,
+                pid: 0,
+                reason: format!("none available for a request sent back ({why:?})"),
+            },
+        })?;
+        self.link = Some(link);
+        self.resend = queued.then_some(frame);
+        Ok(())
     }
 
     /// The next event if it is already buffered (and is not a READ), without
@@ -308,11 +334,46 @@ impl<B: BodySource> Drop for Exchange<B> {
     }
 }
 
+/// Leases a worker and sends it `frame`; true when it was queued behind
+/// another request (then it carries a `start_by`, and may come back).
+async fn place(pool: &Arc<Pool>, frame: &mut [u8]) -> Result<(Link, bool), StartError> {
+    for _ in 0..REQUEUES {
+        match pool.lease().await.map_err(StartError::Unavailable)? {
+            Grant::Ready(lease) => {
+                ipc::set_start_by(frame, 0);
+                let mut link = Link { lease };
+                link.write(frame).await?;
+                return Ok((link, false));
+            }
+            Grant::Queued(queued) => {
+                let by = ipc::monotonic_ns()
+                    .saturating_add(dispatch::PIPELINE_START_BY.as_nanos() as u64);
+                ipc::set_start_by(frame, by);
+                match queue(queued, frame).await {
+                    Handover::Channel(lease) => return Ok((Link { lease }, true)),
+                    Handover::Requeue => continue,
+                    Handover::Lost => {
+                        return Err(StartError::Gone(Gone {
+                            slot: 0,
+                            pid: 0,
+                            reason: "failed with this request queued on it".into(),
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    Err(StartError::Gone(Gone {
+        slot: 0,
+        pid: 0,
+        reason: "went away before the request started, each time it was queued".into(),
+    }))
+}
+
 /// Sends the frame behind the request in flight and waits for the channel.
-/// `None`: the worker went away before reading it; lease again. If this
-/// future is dropped after the frame went out (an HTTP client left), the
-/// worker will run the request anyway: a drain takes its answer.
-async fn queue(queued: Queued, frame: &[u8]) -> Option<Lease> {
+/// If this future is dropped after the frame went out (an HTTP client
+/// left), the worker will run the request anyway: a drain takes its answer.
+async fn queue(queued: Queued, frame: &[u8]) -> Handover {
     struct Waiting(Option<Queued>);
     impl Drop for Waiting {
         fn drop(&mut self) {
@@ -321,7 +382,7 @@ async fn queue(queued: Queued, frame: &[u8]) -> Option<Lease> {
             };
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(async move {
-                    if let Some(lease) = q.handover().await {
+                    if let Handover::Channel(lease) = q.handover().await {
                         Link { lease }.drain().await;
                     }
                 });
@@ -329,16 +390,17 @@ async fn queue(queued: Queued, frame: &[u8]) -> Option<Lease> {
         }
     }
     let mut waiting = Waiting(Some(queued));
-    if let Err(e) = waiting.0.as_ref()?.send(frame).await {
-        // The channel broke: the request in flight on it fails too, and
-        // this one is leased again.
+    let Some(q) = waiting.0.as_mut() else {
+        return Handover::Lost;
+    };
+    if let Err(e) = q.send(frame).await {
+        // The channel broke (the worker exited): the request in flight on
+        // it fails, and this one waits for the verdict like any other.
         tracing::debug!(event = "queue_failed", cause = %e, "cannot queue a request on a worker");
-        waiting.0 = None;
-        return None;
     }
-    let lease = waiting.0.as_mut()?.handover().await;
+    let outcome = q.handover().await;
     waiting.0 = None;
-    lease
+    outcome
 }
 
 fn event(link: &mut Link, kind: Kind, payload: Bytes) -> Result<Event, Gone> {
