@@ -27,6 +27,60 @@ fn a_worker_crash_costs_one_request_and_is_respawned() {
 }
 
 #[test]
+fn requests_queued_on_a_worker_that_crashes_are_served_by_another() {
+    // Every worker busy and requests waiting: some are queued on the busy
+    // workers (dispatch.rs, pipelining), among them the one about to crash.
+    // Those it never read go to another worker; only /crash fails.
+    let s = serve_app(
+        "crash",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "2"],
+    );
+    let addr = s.http.unwrap();
+    for _ in 0..20 {
+        assert_eq!(get(addr, "/").status, 200);
+    }
+    for round in 1..=3 {
+        let fast: Vec<_> = (0..40)
+            .map(|i| {
+                std::thread::spawn(move || {
+                    if i == 10 {
+                        get(addr, "/crash").status
+                    } else {
+                        get(addr, "/").status
+                    }
+                })
+            })
+            .collect();
+        let statuses: Vec<u16> = fast.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(statuses[10], 502, "round {round}");
+        let failed = statuses
+            .iter()
+            .enumerate()
+            .filter(|(i, st)| *i != 10 && **st != 200)
+            .count();
+        assert_eq!(failed, 0, "round {round}: {statuses:?}");
+        s.wait_events("respawned", round, Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn worker_pipeline_can_be_turned_off() {
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "1", "--worker-pipeline", "false"],
+    );
+    let addr = s.http.unwrap();
+    let clients: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || get(addr, "/").status))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+}
+
+#[test]
 fn a_crash_after_the_response_started_is_never_a_short_success() {
     let both = ["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"];
     let s = serve_app("crash_midway", &both, &[]);

@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use std::sync::Arc;
 
-use crate::dispatch::{self, Grant, Handover, Lease, Pool, Queued, Unavailable};
+use crate::dispatch::{Grant, Handover, Lease, Pool, Queued, Unavailable};
 use crate::ipc::{self, EndInfo, FRAME_HEADER, Kind, ResponseHead};
 
 /// How long a drain may wait for a worker to reach END.
@@ -112,7 +112,12 @@ impl Link {
                     return Err(self.gone("closed its channel"));
                 }
                 Ok(_) => {}
-                Err(e) => return Err(self.gone(&format!("channel failed: {e}"))),
+                Err(e) => {
+                    // A worker that exits with frames unread in its channel
+                    // gives ECONNRESET rather than EOF: closed all the same.
+                    self.lease.worker_closed();
+                    return Err(self.gone(&format!("channel failed: {e}")));
+                }
             }
         }
     }
@@ -130,9 +135,7 @@ impl Link {
             Ok(h) => h,
             Err(e) => return Err(self.gone(&e.to_string())),
         };
-        if (!read_ok && matches!(kind, Kind::Read | Kind::Bounce))
-            || rbuf.len() < FRAME_HEADER + len
-        {
+        if (!read_ok && kind == Kind::Read) || rbuf.len() < FRAME_HEADER + len {
             rbuf.reserve(FRAME_HEADER + len);
             return Ok(None);
         }
@@ -169,8 +172,6 @@ impl Link {
                         let _ = self.end(&payload);
                         return Ok::<bool, Gone>(true);
                     }
-                    // A queued request sent back unrun: nothing to drain.
-                    (Kind::Bounce, _) => return Ok(true),
                     (_, payload) => {
                         discarded += payload.len() as u64;
                         if discarded > DRAIN_MAX_BYTES {
@@ -205,21 +206,15 @@ pub struct Exchange<B: BodySource> {
     /// `None` once finished or handed to a drain.
     link: Option<Link>,
     body: B,
-    pool: Arc<Pool>,
-    /// The REQUEST frame, kept while it may come back (BOUNCE).
-    resend: Option<Vec<u8>>,
 }
 
 impl<B: BodySource> Exchange<B> {
     /// Leases a worker (or a place on a busy one, see `dispatch`) and sends
     /// it the request frame.
-    pub async fn start(pool: &Arc<Pool>, frame: &mut [u8], body: B) -> Result<Self, StartError> {
-        let (link, queued) = place(pool, frame).await?;
+    pub async fn start(pool: &Arc<Pool>, frame: &[u8], body: B) -> Result<Self, StartError> {
         Ok(Exchange {
-            link: Some(link),
+            link: Some(place(pool, frame).await?),
             body,
-            pool: pool.clone(),
-            resend: queued.then(|| frame.to_vec()),
         })
     }
 
@@ -249,11 +244,6 @@ impl<B: BodySource> Exchange<B> {
                 });
             };
             let (kind, payload) = link.frame().await?;
-            if kind == Kind::Bounce {
-                self.bounced().await?;
-                continue;
-            }
-            self.resend = None;
             if kind != Kind::Read {
                 return event(link, kind, payload);
             }
@@ -273,32 +263,6 @@ impl<B: BodySource> Exchange<B> {
             };
             link.body(&data).await?;
         }
-    }
-
-    /// The worker sent the request back unrun: lease again.
-    async fn bounced(&mut self) -> Result<(), Gone> {
-        let Some(mut frame) = self.resend.take() else {
-            let (slot, pid) = self.ids();
-            return Err(Gone {
-                slot,
-                pid,
-                reason: "sent an unexpected BOUNCE".into(),
-            });
-        };
-        if let Some(link) = self.link.take() {
-            link.lease.release();
-        }
-        let (link, queued) = place(&self.pool, &mut frame).await.map_err(|e| match e {
-            StartError::Gone(g) => g,
-            StartError::Unavailable(why) => Gone {
-                slot: 0,
-                pid: 0,
-                reason: format!("none available for a request sent back ({why:?})"),
-            },
-        })?;
-        self.link = Some(link);
-        self.resend = queued.then_some(frame);
-        Ok(())
     }
 
     /// The next event if it is already buffered (and is not a READ), without
@@ -334,33 +298,27 @@ impl<B: BodySource> Drop for Exchange<B> {
     }
 }
 
-/// Leases a worker and sends it `frame`; true when it was queued behind
-/// another request (then it carries a `start_by`, and may come back).
-async fn place(pool: &Arc<Pool>, frame: &mut [u8]) -> Result<(Link, bool), StartError> {
+/// Leases a worker, or a place behind the request in flight on one, and
+/// sends it `frame`.
+async fn place(pool: &Arc<Pool>, frame: &[u8]) -> Result<Link, StartError> {
     for _ in 0..REQUEUES {
         match pool.lease().await.map_err(StartError::Unavailable)? {
             Grant::Ready(lease) => {
-                ipc::set_start_by(frame, 0);
                 let mut link = Link { lease };
                 link.write(frame).await?;
-                return Ok((link, false));
+                return Ok(link);
             }
-            Grant::Queued(queued) => {
-                let by = ipc::monotonic_ns()
-                    .saturating_add(dispatch::PIPELINE_START_BY.as_nanos() as u64);
-                ipc::set_start_by(frame, by);
-                match queue(queued, frame).await {
-                    Handover::Channel(lease) => return Ok((Link { lease }, true)),
-                    Handover::Requeue => continue,
-                    Handover::Lost => {
-                        return Err(StartError::Gone(Gone {
-                            slot: 0,
-                            pid: 0,
-                            reason: "failed with this request queued on it".into(),
-                        }));
-                    }
+            Grant::Queued(queued) => match queue(queued, frame).await {
+                Handover::Channel(lease) => return Ok(Link { lease }),
+                Handover::Requeue => continue,
+                Handover::Lost => {
+                    return Err(StartError::Gone(Gone {
+                        slot: 0,
+                        pid: 0,
+                        reason: "failed with this request queued on it".into(),
+                    }));
                 }
-            }
+            },
         }
     }
     Err(StartError::Gone(Gone {

@@ -8,7 +8,6 @@
 //! frame = kind: u8 | len: u32 LE | payload (len bytes, at most MAX_FRAME)
 //!
 //! master -> worker  REQUEST  version u8 | modifier1 u8 | body_len u64 LE (u64::MAX: until EOF)
-//!                            | start_by u64 LE (CLOCK_MONOTONIC ns; 0: none)
 //!                            | uwsgi vars block (the proto crate's encoding)
 //!                   BODY     bytes of the request body; empty = end of body
 //!                   STOP     exit after the current request (cheap, shutdown)
@@ -18,8 +17,6 @@
 //!                   END      flags u8 (bit 0: the app raised) | requests u64 LE (this worker's count)
 //!                   ABORT    the app failed after the response started: the client
 //!                            must see a failure, not a short success
-//!                   BOUNCE   the request was reached after its start_by: not run;
-//!                            the master leases it again (`dispatch`, pipelining)
 //! ```
 //!
 //! The body is pulled (READ → BODY), so the master reads from the client only
@@ -32,7 +29,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The version of this format.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 1;
 /// The largest payload of one frame.
 pub const MAX_FRAME: usize = 1 << 20;
 /// The size of a frame header.
@@ -62,8 +59,6 @@ pub enum Kind {
     End = 19,
     /// worker → master: the response failed midway.
     Abort = 20,
-    /// worker → master: a queued request reached too late, not run.
-    Bounce = 21,
 }
 
 impl Kind {
@@ -78,7 +73,6 @@ impl Kind {
             18 => Kind::Chunk,
             19 => Kind::End,
             20 => Kind::Abort,
-            21 => Kind::Bounce,
             _ => return None,
         })
     }
@@ -122,7 +116,7 @@ pub fn put_frame(dst: &mut impl BufMut, kind: Kind, payload: &[u8]) {
 }
 
 /// The fixed part of a REQUEST payload.
-pub const REQUEST_PREFIX: usize = 18;
+pub const REQUEST_PREFIX: usize = 10;
 
 /// Encodes a REQUEST frame around an already-encoded vars block.
 pub fn request_frame(modifier1: u8, body_len: u64, vars_block: &[u8]) -> BytesMut {
@@ -131,34 +125,8 @@ pub fn request_frame(modifier1: u8, body_len: u64, vars_block: &[u8]) -> BytesMu
     b.put_u8(VERSION);
     b.put_u8(modifier1);
     b.put_u64_le(body_len);
-    b.put_u64_le(0);
     b.put_slice(vars_block);
     b
-}
-
-/// Where `start_by` sits in a whole REQUEST frame.
-const START_BY: std::ops::Range<usize> = FRAME_HEADER + 10..FRAME_HEADER + 18;
-
-/// Sets a REQUEST frame's `start_by` (0: none).
-pub fn set_start_by(frame: &mut [u8], monotonic_ns: u64) {
-    if let Some(b) = frame.get_mut(START_BY) {
-        b.copy_from_slice(&monotonic_ns.to_le_bytes());
-    }
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: one clock for every process of the
-/// machine, so the master's deadlines mean the same in the workers.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec for the duration of the call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    u64::try_from(ts.tv_sec)
-        .unwrap_or(0)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(u64::try_from(ts.tv_nsec).unwrap_or(0))
 }
 
 /// A decoded REQUEST payload.
@@ -168,8 +136,6 @@ pub struct RequestHead<'a> {
     pub modifier1: u8,
     /// Body length, or [`BODY_UNTIL_EOF`].
     pub body_len: u64,
-    /// Run only if reached before this CLOCK_MONOTONIC time (ns; 0: none).
-    pub start_by: u64,
     /// The vars block.
     pub vars: &'a [u8],
 }
@@ -178,14 +144,13 @@ pub struct RequestHead<'a> {
 pub fn parse_request(p: &[u8]) -> Result<RequestHead<'_>, FrameError> {
     let bad = FrameError::Malformed(Kind::Request);
     let (prefix, vars) = p.split_first_chunk::<REQUEST_PREFIX>().ok_or(bad)?;
-    let [version, modifier1, l0, l1, l2, l3, l4, l5, l6, l7, s @ ..] = *prefix;
+    let [version, modifier1, l @ ..] = *prefix;
     if version != VERSION {
         return Err(bad);
     }
     Ok(RequestHead {
         modifier1,
-        body_len: u64::from_le_bytes([l0, l1, l2, l3, l4, l5, l6, l7]),
-        start_by: u64::from_le_bytes(s),
+        body_len: u64::from_le_bytes(l),
         vars,
     })
 }
@@ -376,14 +341,8 @@ mod tests {
         let (kind, len) = parse_header(f[..5].try_into().unwrap()).unwrap();
         assert_eq!(kind, Kind::Request);
         let r = parse_request(&f[5..5 + len]).unwrap();
-        assert_eq!(r.start_by, 0);
         assert_eq!((r.modifier1, r.body_len, r.vars), (30, 7, &vars[..]));
         assert!(parse_request(&f[5..9]).is_err());
-        let mut f = f;
-        set_start_by(&mut f, 0x0102_0304_0506_0708);
-        let r = parse_request(&f[5..5 + len]).unwrap();
-        assert_eq!(r.start_by, 0x0102_0304_0506_0708);
-        assert_eq!((r.modifier1, r.body_len, r.vars), (30, 7, &vars[..]));
     }
 
     #[test]

@@ -223,12 +223,12 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         );
         return simple(StatusCode::PAYLOAD_TOO_LARGE);
     }
-    let mut request = ipc::request_frame(0, body_len, &block);
+    let request = ipc::request_frame(0, body_len, &block);
     let body = HttpBody {
         incoming,
         pending: Bytes::new(),
     };
-    let mut ex = match Exchange::start(&ctx.pool, &mut request, body).await {
+    let mut ex = match Exchange::start(&ctx.pool, &request, body).await {
         Ok(ex) => ex,
         Err(StartError::Unavailable(Unavailable::QueueFull)) => {
             tracing::warn!(event = "queue_full", "request queue full, answering 503");

@@ -197,14 +197,14 @@ where
         let _ = writer.write_all(&response::generated(protocol, 413)).await;
         return;
     }
-    let mut request = ipc::request_frame(header.modifier1.0, content_length, &block);
+    let request = ipc::request_frame(header.modifier1.0, content_length, &block);
     let body = Body {
         early,
         reader,
         left: content_length,
         timeout: ctx.socket_timeout,
     };
-    let mut ex = match Exchange::start(&ctx.pool, &mut request, body).await {
+    let mut ex = match Exchange::start(&ctx.pool, &request, body).await {
         Ok(ex) => ex,
         Err(StartError::Unavailable(why)) => {
             if why == Unavailable::QueueFull {

@@ -113,17 +113,6 @@ fn serve_one(
                     return EXIT_CHANNEL;
                 }
             };
-            if too_late(&payload) {
-                // Queued behind a request that ran long: the master leases it
-                // again rather than let it wait more (`dispatch`).
-                let mut c = chan.borrow_mut();
-                c.push(Kind::Bounce, &[]);
-                if let Err(e) = c.flush(py) {
-                    tracing::debug!(event = "channel_failed", cause = %e, "worker channel failed");
-                    return EXIT_CHANNEL;
-                }
-                continue;
-            }
             requests += 1;
             let outcome = match wsgi::handle(py, &apps, &mut interned, &chan, &payload) {
                 Ok(o) => o,
@@ -158,9 +147,4 @@ fn serve_one(
             }
         }
     })
-}
-
-/// A queued request reached after its `start_by`.
-fn too_late(payload: &[u8]) -> bool {
-    ipc::parse_request(payload).is_ok_and(|h| h.start_by != 0 && ipc::monotonic_ns() > h.start_by)
 }
