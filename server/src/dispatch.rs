@@ -348,7 +348,6 @@ impl Pool {
             pool: self.clone(),
             conn: Some(c),
             closed: false,
-            started: Instant::now(),
         }
     }
 
@@ -424,18 +423,16 @@ impl Pool {
                 continue;
             }
             let lease = self.start(st, c);
-            match waiter.send(Grant::Ready(lease)) {
-                Ok(()) => return,
-                Err(Grant::Ready(mut lease)) => match lease.conn.take() {
-                    Some(back) => {
-                        st.take_busy(back.slot, back.core);
-                        self.table.end(back.slot, back.core, None);
-                        c = back;
-                    }
-                    None => return,
-                },
-                Err(Grant::Queued(_)) => return,
-            }
+            // The waiter left: take the channel back and try the next.
+            let Err(Grant::Ready(mut lease)) = waiter.send(Grant::Ready(lease)) else {
+                return;
+            };
+            let Some(back) = lease.conn.take() else {
+                return;
+            };
+            st.take_busy(back.slot, back.core);
+            self.table.end(back.slot, back.core, None);
+            c = back;
         }
         st.idle.push(c);
     }
@@ -561,8 +558,6 @@ pub struct Lease {
     conn: Option<WorkerConn>,
     /// The worker closed its channel: it exited, and read nothing more.
     closed: bool,
-    /// When the lease began (the request's busy time starts here).
-    pub started: Instant,
 }
 
 impl Lease {

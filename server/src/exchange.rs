@@ -13,10 +13,10 @@ use std::future::Future;
 use std::io;
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
-
-use std::sync::Arc;
 
 use crate::dispatch::{Grant, Handover, Lease, Pool, Queued, Unavailable};
 use crate::ipc::{self, EndInfo, FRAME_HEADER, Kind, ResponseHead};
@@ -235,14 +235,14 @@ impl<B: BodySource> Exchange<B> {
 
     /// The next event, waiting for the worker as needed.
     pub async fn next(&mut self) -> Result<Event, Gone> {
+        let Some(link) = self.link.as_mut() else {
+            return Err(Gone {
+                slot: 0,
+                pid: 0,
+                reason: "exchange already finished".into(),
+            });
+        };
         loop {
-            let Some(link) = self.link.as_mut() else {
-                return Err(Gone {
-                    slot: 0,
-                    pid: 0,
-                    reason: "exchange already finished".into(),
-                });
-            };
             let (kind, payload) = link.frame().await?;
             if kind != Kind::Read {
                 return event(link, kind, payload);
