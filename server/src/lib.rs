@@ -16,6 +16,7 @@
 pub mod bundle;
 pub mod cheaper;
 pub mod config;
+pub mod conn;
 pub mod control;
 pub mod dispatch;
 pub mod environ;

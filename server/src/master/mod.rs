@@ -21,6 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::config::{Config, Protocol};
+use crate::conn::Lazy;
 use crate::dispatch::Pool;
 use crate::environ::ConnInfo;
 use crate::listen::{self, Accepted, Bound, Listener};
@@ -358,10 +359,10 @@ async fn accept_loop(
             let _guard = guard;
             match (accepted, protocol) {
                 (Accepted::Tcp(s, peer), Protocol::Uwsgi) => {
-                    protocol::uwsgi::serve(s, peer.to_string(), ctx).await
+                    protocol::uwsgi::serve(Lazy::new(s), peer.to_string(), ctx).await
                 }
                 (Accepted::Unix(s), Protocol::Uwsgi) => {
-                    protocol::uwsgi::serve(s, String::from("unix"), ctx).await
+                    protocol::uwsgi::serve(Lazy::new(s), String::from("unix"), ctx).await
                 }
                 (Accepted::Tcp(s, peer), Protocol::Http) => {
                     let ip = match peer.ip() {
@@ -376,7 +377,7 @@ async fn accept_loop(
                         server_name: ctx.hostname.clone(),
                         server_port: port,
                     };
-                    protocol::http::serve(s, info, ctx, shutdown).await
+                    protocol::http::serve(Lazy::new(s), info, ctx, shutdown).await
                 }
                 (Accepted::Unix(s), Protocol::Http) => {
                     let info = ConnInfo {
@@ -385,7 +386,7 @@ async fn accept_loop(
                         server_name: ctx.hostname.clone(),
                         server_port: port,
                     };
-                    protocol::http::serve(s, info, ctx, shutdown).await
+                    protocol::http::serve(Lazy::new(s), info, ctx, shutdown).await
                 }
             }
         });

@@ -65,29 +65,6 @@ impl<S: AsyncRead + Send> BodySource for Body<S> {
     }
 }
 
-/// Reads what the socket already holds, without waiting and without going
-/// through tokio's readiness tracking (which knows nothing yet about a
-/// socket just accepted). `WouldBlock` if nothing is there.
-fn read_now(fd: RawFd, buf: &mut BytesMut) -> io::Result<usize> {
-    buf.reserve(4096);
-    let spare = buf.spare_capacity_mut();
-    // SAFETY: recv(2) writes at most `spare.len()` bytes into the buffer's
-    // spare capacity, which stays valid for the call; `fd` is the open socket.
-    let n = unsafe {
-        libc::recv(
-            fd,
-            spare.as_mut_ptr().cast(),
-            spare.len(),
-            libc::MSG_DONTWAIT,
-        )
-    };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-    // SAFETY: the kernel initialised the first `n` bytes of the spare
-    // capacity, and `n <= spare.len()`.
-    unsafe { buf.set_len(buf.len() + n) };
-    Ok(n)
-}
-
 /// Serves one connection.
 pub async fn serve<S>(stream: S, peer: String, ctx: Arc<Ctx>)
 where
@@ -96,17 +73,6 @@ where
     let fd = stream.as_raw_fd();
     let max = usize::from(ctx.limits.max_block) + rwsgi_proto::HEADER_LEN;
     let mut buf = BytesMut::with_capacity(4096.min(max));
-    // nginx writes the packet right after connecting, so it is usually there
-    // already: reading now saves a trip through epoll for each request.
-    match read_now(fd, &mut buf) {
-        Ok(0) => return,
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-        Err(e) => {
-            tracing::debug!(event = "read_failed", %peer, cause = %e, "read failed");
-            return;
-        }
-    }
     let (mut reader, mut writer) = tokio::io::split(stream);
     let started = Instant::now();
     // Read until the packet is complete, the limit is hit, or the peer stalls.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Info;
+use crate::conn::Lazy;
 use crate::dispatch::Pool;
 use crate::listen::{Accepted, Listener};
 
@@ -29,8 +30,8 @@ pub async fn serve(
         let doc = super::render(&pool, &info);
         tokio::spawn(async move {
             match conn {
-                Accepted::Tcp(s, _) => answer(s, doc, http, timeout).await,
-                Accepted::Unix(s) => answer(s, doc, http, timeout).await,
+                Accepted::Tcp(s, _) => answer(Lazy::new(s), doc, http, timeout).await,
+                Accepted::Unix(s) => answer(Lazy::new(s), doc, http, timeout).await,
             }
         });
     }
