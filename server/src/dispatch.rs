@@ -458,12 +458,12 @@ impl Pool {
         let mut c = c;
         while let Some(first) = queue.pop_front() {
             match self.hand_over(&mut st, c, first, queue) {
-                Ok(()) => {
+                Passed::Taken => {
                     self.fill(&mut st);
                     return;
                 }
-                Err(Some((back, rest))) => (c, queue) = (back, rest),
-                Err(None) => return,
+                Passed::Back(back, rest) => (c, queue) = (back, rest),
+                Passed::Dropped => return,
             }
         }
         self.idle(&mut st, c);
@@ -471,26 +471,23 @@ impl Pool {
     }
 
     /// Passes `c`, and the requests queued behind `next`, to `next`.
-    /// `Err(Some(..))` gives them back when `next`'s owner left before its
-    /// frame was written; `Err(None)` when the channel had to go.
-    #[allow(clippy::type_complexity)]
     fn hand_over(
         self: &Arc<Self>,
         st: &mut State,
         c: WorkerConn,
         next: Next,
         rest: VecDeque<Next>,
-    ) -> Result<(), Option<(WorkerConn, VecDeque<Next>)>> {
+    ) -> Passed {
         let lease = self.start(st, c);
         if let Some(b) = st.busy.last_mut() {
             b.next = rest;
         }
         let Err(Handover::Channel(mut lease)) = next.handover.send(Handover::Channel(lease)) else {
-            return Ok(());
+            return Passed::Taken;
         };
         // Its owner left: undo, and see what it left in the channel.
         let Some(c) = lease.conn.take() else {
-            return Err(None);
+            return Passed::Dropped;
         };
         let rest = st
             .take_busy(c.slot, c.core)
@@ -498,7 +495,7 @@ impl Pool {
             .unwrap_or_default();
         self.table.end(c.slot, c.core, None);
         if next.sent.load(Ordering::Acquire) == UNSENT {
-            return Err(Some((c, rest)));
+            return Passed::Back(c, rest);
         }
         // Part of a frame, or a request nobody waits for, is in the channel:
         // the worker must go (dropping the channel stops it), and may have
@@ -510,8 +507,19 @@ impl Pool {
             c.slot
         );
         rest.into_iter().for_each(|n| n.worker_gone(false));
-        Err(None)
+        Passed::Dropped
     }
+}
+
+/// What became of a channel passed to the first request queued on it.
+enum Passed {
+    /// That request has it.
+    Taken,
+    /// Its owner left before its frame was written: the channel comes back
+    /// with the requests queued behind.
+    Back(WorkerConn, VecDeque<Next>),
+    /// The channel had to go (the worker may have read part of a frame).
+    Dropped,
 }
 
 fn take_slot(idle: &mut Vec<WorkerConn>, slot: u32) -> Vec<WorkerConn> {
