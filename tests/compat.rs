@@ -484,6 +484,153 @@ fn static_map_serves_files_from_the_master() {
 }
 
 #[test]
+fn static_expires_skip_ext_and_production_logging_options() {
+    let dir = tmpdir("static-expires");
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(site.join("a.css"), "a{}").unwrap();
+    std::fs::write(site.join("b.js"), "b()").unwrap();
+    std::fs::write(site.join("c.txt"), "c").unwrap();
+    std::fs::write(site.join("app.py"), "secret").unwrap();
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--callable",
+            "hello",
+            "--static-map",
+            "/static={dir}/site",
+            // uWSGI's forms: "type=seconds" and "REGEXP seconds".
+            "--static-expires-type",
+            "text/css=3600",
+            "--static-expires-uri",
+            "\\.js$ 60",
+            "--static-expires-mtime",
+            "c\\.txt$ 86400",
+            "--static-skip-ext",
+            ".py",
+            "--disable-logging",
+            "--log-zero",
+            "--log-big",
+            "2",
+            "--log-micros",
+            "--max-fd",
+            "2048",
+            "--touch-chain-reload",
+            "{dir}/reload.stamp",
+            "--lazy",
+            "--no-defer-accept",
+        ],
+        true,
+    );
+    assert!(
+        s.logs()
+            .iter()
+            .any(|l| l.contains("no-defer-accept") && l.contains("ignored"))
+    );
+    assert!(s.logged("detected max file descriptor number: 2048"));
+    let a = s.http.unwrap();
+    let date = |h: &str| -> i64 {
+        let out = Command::new("date")
+            .args(["-u", "-d", h, "+%s"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // By content type: now + 3600.
+    let r = get(a, "/static/a.css");
+    assert_eq!(r.status, 200);
+    let e = date(r.header("expires").expect("Expires"));
+    assert!((e - (now + 3600)).abs() <= 5, "{e} vs {now}");
+    // By REQUEST_URI: now + 60, over uwsgi too.
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(&mut c, &cgi("GET", "/static/b.js", &[]), b"");
+    let text = String::from_utf8_lossy(&out);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Expires: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    let e = date(&line["Expires: ".len()..]);
+    assert!((e - (now + 60)).abs() <= 5, "{e} vs {now}");
+    // By file path, from the modification time: mtime + 1 day.
+    let r = get(a, "/static/c.txt");
+    let mtime = date(r.header("last-modified").unwrap());
+    assert_eq!(date(r.header("expires").unwrap()), mtime + 86400);
+    // A skipped extension goes to the app, never to the file.
+    assert_eq!(get(a, "/static/app.py").body, b"Hello, World!");
+    // No Expires rule for a 304.
+    let modified = r.header("last-modified").unwrap().to_owned();
+    let r = http(
+        a,
+        "GET",
+        "/static/a.css",
+        &[("If-Modified-Since", &modified)],
+        b"",
+    );
+    assert_eq!(r.status, 304);
+    assert_eq!(r.header("expires"), None);
+    // disable-logging with log-big 2: the 13-byte hello is logged, in
+    // microseconds; the 1-byte file is not.
+    assert_eq!(get(a, "/hello").status, 200);
+    s.wait_logged(
+        "GET /hello => generated 13 bytes in ",
+        Duration::from_secs(5),
+    );
+    let line = s
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("GET /hello => generated 13 bytes in "))
+        .unwrap();
+    assert!(line.contains(" micros ("), "{line}");
+    assert!(!s.logged("GET /static/c.txt => generated"));
+    // The master has the raised open-file limit (and so every process it starts).
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.pid())).unwrap();
+    let open = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    assert!(open.split_whitespace().any(|w| w == "2048"), "{open}");
+}
+
+#[test]
+fn refused_uwsgi_features_say_what_to_do_instead() {
+    for (opt, value, says) in [
+        (
+            "--route",
+            "^/old redirect:/new",
+            "internal routing is not supported",
+        ),
+        (
+            "--attach-daemon",
+            "celery worker",
+            "external daemons are not managed",
+        ),
+        ("--if-env", "DEBUG", "ini logic blocks are not supported"),
+        ("--spooler", "/tmp/spool", "use a task queue"),
+    ] {
+        let out = Command::new(bin())
+            .args(["--http-socket", "127.0.0.1:0", opt, value])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{opt}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&opt[2..]) && err.contains(says),
+            "{opt}: {err}"
+        );
+    }
+}
+
+#[test]
 fn mount_serves_several_apps_by_mountpoint() {
     let apps_dir = apps().parent().unwrap().to_str().unwrap().to_owned();
     let s = serve_app(

@@ -158,8 +158,23 @@ pub struct Bound {
     pub port: String,
 }
 
+/// Options for TCP listeners (`so-keepalive`, `reuse-port`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TcpOptions {
+    /// `SO_KEEPALIVE` on the listener, which accepted connections inherit
+    /// (uWSGI sets it on the listener the same way, `core/socket.c`).
+    pub keepalive: bool,
+    /// `SO_REUSEPORT`.
+    pub reuse_port: bool,
+}
+
 /// Binds one socket.
-pub fn bind(spec: &SocketSpec, backlog: u32, mode: Option<u32>) -> io::Result<Bound> {
+pub fn bind(
+    spec: &SocketSpec,
+    backlog: u32,
+    mode: Option<u32>,
+    tcp: TcpOptions,
+) -> io::Result<Bound> {
     let (listener, name, port) = match &spec.address {
         Address::Tcp(addr) => {
             let sock = if addr.is_ipv4() {
@@ -168,6 +183,12 @@ pub fn bind(spec: &SocketSpec, backlog: u32, mode: Option<u32>) -> io::Result<Bo
                 TcpSocket::new_v6()?
             };
             sock.set_reuseaddr(true)?;
+            if tcp.reuse_port {
+                sock.set_reuseport(true)?;
+            }
+            if tcp.keepalive {
+                sock.set_keepalive(true)?;
+            }
             sock.bind(*addr)?;
             let l = sock.listen(backlog)?;
             let local = l.local_addr()?;
@@ -221,5 +242,34 @@ pub fn tcp_accept_queue(fd: std::os::fd::RawFd) -> Option<u32> {
             &mut len,
         );
         (rc == 0).then_some(info.tcpi_unacked)
+    }
+}
+
+/// Sets the open-file limit, soft and hard, to `n` (`max-fd`; raising the
+/// hard limit needs privileges) and logs the limit in force, as uWSGI does
+/// (`detected max file descriptor number`). Every process rwsgi starts
+/// inherits it. A refusal is logged and the current limit kept.
+pub fn raise_fd_limit(n: u64) {
+    let want = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: n,
+    };
+    // SAFETY: setrlimit reads a valid `rlimit` for this process only.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
+        let e = io::Error::last_os_error();
+        tracing::error!(event = "max_fd_failed", cause = %e, "setrlimit(): {e}");
+    }
+    let mut now = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into `now`.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) } == 0 {
+        tracing::info!(
+            event = "max_fd",
+            limit = now.rlim_cur,
+            "detected max file descriptor number: {}",
+            now.rlim_cur
+        );
     }
 }

@@ -80,6 +80,9 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!(event = "config_warning", "{w}");
     }
+    if let Some(n) = config.max_fd {
+        rwsgi::listen::raise_fd_limit(n);
+    }
     // One thread: the master's work per request is a few syscalls, and on
     // small machines the cores belong to the Python workers. Measured with
     // bench/run.py: a multi-threaded runtime cost more CPU per request in

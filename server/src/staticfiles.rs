@@ -17,6 +17,15 @@
 //! Modified` when `If-Modified-Since` (RFC 1123) is not older than the
 //! file; no body for HEAD. Only GET and HEAD are served.
 //!
+//! `static-skip-ext` leaves a path to the app when `PATH_INFO` or the file
+//! found ends with one of its suffixes. `static-expires*` add `Expires:`
+//! (now, or the file's modification time, plus N seconds) to a `200`:
+//! uWSGI tries the file's real path, `PATH_INFO`, `REQUEST_URI` (regular
+//! expressions, searched anywhere in the string as PCRE does) and then the
+//! content type (compared whole). uWSGI adds one header per kind that
+//! matches; rwsgi sends only the first, since two `Expires` headers would
+//! contradict each other.
+//!
 //! Deliberate differences: a mountpoint matches whole path segments
 //! (`/static` does not serve `/staticfoo`), and a path that leaves the
 //! directory — through `..` or a symbolic link pointing outside it — is
@@ -29,17 +38,42 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
-use crate::config::StaticMap;
+use crate::config::{ExpiresOn, ExpiresRule, StaticMap};
 use crate::ipc::ResponseHead;
 
 /// All the mappings and index names.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Statics {
     /// In the order given, directories canonical; the first that finds a
     /// file wins.
     pub maps: Vec<StaticMap>,
     /// File names tried in a directory (`static-index`).
     pub index: Vec<String>,
+    /// Suffixes never served (`static-skip-ext`).
+    pub skip_ext: Vec<String>,
+    /// `static-expires*`, in the order they are tried.
+    expires: Vec<Expires>,
+}
+
+/// A compiled `static-expires*` rule.
+#[derive(Debug, Clone)]
+struct Expires {
+    on: ExpiresOn,
+    /// `None` for a content type, compared whole with `pattern`.
+    regex: Option<regex_lite::Regex>,
+    pattern: String,
+    seconds: u64,
+    from_mtime: bool,
+}
+
+/// What a request says of itself, for `static-expires-path-info` and
+/// `-uri`.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    /// `PATH_INFO`.
+    pub path_info: &'a [u8],
+    /// `REQUEST_URI`.
+    pub uri: &'a [u8],
 }
 
 /// A file to serve.
@@ -65,7 +99,66 @@ impl Statics {
                 .filter_map(|m| mapping(&m.mount, &m.dir, m.keep_mount))
                 .collect(),
             index: index.to_vec(),
+            skip_ext: Vec::new(),
+            expires: Vec::new(),
         }
+    }
+
+    /// Adds `static-skip-ext` and `static-expires*` (patterns were checked
+    /// when the configuration was read; one that does not compile is left
+    /// out with a log line).
+    pub fn with_rules(mut self, skip_ext: &[String], expires: &[ExpiresRule]) -> Statics {
+        self.skip_ext = skip_ext.to_vec();
+        self.expires = expires
+            .iter()
+            .filter_map(|r| {
+                let regex = match r.on {
+                    ExpiresOn::Type => None,
+                    _ => match regex_lite::Regex::new(&r.pattern) {
+                        Ok(re) => Some(re),
+                        Err(e) => {
+                            tracing::error!(event = "bad_expires", pattern = %r.pattern, cause = %e,
+                                "static-expires pattern {} left out: {e}", r.pattern);
+                            return None;
+                        }
+                    },
+                };
+                Some(Expires {
+                    on: r.on,
+                    regex,
+                    pattern: r.pattern.clone(),
+                    seconds: r.seconds,
+                    from_mtime: r.from_mtime,
+                })
+            })
+            .collect();
+        self
+    }
+
+    /// The `Expires` time (seconds since the epoch) for a file about to be
+    /// served, if a rule asks for one.
+    pub fn expires(&self, found: &Found, asked: Asked<'_>, now: u64) -> Option<u64> {
+        let path = found.path.as_os_str().as_encoded_bytes();
+        let rule = self.expires.iter().find(|r| match (r.on, &r.regex) {
+            (ExpiresOn::Type, _) => found
+                .content_type
+                .is_some_and(|t| t.as_bytes() == r.pattern.as_bytes()),
+            (on, Some(re)) => {
+                let subject = match on {
+                    ExpiresOn::File => path,
+                    ExpiresOn::PathInfo => asked.path_info,
+                    _ => asked.uri,
+                };
+                std::str::from_utf8(subject).is_ok_and(|s| re.is_match(s))
+            }
+            (_, None) => false,
+        })?;
+        let base = if rule.from_mtime { found.mtime } else { now };
+        Some(base.saturating_add(rule.seconds))
+    }
+
+    fn skipped(&self, name: &[u8]) -> bool {
+        self.skip_ext.iter().any(|e| name.ends_with(e.as_bytes()))
     }
 
     /// Whether nothing is mapped.
@@ -77,10 +170,13 @@ impl Statics {
     /// and exists.
     pub fn find(&self, path: &[u8]) -> Option<Found> {
         let path = std::str::from_utf8(path).ok()?;
-        if !path.starts_with('/') || path.contains('\0') {
+        if !path.starts_with('/') || path.contains('\0') || self.skipped(path.as_bytes()) {
             return None;
         }
-        self.maps.iter().find_map(|m| self.find_in(m, path))
+        self.maps
+            .iter()
+            .find_map(|m| self.find_in(m, path))
+            .filter(|f| !self.skipped(f.path.as_os_str().as_encoded_bytes()))
     }
 
     fn find_in(&self, m: &StaticMap, path: &str) -> Option<Found> {
@@ -219,10 +315,10 @@ pub fn not_modified(found: &Found, if_modified_since: Option<&[u8]>) -> bool {
 
 /// The response head: `200 OK` with the file's headers, or `304 Not
 /// Modified`. The connection drivers write it as they write an app's.
-pub fn head(found: &Found, not_modified: bool) -> ResponseHead {
+pub fn head(found: &Found, not_modified: bool, expires: Option<u64>) -> ResponseHead {
     let code = if not_modified { 304 } else { 200 };
     let status = Bytes::from(format!("{code} {}", crate::http_status::reason(code)));
-    let mut headers = Vec::with_capacity(3);
+    let mut headers = Vec::with_capacity(4);
     if !not_modified {
         if let Some(t) = found.content_type {
             headers.push((
@@ -238,6 +334,9 @@ pub fn head(found: &Found, not_modified: bool) -> ResponseHead {
             Bytes::from_static(b"Last-Modified"),
             Bytes::from(http_date(found.mtime)),
         ));
+        if let Some(t) = expires {
+            headers.push((Bytes::from_static(b"Expires"), Bytes::from(http_date(t))));
+        }
     }
     ResponseHead { status, headers }
 }
@@ -328,6 +427,9 @@ mod tests {
     #[test]
     fn paths_map_into_the_directory_and_never_out_of_it() {
         let (root, s) = tree();
+        let skipping = s.clone().with_rules(&[".css".into()], &[]);
+        assert!(skipping.find(b"/static/css/a.css").is_none());
+        assert!(skipping.find(b"/static/").is_some());
         let f = s.find(b"/static/css/a.css").unwrap();
         assert_eq!(f.size, 3);
         assert_eq!(f.content_type, Some("text/css"));
@@ -349,6 +451,64 @@ mod tests {
     }
 
     #[test]
+    fn expires_rules_follow_uwsgis_order_and_skip_ext_leaves_paths_to_the_app() {
+        let rule = |on, pattern: &str, seconds, from_mtime| ExpiresRule {
+            on,
+            pattern: pattern.into(),
+            seconds,
+            from_mtime,
+        };
+        // As Config sorts them: file, PATH_INFO, REQUEST_URI, type; "now"
+        // before mtime in each.
+        let s = Statics::default().with_rules(
+            &[".py".into()],
+            &[
+                rule(ExpiresOn::File, r"\.png$", 10, false),
+                rule(ExpiresOn::File, r"/old/", 20, true),
+                rule(ExpiresOn::PathInfo, "^/assets/", 30, false),
+                rule(ExpiresOn::Uri, r"\?v=", 40, false),
+                rule(ExpiresOn::Type, "text/css", 50, false),
+            ],
+        );
+        let f = |path: &str, content_type| Found {
+            path: PathBuf::from(path),
+            size: 1,
+            mtime: 1000,
+            content_type,
+        };
+        let asked = |path_info, uri| Asked { path_info, uri };
+        let now = 5000;
+        let png = f("/srv/a.png", Some("image/png"));
+        assert_eq!(s.expires(&png, asked(b"/x", b"/x"), now), Some(5010));
+        let old = f("/srv/old/a.css", Some("text/css"));
+        assert_eq!(s.expires(&old, asked(b"/x", b"/x"), now), Some(1020));
+        let css = f("/srv/a.css", Some("text/css"));
+        assert_eq!(
+            s.expires(&css, asked(b"/assets/a.css", b"/x"), now),
+            Some(5030)
+        );
+        assert_eq!(
+            s.expires(&css, asked(b"/a.css", b"/a.css?v=2"), now),
+            Some(5040)
+        );
+        assert_eq!(
+            s.expires(&css, asked(b"/a.css", b"/a.css"), now),
+            Some(5050)
+        );
+        let txt = f("/srv/a.txt", Some("text/plain"));
+        assert_eq!(s.expires(&txt, asked(b"/a.txt", b"/a.txt"), now), None);
+        // The header itself.
+        let h = head(&css, false, Some(0));
+        assert!(
+            h.headers
+                .iter()
+                .any(|(n, v)| &n[..] == b"Expires" && &v[..] == b"Thu, 01 Jan 1970 00:00:00 GMT")
+        );
+        assert!(s.skipped(b"/static/app.py"));
+        assert!(!s.skipped(b"/static/app.pyc"));
+    }
+
+    #[test]
     fn dates_round_trip_and_decide_304() {
         let t = 1_796_398_546; // Fri, 04 Dec 2026 15:35:46 GMT
         assert_eq!(http_date(t), "Fri, 04 Dec 2026 15:35:46 GMT");
@@ -366,8 +526,8 @@ mod tests {
         assert!(!not_modified(&f, Some(http_date(t - 1).as_bytes())));
         assert!(!not_modified(&f, Some(b"garbage")));
         assert!(!not_modified(&f, None));
-        let h = head(&f, true);
+        let h = head(&f, true, None);
         assert_eq!((h.code(), h.headers.len()), (Some(304), 0));
-        assert_eq!(head(&f, false).headers.len(), 2);
+        assert_eq!(head(&f, false, None).headers.len(), 2);
     }
 }

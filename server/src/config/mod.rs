@@ -68,6 +68,12 @@ pub struct LogOptions {
     pub slow_ms: u64,
     /// `log-x-forwarded-for`.
     pub x_forwarded_for: bool,
+    /// `log-zero`: log responses without a body.
+    pub zero: bool,
+    /// `log-big`: log responses of at least this many body bytes (0 = off).
+    pub big: u64,
+    /// `log-micros`: durations in microseconds in the default line.
+    pub micros: bool,
     /// `req-logger = file:PATH`: request lines go there.
     pub req_file: Option<PathBuf>,
 }
@@ -195,6 +201,43 @@ pub struct Config {
     pub static_maps: Vec<StaticMap>,
     /// `static-index` names.
     pub static_index: Vec<String>,
+    /// `static-skip-ext` suffixes.
+    pub static_skip_ext: Vec<String>,
+    /// `static-expires*` rules, in the order uWSGI tries them.
+    pub static_expires: Vec<ExpiresRule>,
+    /// `max-fd`: the open-file limit to set.
+    pub max_fd: Option<u64>,
+    /// `so-keepalive` on TCP sockets.
+    pub so_keepalive: bool,
+    /// `reuse-port` on TCP sockets.
+    pub reuse_port: bool,
+}
+
+/// What a `static-expires*` rule looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExpiresOn {
+    /// The file's real path (`static-expires`).
+    File,
+    /// `PATH_INFO` (`static-expires-path-info`).
+    PathInfo,
+    /// `REQUEST_URI` (`static-expires-uri`).
+    Uri,
+    /// The content type, compared whole (`static-expires-type`).
+    Type,
+}
+
+/// One `static-expires*` rule: a matching file gets `Expires:` at now (or
+/// its modification time, for the `-mtime` forms) plus `seconds`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiresRule {
+    /// What is matched.
+    pub on: ExpiresOn,
+    /// A regular expression (searched, as PCRE does), or a content type.
+    pub pattern: String,
+    /// Seconds to add.
+    pub seconds: u64,
+    /// Counted from the file's modification time rather than now.
+    pub from_mtime: bool,
 }
 
 /// One static-file mapping.
@@ -269,6 +312,11 @@ impl Default for Config {
             manage_script_name: false,
             static_maps: Vec::new(),
             static_index: Vec::new(),
+            static_skip_ext: Vec::new(),
+            static_expires: Vec::new(),
+            max_fd: None,
+            so_keepalive: false,
+            reuse_port: false,
         }
     }
 }
@@ -543,6 +591,18 @@ impl Config {
                     keep_mount: true,
                 }),
                 "static-index" => c.static_index.push(v.to_owned()),
+                "static-skip-ext" if !v.is_empty() => c.static_skip_ext.push(v.to_owned()),
+                "static-skip-ext" => return Err(invalid("expected a file name ending".into())),
+                name if name.starts_with("static-expires") => {
+                    c.static_expires
+                        .push(value::parse_expires(name, v).map_err(invalid)?);
+                }
+                "max-fd" => c.max_fd = Some(bounded(number()?, 1, 1 << 30).map_err(invalid)?),
+                "so-keepalive" => c.so_keepalive = flag,
+                "reuse-port" => c.reuse_port = flag,
+                "log-zero" => c.logging.zero = flag,
+                "log-big" => c.logging.big = number()?,
+                "log-micros" => c.logging.micros = flag,
                 "hook-master-start" => {
                     let words: Vec<&str> = v.split_whitespace().collect();
                     if words != ["unix_signal:15", "gracefully_kill_them_all"] {
@@ -567,6 +627,11 @@ impl Config {
             }
         }
         c.cheaper = cheaper::validate(ch, c.processes, &mut warnings).map_err(ConfigError::Rule)?;
+        // uWSGI tries the file path, then PATH_INFO, then REQUEST_URI, then
+        // the content type; in each, the "now" rules before the mtime ones
+        // (`core/static.c` `uwsgi_real_file_serve`). Stable: list order
+        // otherwise.
+        c.static_expires.sort_by_key(|r| (r.on, r.from_mtime));
         if show_config {
             c.show_config = Some(as_ini(&raw));
         }
@@ -676,6 +741,51 @@ mod tests {
             Command::Serve(c, w) => Ok((*c, w)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn production_ini_options_are_read_as_uwsgi_reads_them() {
+        let (c, w) = load(&[
+            "--module",
+            "m",
+            "--static-expires",
+            "/srv/static/.* 2592000",
+            "--static-expires-type-mtime",
+            "text/css=60",
+            "--static-expires-uri",
+            "^/a 1",
+            "--lazy",
+            "--touch-chain-reload",
+            "/tmp/stamp",
+            "--touch-workers-reload",
+            "/tmp/stamp2",
+            "--max-fd",
+            "10000",
+            "--reuse-port",
+            "--so-keepalive",
+            "--http-auto-chunked",
+        ])
+        .unwrap();
+        let on: Vec<_> = c.static_expires.iter().map(|r| r.on).collect();
+        assert_eq!(on, [ExpiresOn::File, ExpiresOn::Uri, ExpiresOn::Type]);
+        assert_eq!(c.static_expires[0].pattern, "/srv/static/.*");
+        assert_eq!(c.static_expires[0].seconds, 2_592_000);
+        assert!(c.static_expires[2].from_mtime);
+        assert!(c.lazy_apps && c.reuse_port && c.so_keepalive);
+        assert_eq!(c.touch_reload.len(), 2);
+        assert_eq!(c.max_fd, Some(10000));
+        assert!(w.iter().any(|w| w.contains("http-auto-chunked")), "{w:?}");
+        for bad in [
+            ["--static-expires", "nospace"],
+            ["--static-expires", "([unclosed 10"],
+            ["--static-expires-type", "text/css"],
+            ["--static-expires-uri", "^/a soon"],
+        ] {
+            let err = load(&["--module", "m", bad[0], bad[1]]).unwrap_err();
+            assert!(err.to_string().contains(&bad[0][2..]), "{err}");
+        }
+        let err = load(&["--module", "m", "--route", "^/x break:"]).unwrap_err();
+        assert!(err.to_string().contains("internal routing"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,40 @@ use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
+/// A `static-expires*` option: `type=seconds` for the `-type` forms,
+/// `REGEXP seconds` (split at the first space) for the others, as uWSGI's
+/// `uwsgi_opt_add_dyn_dict` and `uwsgi_opt_add_regexp_dyn_dict` read them.
+pub fn parse_expires(option: &str, v: &str) -> Result<super::ExpiresRule, String> {
+    use super::ExpiresOn;
+    let rest = option.trim_start_matches("static-expires");
+    let (rest, from_mtime) = match rest.strip_suffix("-mtime") {
+        Some(r) => (r, true),
+        None => (rest, false),
+    };
+    let on = match rest {
+        "" => ExpiresOn::File,
+        "-path-info" => ExpiresOn::PathInfo,
+        "-uri" => ExpiresOn::Uri,
+        "-type" => ExpiresOn::Type,
+        _ => return Err(format!("unknown static-expires form {option}")),
+    };
+    let (pattern, seconds) = if on == ExpiresOn::Type {
+        v.rsplit_once('=').ok_or("expected content-type=seconds")?
+    } else {
+        v.split_once(' ').ok_or("expected \"REGEXP seconds\"")?
+    };
+    let seconds = parse_number(seconds.trim())?;
+    if on != ExpiresOn::Type {
+        regex_lite::Regex::new(pattern).map_err(|e| format!("bad regular expression: {e}"))?;
+    }
+    Ok(super::ExpiresRule {
+        on,
+        pattern: pattern.to_owned(),
+        seconds,
+        from_mtime,
+    })
+}
+
 /// What a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {

@@ -70,9 +70,13 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     if config.sockets.is_empty() {
         anyhow::bail!("no socket to listen on: give --http, --http-socket or --socket");
     }
+    let tcp = listen::TcpOptions {
+        keepalive: config.so_keepalive,
+        reuse_port: config.reuse_port,
+    };
     let mut bound = Vec::new();
     for (i, spec) in config.sockets.iter().enumerate() {
-        let b = listen::bind(spec, config.listen, config.chmod_socket)
+        let b = listen::bind(spec, config.listen, config.chmod_socket, tcp)
             .with_context(|| format!("cannot bind {}", spec.address))?;
         let kind = match &b.listener {
             Listener::Tcp(_) => "TCP",
@@ -88,7 +92,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 address: addr.clone(),
                 protocol: Protocol::Http,
             };
-            let b = listen::bind(&spec, config.listen, config.chmod_socket)
+            let b = listen::bind(&spec, config.listen, config.chmod_socket, tcp)
                 .with_context(|| format!("cannot bind the stats server on {addr}"))?;
             tracing::info!(event = "stats_bound", name = %b.name, "stats server enabled on {}", b.name);
             Some(b.listener)
@@ -159,10 +163,14 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             log_5xx: config.logging.log_5xx,
             slow_ms: config.logging.slow_ms,
             x_forwarded_for: config.logging.x_forwarded_for,
+            zero: config.logging.zero,
+            big: config.logging.big,
+            micros: config.logging.micros,
         },
         limit_post: config.limit_post,
         add_headers: config.add_headers.clone(),
-        statics: crate::staticfiles::Statics::new(&config.static_maps, &config.static_index),
+        statics: crate::staticfiles::Statics::new(&config.static_maps, &config.static_index)
+            .with_rules(&config.static_skip_ext, &config.static_expires),
         log_format: config
             .log_format
             .as_deref()

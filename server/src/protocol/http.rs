@@ -203,8 +203,15 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         let path = log.var(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
             let ims = parts.headers.get(hyper::header::IF_MODIFIED_SINCE);
+            let asked = crate::staticfiles::Asked {
+                path_info: path,
+                uri: log.var(b"REQUEST_URI").unwrap_or_default(),
+            };
+            let expires = ctx
+                .statics
+                .expires(&found, asked, crate::staticfiles::now_secs());
             let (response, sent) =
-                static_response(ctx, &found, ims.map(|v| v.as_bytes()), head_only).await;
+                static_response(ctx, &found, ims.map(|v| v.as_bytes()), head_only, expires).await;
             let code = response.status().as_u16();
             log.write_served(
                 reqlog::Served::by_master(),
@@ -363,7 +370,7 @@ impl LogInfo {
 
     fn write_served(&self, served: reqlog::Served, status: u16, headers: usize, body: u64) {
         let elapsed = self.started.elapsed();
-        if !self.rules.wanted(status, elapsed) {
+        if !self.rules.wanted(status, elapsed, body) {
             return;
         }
         let get = |k: &[u8]| self.var(k).unwrap_or_default();
@@ -392,7 +399,7 @@ impl LogInfo {
             headers,
             header_bytes: self.header_bytes,
         };
-        reqlog::log(&entry, self.template.as_deref());
+        reqlog::log(&entry, self.template.as_deref(), self.rules.micros);
     }
 }
 
@@ -464,9 +471,10 @@ async fn static_response(
     found: &crate::staticfiles::Found,
     if_modified_since: Option<&[u8]>,
     head_only: bool,
+    expires: Option<u64>,
 ) -> (Response<RespBody>, u64) {
     let fresh = crate::staticfiles::not_modified(found, if_modified_since);
-    let head = crate::staticfiles::head(found, fresh);
+    let head = crate::staticfiles::head(found, fresh, expires);
     let Some(mut r) = build_head(&head, &ctx.add_headers) else {
         return (simple(StatusCode::INTERNAL_SERVER_ERROR), 0);
     };

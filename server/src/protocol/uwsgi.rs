@@ -148,8 +148,16 @@ where
         let path = vars.get(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
             let ims = vars.get(b"HTTP_IF_MODIFIED_SINCE");
+            let asked = crate::staticfiles::Asked {
+                path_info: path,
+                uri: vars.get(b"REQUEST_URI").unwrap_or_default(),
+            };
+            let expires = ctx
+                .statics
+                .expires(&found, asked, crate::staticfiles::now_secs());
+            let head_only = method == b"HEAD";
             let sent =
-                send_static(&mut writer, &ctx, protocol, method == b"HEAD", &found, ims).await;
+                send_static(&mut writer, &ctx, protocol, head_only, &found, ims, expires).await;
             let (status, body_bytes, header_bytes) = sent;
             let served = reqlog::Served::by_master();
             log_request(&ctx, &req, served, (status, body_bytes, header_bytes, 0));
@@ -293,7 +301,7 @@ fn log_request(
     } = *req;
     let (status, body_bytes, header_bytes, headers) = sizes;
     let elapsed = started.elapsed();
-    if !ctx.log_rules.wanted(status, elapsed) {
+    if !ctx.log_rules.wanted(status, elapsed, body_bytes) {
         return;
     }
     let lookup = |k: &[u8]| vars.get(k);
@@ -322,7 +330,7 @@ fn log_request(
         headers,
         header_bytes,
     };
-    reqlog::log(&entry, ctx.log_format.as_deref());
+    reqlog::log(&entry, ctx.log_format.as_deref(), ctx.log_rules.micros);
 }
 
 /// Sends a static file as raw HTTP; returns (status, body bytes, head
@@ -335,9 +343,10 @@ async fn send_static<W: AsyncWrite + Unpin>(
     head_only: bool,
     found: &crate::staticfiles::Found,
     if_modified_since: Option<&[u8]>,
+    expires: Option<u64>,
 ) -> (u16, u64, usize) {
     let fresh = crate::staticfiles::not_modified(found, if_modified_since);
-    let status = crate::staticfiles::head(found, fresh);
+    let status = crate::staticfiles::head(found, fresh, expires);
     let code = status.code().unwrap_or(200);
     let mut head = Vec::with_capacity(256);
     response::encode_head(protocol, &status, &ctx.add_headers, &mut head);

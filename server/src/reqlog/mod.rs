@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use template::Template;
 
 /// Which requests get a line, and what address it shows (uWSGI's
-/// `disable-logging` with `log-4xx`, `log-5xx`, `log-slow`, and
-/// `log-x-forwarded-for`; `core/logging.c` `uwsgi_log_request`).
+/// `disable-logging` with `log-4xx`, `log-5xx`, `log-slow`, `log-zero`,
+/// `log-big`, and `log-x-forwarded-for`; `core/logging.c` `log_request`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Rules {
     /// Log every request (logging not disabled).
@@ -29,15 +29,24 @@ pub struct Rules {
     pub slow_ms: u64,
     /// Show `X-Forwarded-For` as the address when the request has it.
     pub x_forwarded_for: bool,
+    /// Log responses without a body even when logging is disabled.
+    pub zero: bool,
+    /// Log responses of at least this many body bytes (0 = off).
+    pub big: u64,
+    /// The default line gives the time in microseconds (`log-micros`).
+    pub micros: bool,
 }
 
 impl Rules {
-    /// Whether a request answered `status` after `elapsed` gets a line.
-    pub fn wanted(&self, status: u16, elapsed: Duration) -> bool {
+    /// Whether a request answered `status` with `body_bytes` after
+    /// `elapsed` gets a line.
+    pub fn wanted(&self, status: u16, elapsed: Duration, body_bytes: u64) -> bool {
         self.all
+            || (self.zero && body_bytes == 0)
             || (self.log_4xx && (400..500).contains(&status))
             || (self.log_5xx && (500..600).contains(&status))
             || (self.slow_ms > 0 && elapsed.as_millis() >= u128::from(self.slow_ms))
+            || (self.big > 0 && body_bytes >= self.big)
     }
 
     /// The address to log: `REMOTE_ADDR`, or `X-Forwarded-For` when asked
@@ -143,8 +152,9 @@ impl<'a> Entry<'a> {
 }
 
 /// Logs the line: the `log-format` template when there is one, else
-/// uWSGI's default line.
-pub fn log(e: &Entry<'_>, template: Option<&Template>) {
+/// uWSGI's default line (its time in microseconds with `micros`, as
+/// `log-micros` asks).
+pub fn log(e: &Entry<'_>, template: Option<&Template>, micros: bool) {
     if let Some(t) = template {
         tracing::info!(target: "reqlog", status = e.status, "{}", t.render(e));
         return;
@@ -153,7 +163,7 @@ pub fn log(e: &Entry<'_>, template: Option<&Template>) {
     tracing::info!(
         target: "reqlog",
         status = e.status,
-        "[pid: {}|app: 0|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} msecs ({} {}) {} headers in {} bytes (1 switches on core {})",
+        "[pid: {}|app: 0|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} {} ({} {}) {} headers in {} bytes (1 switches on core {})",
         e.pid,
         e.worker_requests,
         e.total_requests,
@@ -165,7 +175,12 @@ pub fn log(e: &Entry<'_>, template: Option<&Template>) {
         s(e.method),
         s(e.uri),
         e.body_bytes,
-        e.elapsed.as_millis(),
+        if micros {
+            e.elapsed.as_micros()
+        } else {
+            e.elapsed.as_millis()
+        },
+        if micros { "micros" } else { "msecs" },
         s(e.protocol),
         e.status,
         e.headers,
@@ -238,6 +253,33 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disabled_logging_still_logs_what_the_rules_ask_for() {
+        let ms = Duration::from_millis;
+        let off = Rules::default();
+        assert!(!off.wanted(200, ms(1), 0));
+        let zero = Rules {
+            zero: true,
+            ..Rules::default()
+        };
+        assert!(zero.wanted(304, ms(1), 0));
+        assert!(!zero.wanted(200, ms(1), 1));
+        let big = Rules {
+            big: 100,
+            ..Rules::default()
+        };
+        assert!(big.wanted(200, ms(1), 100));
+        assert!(!big.wanted(200, ms(1), 99));
+        let slow = Rules {
+            slow_ms: 50,
+            log_5xx: true,
+            ..Rules::default()
+        };
+        assert!(slow.wanted(200, ms(50), 10));
+        assert!(!slow.wanted(200, ms(49), 10));
+        assert!(slow.wanted(502, ms(1), 10));
+    }
 
     #[test]
     fn ctime_matches_libc_format() {
