@@ -614,7 +614,11 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "celery worker",
             "external daemons are not managed",
         ),
-        ("--if-env", "DEBUG", "ini logic blocks are not supported"),
+        (
+            "--cron",
+            "0 -1 -1 -1 -1 ./job",
+            "use the platform's scheduler",
+        ),
         ("--spooler", "/tmp/spool", "use a task queue"),
     ] {
         let out = Command::new(bin())

@@ -191,10 +191,15 @@ fn need_app_exits_22_when_the_app_does_not_load() {
 fn an_ini_file_and_uwsgi_env_vars_configure_the_server() {
     let dir = tmpdir("inicfg");
     let ini = dir.join("app.ini");
+    // Logic blocks: the one that holds fills in %(_); the other, whose
+    // socket would not even parse, is dropped.
     std::fs::write(
         &ini,
         format!(
-            "[uwsgi]\nhttp-socket = 127.0.0.1:0\nwsgi-file = {}\ncallable = %(cb)\ncb = hello\nmaster = true\n",
+            "[uwsgi]\nhttp-socket = 127.0.0.1:0\n\
+             if-exists = {}\nwsgi-file = %(_)\nendif =\n\
+             if-env = RWSGI_TEST_NEVER_SET\nhttp-socket = 256.0.0.1:0\nendif =\n\
+             callable = %(cb)\ncb = hello\nmaster = true\n",
             apps().display()
         ),
     )

@@ -23,12 +23,17 @@ pub trait Register: AsRawFd + Unpin + Sized {
     type Stream: AsyncRead + AsyncWrite + AsRawFd + Unpin;
     /// Registers it with the current runtime's reactor.
     fn register(self) -> io::Result<Self::Stream>;
+    /// Another descriptor for the same socket (`dup`).
+    fn duplicate(&self) -> io::Result<Self>;
 }
 
 impl Register for std::net::TcpStream {
     type Stream = tokio::net::TcpStream;
     fn register(self) -> io::Result<Self::Stream> {
         tokio::net::TcpStream::from_std(self)
+    }
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
     }
 }
 
@@ -37,60 +42,56 @@ impl Register for std::os::unix::net::UnixStream {
     fn register(self) -> io::Result<Self::Stream> {
         tokio::net::UnixStream::from_std(self)
     }
+    fn duplicate(&self) -> io::Result<Self> {
+        self.try_clone()
+    }
 }
 
 /// A socket used directly until an operation would block.
+///
+/// The socket it was made with stays open as long as the `Lazy` lives,
+/// registered or not: what is registered is a duplicate descriptor (one
+/// `dup` per registration), so the fd the caller saw (for `SO_LINGER`, say)
+/// never closes early, even when registration fails.
 pub struct Lazy<S: Register> {
-    state: State<S>,
-    fd: RawFd,
-}
-
-enum State<S: Register> {
-    /// Not registered yet (`None` only while registering, or after a
-    /// failed registration).
-    Direct(Option<S>),
-    /// Registered with the reactor.
-    Registered(S::Stream),
+    sock: S,
+    stream: Option<S::Stream>,
 }
 
 impl<S: Register> Lazy<S> {
     /// Wraps a socket that is already non-blocking (`SOCK_NONBLOCK`).
     pub fn new(sock: S) -> Self {
-        let fd = sock.as_raw_fd();
-        Lazy {
-            state: State::Direct(Some(sock)),
-            fd,
-        }
+        Lazy { sock, stream: None }
     }
 
     /// Whether the socket went through the reactor (for tests and stats).
     pub fn is_registered(&self) -> bool {
-        matches!(self.state, State::Registered(_))
+        self.stream.is_some()
     }
 
     /// The registered stream, registering the socket now if it is not yet.
     fn registered(&mut self) -> io::Result<&mut S::Stream> {
-        if let State::Direct(sock) = &mut self.state {
-            let sock = sock
-                .take()
-                .ok_or_else(|| io::Error::other("connection lost while registering"))?;
-            self.state = State::Registered(sock.register()?);
+        if self.stream.is_none() {
+            self.stream = Some(self.sock.duplicate()?.register()?);
         }
-        match &mut self.state {
-            State::Registered(s) => Ok(s),
-            State::Direct(_) => Err(io::Error::other("connection not registered")),
-        }
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::other("connection not registered"))
     }
 
     fn is_direct(&self) -> bool {
-        matches!(self.state, State::Direct(_))
+        self.stream.is_none()
+    }
+
+    fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
     }
 }
 
 impl<S: Register> std::fmt::Debug for Lazy<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lazy")
-            .field("fd", &self.fd)
+            .field("fd", &self.fd())
             .field("registered", &self.is_registered())
             .finish()
     }
@@ -98,7 +99,7 @@ impl<S: Register> std::fmt::Debug for Lazy<S> {
 
 impl<S: Register> AsRawFd for Lazy<S> {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd
+        self.fd()
     }
 }
 
@@ -166,7 +167,7 @@ impl<S: Register> AsyncRead for Lazy<S> {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         if this.is_direct() {
-            match recv_now(this.fd, buf) {
+            match recv_now(this.fd(), buf) {
                 Err(e) if would_block(&e) => {}
                 done => return Poll::Ready(done),
             }
@@ -183,7 +184,7 @@ impl<S: Register> AsyncWrite for Lazy<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.is_direct() {
-            match send_now(this.fd, data) {
+            match send_now(this.fd(), data) {
                 Err(e) if would_block(&e) => {}
                 done => return Poll::Ready(done),
             }
@@ -198,7 +199,7 @@ impl<S: Register> AsyncWrite for Lazy<S> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.is_direct() {
-            match send_vectored_now(this.fd, bufs) {
+            match send_vectored_now(this.fd(), bufs) {
                 Err(e) if would_block(&e) => {}
                 done => return Poll::Ready(done),
             }
@@ -211,26 +212,24 @@ impl<S: Register> AsyncWrite for Lazy<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().state {
-            State::Registered(s) => Pin::new(s).poll_flush(cx),
-            State::Direct(_) => Poll::Ready(Ok(())),
+        match &mut self.get_mut().stream {
+            Some(s) => Pin::new(s).poll_flush(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        match &mut this.state {
-            State::Registered(s) => Pin::new(s).poll_shutdown(cx),
-            State::Direct(_) => {
-                // SAFETY: shutdown(2) on the connection's open socket.
-                let rc = unsafe { libc::shutdown(this.fd, libc::SHUT_WR) };
-                Poll::Ready(if rc == 0 {
-                    Ok(())
-                } else {
-                    Err(io::Error::last_os_error())
-                })
-            }
+        if let Some(s) = &mut this.stream {
+            return Pin::new(s).poll_shutdown(cx);
         }
+        // SAFETY: shutdown(2) on the connection's open socket.
+        let rc = unsafe { libc::shutdown(this.fd(), libc::SHUT_WR) };
+        Poll::Ready(if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        })
     }
 }
 

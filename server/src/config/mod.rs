@@ -7,6 +7,7 @@
 
 pub mod cheaper;
 pub mod expand;
+pub mod logic;
 pub mod options;
 pub mod sources;
 pub mod value;
@@ -352,7 +353,8 @@ impl Config {
     }
 
     /// Applies raw options in order. Returns the config and warnings.
-    pub fn from_raw(mut raw: Vec<RawOption>) -> Result<(Config, Vec<String>), ConfigError> {
+    pub fn from_raw(raw: Vec<RawOption>) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut raw = logic::apply(raw)?;
         let used = expand::placeholders(&mut raw);
         let mut warnings = Vec::new();
         let mut c = Config::default();
