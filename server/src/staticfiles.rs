@@ -157,6 +157,14 @@ impl Statics {
         Some(base.saturating_add(rule.seconds))
     }
 
+    /// [`Statics::expires`] for a request being served now.
+    pub fn expires_now(&self, found: &Found, path_info: &[u8], uri: &[u8]) -> Option<u64> {
+        if self.expires.is_empty() {
+            return None;
+        }
+        self.expires(found, Asked { path_info, uri }, now_secs())
+    }
+
     fn skipped(&self, name: &[u8]) -> bool {
         self.skip_ext.iter().any(|e| name.ends_with(e.as_bytes()))
     }

@@ -203,13 +203,8 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         let path = log.var(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
             let ims = parts.headers.get(hyper::header::IF_MODIFIED_SINCE);
-            let asked = crate::staticfiles::Asked {
-                path_info: path,
-                uri: log.var(b"REQUEST_URI").unwrap_or_default(),
-            };
-            let expires = ctx
-                .statics
-                .expires(&found, asked, crate::staticfiles::now_secs());
+            let uri = log.var(b"REQUEST_URI").unwrap_or_default();
+            let expires = ctx.statics.expires_now(&found, path, uri);
             let (response, sent) =
                 static_response(ctx, &found, ims.map(|v| v.as_bytes()), head_only, expires).await;
             let code = response.status().as_u16();

@@ -148,13 +148,8 @@ where
         let path = vars.get(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
             let ims = vars.get(b"HTTP_IF_MODIFIED_SINCE");
-            let asked = crate::staticfiles::Asked {
-                path_info: path,
-                uri: vars.get(b"REQUEST_URI").unwrap_or_default(),
-            };
-            let expires = ctx
-                .statics
-                .expires(&found, asked, crate::staticfiles::now_secs());
+            let uri = vars.get(b"REQUEST_URI").unwrap_or_default();
+            let expires = ctx.statics.expires_now(&found, path, uri);
             let head_only = method == b"HEAD";
             let sent =
                 send_static(&mut writer, &ctx, protocol, head_only, &found, ims, expires).await;
