@@ -427,6 +427,7 @@ fn static_map_serves_files_from_the_master() {
             "/static=site",
             "--static-index",
             "index.html",
+            "--honour-range",
         ],
         true,
     );
@@ -456,6 +457,25 @@ fn static_map_serves_files_from_the_master() {
     let r = get(a, "/static/big.bin");
     assert_eq!(r.body.len(), big.len());
     assert!(r.body == big);
+    // honour-range: a part of a small file and of a streamed one, the
+    // suffix form, and a range past the end.
+    let r = http(a, "GET", "/static/css/a.css", &[("Range", "bytes=1-")], b"");
+    assert_eq!((r.status, &r.body[..]), (206, &b"{}"[..]));
+    assert_eq!(r.header("content-range"), Some("bytes 1-2/3"));
+    let r = http(
+        a,
+        "GET",
+        "/static/big.bin",
+        &[("Range", "bytes=2000000-2099999")],
+        b"",
+    );
+    assert_eq!(r.status, 206);
+    assert!(r.body[..] == big[2_000_000..2_100_000]);
+    let r = http(a, "GET", "/static/big.bin", &[("Range", "bytes=-5")], b"");
+    assert!(r.body[..] == big[big.len() - 5..]);
+    let r = http(a, "GET", "/static/css/a.css", &[("Range", "bytes=9-")], b"");
+    assert_eq!((r.status, r.body.len()), (416, 0));
+    assert_eq!(r.header("content-range"), Some("bytes */3"));
     // What is not a file under the mapping goes to the app.
     for path in [
         "/static/missing.css",
@@ -476,6 +496,22 @@ fn static_map_serves_files_from_the_master() {
         "{text}"
     );
     assert!(text.ends_with("\r\n\r\na{}"), "{text}");
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(
+        &mut c,
+        &cgi("GET", "/static/big.bin", &[("HTTP_RANGE", "bytes=10-19")]),
+        b"",
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("HTTP/1.1 206 Partial Content\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Content-Range: bytes 10-19/3000000\r\n"),
+        "{text}"
+    );
+    assert!(out.ends_with(&big[10..20]));
     // Served by the master: worker id 0 in the request line.
     s.wait_logged(
         "GET /static/css/a.css => generated 3 bytes",

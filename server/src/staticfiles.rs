@@ -24,7 +24,10 @@
 //! expressions, searched anywhere in the string as PCRE does) and then the
 //! content type (compared whole). uWSGI adds one header per kind that
 //! matches; rwsgi sends only the first, since two `Expires` headers would
-//! contradict each other.
+//! contradict each other. With `honour-range`, `Range: bytes=…` gets a
+//! `206` with `Content-Range` (the first range only, as uWSGI) or a `416`;
+//! a header that does not parse is ignored, and `If-Range` must name the
+//! file's `Last-Modified` for the part to be sent (RFC 9110).
 //!
 //! Deliberate differences: a mountpoint matches whole path segments
 //! (`/static` does not serve `/staticfoo`), and a path that leaves the
@@ -53,6 +56,86 @@ pub struct Statics {
     pub skip_ext: Vec<String>,
     /// `static-expires*`, in the order they are tried.
     expires: Vec<Expires>,
+    /// `honour-range`: answer `Range` with `206`.
+    pub honour_range: bool,
+}
+
+/// What a request asks of a static file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ask<'a> {
+    /// `If-Modified-Since`.
+    pub if_modified_since: Option<&'a [u8]>,
+    /// `Range`.
+    pub range: Option<&'a [u8]>,
+    /// `If-Range`.
+    pub if_range: Option<&'a [u8]>,
+    /// The `Expires` time, if a rule gave one.
+    pub expires: Option<u64>,
+}
+
+/// How to answer for a static file.
+#[derive(Debug)]
+pub struct Plan {
+    /// Status and headers.
+    pub head: ResponseHead,
+    /// The body: (offset in the file, length); `None` for none.
+    pub body: Option<(u64, u64)>,
+}
+
+/// What a `Range` header selects of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ranged {
+    Whole,
+    /// First and last byte, inclusive.
+    Part(u64, u64),
+    Unsatisfiable,
+}
+
+/// The first range of a `Range: bytes=…` header, as uWSGI reads it (only
+/// up to the first `,`): `a-b`, `a-` and the suffix form `-n`. A header
+/// that does not parse is ignored (RFC 9110 §14.2; uWSGI answers 416); a
+/// range that starts past the end, or an empty suffix, is unsatisfiable.
+fn byte_range(header: &[u8], size: u64) -> Ranged {
+    fn number(b: &[u8]) -> Option<u64> {
+        if b.is_empty() || !b.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(b).ok()?.parse().ok()
+    }
+    let first = header.split(|&b| b == b',').next().unwrap_or_default();
+    let Some(spec) = first.trim_ascii().strip_prefix(b"bytes=") else {
+        return Ranged::Whole;
+    };
+    let Some(dash) = spec.iter().position(|&b| b == b'-') else {
+        return Ranged::Whole;
+    };
+    let (a, b) = (spec[..dash].trim_ascii(), spec[dash + 1..].trim_ascii());
+    if a.is_empty() {
+        return match number(b) {
+            None => Ranged::Whole,
+            Some(0) => Ranged::Unsatisfiable,
+            Some(_) if size == 0 => Ranged::Unsatisfiable,
+            Some(n) => Ranged::Part(size.saturating_sub(n), size - 1),
+        };
+    }
+    let Some(from) = number(a) else {
+        return Ranged::Whole;
+    };
+    let to = if b.is_empty() {
+        Some(u64::MAX)
+    } else {
+        number(b)
+    };
+    match to {
+        None => Ranged::Whole,
+        Some(to) if to < from => Ranged::Whole,
+        Some(_) if from >= size => Ranged::Unsatisfiable,
+        Some(to) => Ranged::Part(from, to.min(size - 1)),
+    }
+}
+
+fn status_line(code: u16) -> Bytes {
+    Bytes::from(format!("{code} {}", crate::http_status::reason(code)))
 }
 
 /// A compiled `static-expires*` rule.
@@ -101,13 +184,20 @@ impl Statics {
             index: index.to_vec(),
             skip_ext: Vec::new(),
             expires: Vec::new(),
+            honour_range: false,
         }
     }
 
     /// Adds `static-skip-ext` and `static-expires*` (patterns were checked
     /// when the configuration was read; one that does not compile is left
     /// out with a log line).
-    pub fn with_rules(mut self, skip_ext: &[String], expires: &[ExpiresRule]) -> Statics {
+    pub fn with_rules(
+        mut self,
+        skip_ext: &[String],
+        expires: &[ExpiresRule],
+        honour_range: bool,
+    ) -> Statics {
+        self.honour_range = honour_range;
         self.skip_ext = skip_ext.to_vec();
         self.expires = expires
             .iter()
@@ -163,6 +253,75 @@ impl Statics {
             return None;
         }
         self.expires(found, Asked { path_info, uri }, now_secs())
+    }
+
+    /// The answer for a file: status and headers, and which bytes of the
+    /// file make the body. `Range` counts only with `honour-range`.
+    pub fn plan(&self, found: &Found, ask: Ask<'_>) -> Plan {
+        if not_modified(found, ask.if_modified_since) {
+            return Plan {
+                head: head(found, true, None),
+                body: None,
+            };
+        }
+        let ranged = match ask.range.filter(|_| self.honour_range) {
+            // If-Range with a date: the part only if the file is that
+            // version (RFC 9110 §13.1.5; an entity tag never matches).
+            Some(_)
+                if ask
+                    .if_range
+                    .is_some_and(|d| parse_http_date(d) != Some(found.mtime)) =>
+            {
+                Ranged::Whole
+            }
+            Some(r) => byte_range(r, found.size),
+            None => Ranged::Whole,
+        };
+        let mut h = head(found, false, ask.expires);
+        let length = |h: &mut ResponseHead, n: u64| {
+            if let Some(v) = h
+                .headers
+                .iter_mut()
+                .find(|(k, _)| &k[..] == b"Content-Length")
+            {
+                v.1 = Bytes::from(n.to_string());
+            }
+        };
+        match ranged {
+            Ranged::Whole => Plan {
+                head: h,
+                body: Some((0, found.size)),
+            },
+            Ranged::Part(from, to) => {
+                let n = to - from + 1;
+                h.status = status_line(206);
+                length(&mut h, n);
+                h.headers.push((
+                    Bytes::from_static(b"Content-Range"),
+                    Bytes::from(format!("bytes {from}-{to}/{}", found.size)),
+                ));
+                Plan {
+                    head: h,
+                    body: Some((from, n)),
+                }
+            }
+            Ranged::Unsatisfiable => Plan {
+                head: ResponseHead {
+                    status: status_line(416),
+                    headers: vec![
+                        (
+                            Bytes::from_static(b"Content-Range"),
+                            Bytes::from(format!("bytes */{}", found.size)),
+                        ),
+                        (
+                            Bytes::from_static(b"Content-Length"),
+                            Bytes::from_static(b"0"),
+                        ),
+                    ],
+                },
+                body: None,
+            },
+        }
     }
 
     fn skipped(&self, name: &[u8]) -> bool {
@@ -313,6 +472,16 @@ pub fn content_type(ext: &str) -> Option<&'static str> {
     })
 }
 
+/// The file, opened for reading from `offset`.
+pub async fn open_at(path: &Path, offset: u64) -> std::io::Result<tokio::fs::File> {
+    use tokio::io::AsyncSeekExt;
+    let mut f = tokio::fs::File::open(path).await?;
+    if offset > 0 {
+        f.seek(std::io::SeekFrom::Start(offset)).await?;
+    }
+    Ok(f)
+}
+
 /// Whether `If-Modified-Since` makes the answer a 304 (uWSGI: the file's
 /// mtime is not after the date).
 pub fn not_modified(found: &Found, if_modified_since: Option<&[u8]>) -> bool {
@@ -324,8 +493,7 @@ pub fn not_modified(found: &Found, if_modified_since: Option<&[u8]>) -> bool {
 /// The response head: `200 OK` with the file's headers, or `304 Not
 /// Modified`. The connection drivers write it as they write an app's.
 pub fn head(found: &Found, not_modified: bool, expires: Option<u64>) -> ResponseHead {
-    let code = if not_modified { 304 } else { 200 };
-    let status = Bytes::from(format!("{code} {}", crate::http_status::reason(code)));
+    let status = status_line(if not_modified { 304 } else { 200 });
     let mut headers = Vec::with_capacity(4);
     if !not_modified {
         if let Some(t) = found.content_type {
@@ -435,7 +603,7 @@ mod tests {
     #[test]
     fn paths_map_into_the_directory_and_never_out_of_it() {
         let (root, s) = tree();
-        let skipping = s.clone().with_rules(&[".css".into()], &[]);
+        let skipping = s.clone().with_rules(&[".css".into()], &[], false);
         assert!(skipping.find(b"/static/css/a.css").is_none());
         assert!(skipping.find(b"/static/").is_some());
         let f = s.find(b"/static/css/a.css").unwrap();
@@ -477,6 +645,7 @@ mod tests {
                 rule(ExpiresOn::Uri, r"\?v=", 40, false),
                 rule(ExpiresOn::Type, "text/css", 50, false),
             ],
+            false,
         );
         let f = |path: &str, content_type| Found {
             path: PathBuf::from(path),
@@ -514,6 +683,76 @@ mod tests {
         );
         assert!(s.skipped(b"/static/app.py"));
         assert!(!s.skipped(b"/static/app.pyc"));
+    }
+
+    #[test]
+    fn ranges_read_as_uwsgi_reads_them_and_answer_as_rfc_9110_says() {
+        use Ranged::*;
+        let r = |h: &str, size| byte_range(h.as_bytes(), size);
+        assert_eq!(r("bytes=0-9", 100), Part(0, 9));
+        assert_eq!(r("bytes=90-", 100), Part(90, 99));
+        assert_eq!(r("bytes=90-500", 100), Part(90, 99));
+        assert_eq!(r("bytes=-10", 100), Part(90, 99));
+        assert_eq!(r("bytes=-500", 100), Part(0, 99));
+        // Only the first of several ranges, as uWSGI.
+        assert_eq!(r("bytes=0-0,5-9", 100), Part(0, 0));
+        assert_eq!(r("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(r("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(r("bytes=0-", 0), Unsatisfiable);
+        // What does not parse is ignored.
+        for bad in [
+            "items=0-9",
+            "bytes=9-0",
+            "bytes=x-9",
+            "bytes=",
+            "bytes=5",
+            "bytes=--5",
+        ] {
+            assert_eq!(r(bad, 100), Whole, "{bad}");
+        }
+        assert_eq!(r("bytes=99999999999999999999-", 100), Whole);
+
+        let f = Found {
+            path: PathBuf::from("/srv/a.bin"),
+            size: 100,
+            mtime: 1_796_398_546,
+            content_type: None,
+        };
+        let on = Statics::default().with_rules(&[], &[], true);
+        fn ask<'a>(range: &'a str, if_range: Option<&'a str>) -> Ask<'a> {
+            Ask {
+                range: Some(range.as_bytes()),
+                if_range: if_range.map(str::as_bytes),
+                ..Ask::default()
+            }
+        }
+        let p = on.plan(&f, ask("bytes=10-19", None));
+        assert_eq!(p.head.code(), Some(206));
+        assert_eq!(p.body, Some((10, 10)));
+        let header = |p: &Plan, name: &str| {
+            p.head
+                .headers
+                .iter()
+                .find(|(k, _)| &k[..] == name.as_bytes())
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(
+            header(&p, "Content-Range").as_deref(),
+            Some("bytes 10-19/100")
+        );
+        assert_eq!(header(&p, "Content-Length").as_deref(), Some("10"));
+        let p = on.plan(&f, ask("bytes=200-", None));
+        assert_eq!((p.head.code(), p.body), (Some(416), None));
+        assert_eq!(header(&p, "Content-Range").as_deref(), Some("bytes */100"));
+        // If-Range: the part only for the version the client has.
+        let same = http_date(f.mtime);
+        let p = on.plan(&f, ask("bytes=10-19", Some(&same)));
+        assert_eq!(p.head.code(), Some(206));
+        let p = on.plan(&f, ask("bytes=10-19", Some("\"an-etag\"")));
+        assert_eq!((p.head.code(), p.body), (Some(200), Some((0, 100))));
+        // Without honour-range, Range is not looked at.
+        let p = Statics::default().plan(&f, ask("bytes=10-19", None));
+        assert_eq!((p.head.code(), p.body), (Some(200), Some((0, 100))));
     }
 
     #[test]

@@ -212,6 +212,8 @@ pub struct Config {
     pub so_keepalive: bool,
     /// `reuse-port` on TCP sockets.
     pub reuse_port: bool,
+    /// `honour-range`: static files answer `Range` with `206`.
+    pub honour_range: bool,
 }
 
 /// What a `static-expires*` rule looks at.
@@ -318,6 +320,7 @@ impl Default for Config {
             max_fd: None,
             so_keepalive: false,
             reuse_port: false,
+            honour_range: false,
         }
     }
 }
@@ -602,6 +605,7 @@ impl Config {
                 "max-fd" => c.max_fd = Some(bounded(number()?, 1, 1 << 30).map_err(invalid)?),
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,
+                "honour-range" => c.honour_range = flag,
                 "log-zero" => c.logging.zero = flag,
                 "log-big" => c.logging.big = number()?,
                 "log-micros" => c.logging.micros = flag,

@@ -761,6 +761,13 @@ pub static OPTIONS: &[Spec] = &[
         "REGEXP seconds: Expires header (modification time + seconds) by PATH_INFO",
     ),
     opt(
+        "honour-range",
+        &[],
+        None,
+        Flag,
+        "static files answer a Range header with 206 Partial Content (apps always see Range)",
+    ),
+    opt(
         "static-index",
         &[],
         None,
@@ -1033,11 +1040,6 @@ pub static OPTIONS: &[Spec] = &[
         "disable-write-exception",
         Flag,
         "a client that went away never raises in the app",
-    ),
-    ignored(
-        "honour-range",
-        Flag,
-        "Range headers are passed to the app, which answers them",
     ),
     ignored(
         "log-master",

@@ -170,7 +170,11 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         limit_post: config.limit_post,
         add_headers: config.add_headers.clone(),
         statics: crate::staticfiles::Statics::new(&config.static_maps, &config.static_index)
-            .with_rules(&config.static_skip_ext, &config.static_expires),
+            .with_rules(
+                &config.static_skip_ext,
+                &config.static_expires,
+                config.honour_range,
+            ),
         log_format: config
             .log_format
             .as_deref()

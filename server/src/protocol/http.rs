@@ -202,11 +202,18 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
     if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
         let path = log.var(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
-            let ims = parts.headers.get(hyper::header::IF_MODIFIED_SINCE);
+            let header = |name| parts.headers.get(name).map(|v| v.as_bytes());
             let uri = log.var(b"REQUEST_URI").unwrap_or_default();
-            let expires = ctx.statics.expires_now(&found, path, uri);
-            let (response, sent) =
-                static_response(ctx, &found, ims.map(|v| v.as_bytes()), head_only, expires).await;
+            let plan = ctx.statics.plan(
+                &found,
+                crate::staticfiles::Ask {
+                    if_modified_since: header(hyper::header::IF_MODIFIED_SINCE),
+                    range: header(hyper::header::RANGE),
+                    if_range: header(hyper::header::IF_RANGE),
+                    expires: ctx.statics.expires_now(&found, path, uri),
+                },
+            );
+            let (response, sent) = static_response(ctx, &found, plan, head_only).await;
             let code = response.status().as_u16();
             log.write_served(
                 reqlog::Served::by_master(),
@@ -464,20 +471,16 @@ const STATIC_WHOLE: u64 = 1 << 20;
 async fn static_response(
     ctx: &Ctx,
     found: &crate::staticfiles::Found,
-    if_modified_since: Option<&[u8]>,
+    plan: crate::staticfiles::Plan,
     head_only: bool,
-    expires: Option<u64>,
 ) -> (Response<RespBody>, u64) {
-    let fresh = crate::staticfiles::not_modified(found, if_modified_since);
-    let head = crate::staticfiles::head(found, fresh, expires);
-    let Some(mut r) = build_head(&head, &ctx.add_headers) else {
+    let Some(mut r) = build_head(&plan.head, &ctx.add_headers) else {
         return (simple(StatusCode::INTERNAL_SERVER_ERROR), 0);
     };
-    let code = r.status().as_u16();
-    if code != 200 || head_only {
+    let Some((offset, len)) = plan.body.filter(|_| !head_only) else {
         return (r, 0);
-    }
-    if found.size <= STATIC_WHOLE {
+    };
+    if offset == 0 && len == found.size && len <= STATIC_WHOLE {
         return match tokio::fs::read(&found.path).await {
             Ok(data) => {
                 let n = data.len() as u64;
@@ -490,7 +493,7 @@ async fn static_response(
             }
         };
     }
-    let file = match tokio::fs::File::open(&found.path).await {
+    let file = match crate::staticfiles::open_at(&found.path, offset).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(event = "static_open_failed", path = %found.path.display(), cause = %e, "cannot open a static file");
@@ -498,9 +501,9 @@ async fn static_response(
         }
     };
     let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(stream_file(file, found.size, tx));
+    tokio::spawn(stream_file(file, len, tx));
     *r.body_mut() = RespBody::Stream(rx);
-    (r, found.size)
+    (r, len)
 }
 
 /// Sends a file's first `size` bytes as body chunks; a short read ends the

@@ -147,12 +147,18 @@ where
     if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") {
         let path = vars.get(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
-            let ims = vars.get(b"HTTP_IF_MODIFIED_SINCE");
             let uri = vars.get(b"REQUEST_URI").unwrap_or_default();
-            let expires = ctx.statics.expires_now(&found, path, uri);
+            let plan = ctx.statics.plan(
+                &found,
+                crate::staticfiles::Ask {
+                    if_modified_since: vars.get(b"HTTP_IF_MODIFIED_SINCE"),
+                    range: vars.get(b"HTTP_RANGE"),
+                    if_range: vars.get(b"HTTP_IF_RANGE"),
+                    expires: ctx.statics.expires_now(&found, path, uri),
+                },
+            );
             let head_only = method == b"HEAD";
-            let sent =
-                send_static(&mut writer, &ctx, protocol, head_only, &found, ims, expires).await;
+            let sent = send_static(&mut writer, &ctx, protocol, head_only, &found, plan).await;
             let (status, body_bytes, header_bytes) = sent;
             let served = reqlog::Served::by_master();
             log_request(&ctx, &req, served, (status, body_bytes, header_bytes, 0));
@@ -328,27 +334,28 @@ fn log_request(
     reqlog::log(&entry, ctx.log_format.as_deref(), ctx.log_rules.micros);
 }
 
-/// Sends a static file as raw HTTP; returns (status, body bytes, head
-/// bytes). The body is read in `ipc::CHUNK` pieces, each write bounded by
-/// `socket-timeout`.
+/// Sends a static file as raw HTTP as `plan` says; returns (status, body
+/// bytes, head bytes). The body is read in `ipc::CHUNK` pieces, each write
+/// bounded by `socket-timeout`.
 async fn send_static<W: AsyncWrite + Unpin>(
     w: &mut W,
     ctx: &Ctx,
     protocol: &[u8],
     head_only: bool,
     found: &crate::staticfiles::Found,
-    if_modified_since: Option<&[u8]>,
-    expires: Option<u64>,
+    plan: crate::staticfiles::Plan,
 ) -> (u16, u64, usize) {
-    let fresh = crate::staticfiles::not_modified(found, if_modified_since);
-    let status = crate::staticfiles::head(found, fresh, expires);
-    let code = status.code().unwrap_or(200);
+    let code = plan.head.code().unwrap_or(200);
     let mut head = Vec::with_capacity(256);
-    response::encode_head(protocol, &status, &ctx.add_headers, &mut head);
-    if !write(w, &head, ctx).await || code != 200 || head_only {
+    response::encode_head(protocol, &plan.head, &ctx.add_headers, &mut head);
+    let Some((offset, len)) = plan.body.filter(|_| !head_only) else {
+        write(w, &head, ctx).await;
+        return (code, 0, head.len());
+    };
+    if !write(w, &head, ctx).await {
         return (code, 0, head.len());
     }
-    let mut file = match tokio::fs::File::open(&found.path).await {
+    let mut file = match crate::staticfiles::open_at(&found.path, offset).await {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(event = "static_open_failed", path = %found.path.display(), cause = %e, "cannot open a static file");
@@ -357,11 +364,12 @@ async fn send_static<W: AsyncWrite + Unpin>(
     };
     let mut sent = 0u64;
     let mut buf = BytesMut::with_capacity(ipc::CHUNK);
-    while sent < found.size {
+    while sent < len {
         buf.clear();
         match file.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(n) => {
+                let n = n.min(usize::try_from(len - sent).unwrap_or(usize::MAX));
                 if !write(w, &buf[..n], ctx).await {
                     break;
                 }
