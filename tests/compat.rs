@@ -646,9 +646,9 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "internal routing is not supported",
         ),
         (
-            "--attach-daemon",
-            "celery worker",
-            "external daemons are not managed",
+            "--smart-attach-daemon",
+            "/tmp/w.pid celery worker",
+            "only attach-daemon is supported",
         ),
         (
             "--cron",

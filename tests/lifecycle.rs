@@ -934,3 +934,55 @@ fn requests_abandoned_in_the_queue_do_not_fill_it() {
         assert_eq!(c.join().unwrap().status, 200);
     }
 }
+
+#[test]
+fn attached_daemons_run_are_started_again_and_stop_with_the_server() {
+    let dir = tmpdir("daemons");
+    let mut s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--callable",
+            "hello",
+            // One that exits at once (started again, throttled), one that
+            // stays (stopped with the server).
+            "--attach-daemon",
+            "echo $$ >> {dir}/quick.pids",
+            "--attach-daemon",
+            "echo $$ > {dir}/long.pid; exec sleep 300",
+        ],
+        true,
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let runs = || {
+        std::fs::read_to_string(dir.join("quick.pids"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    while runs() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(runs() >= 2, "the quick daemon was not started again");
+    assert!(s.logged("[uwsgi-daemons] spawning \\\"echo $$ >> "));
+    assert!(s.logged("[uwsgi-daemons] respawning"));
+    assert!(s.logged("[uwsgi-daemons] throttling"));
+    assert_eq!(get(s.http.unwrap(), "/").body, b"Hello, World!");
+    let long: i32 = std::fs::read_to_string(dir.join("long.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: kill with signal 0 only checks that the process exists.
+    assert_eq!(unsafe { libc::kill(long, 0) }, 0);
+    assert!(s.terminate().success());
+    let gone = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        // SAFETY: as above.
+        let alive = unsafe { libc::kill(long, 0) } == 0;
+        !alive
+    });
+    assert!(gone, "the daemon outlived the server");
+}

@@ -214,6 +214,8 @@ pub struct Config {
     pub reuse_port: bool,
     /// `honour-range`: static files answer `Range` with `206`.
     pub honour_range: bool,
+    /// `attach-daemon` commands.
+    pub daemons: Vec<String>,
 }
 
 /// What a `static-expires*` rule looks at.
@@ -321,6 +323,7 @@ impl Default for Config {
             so_keepalive: false,
             reuse_port: false,
             honour_range: false,
+            daemons: Vec::new(),
         }
     }
 }
@@ -606,6 +609,8 @@ impl Config {
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,
                 "honour-range" => c.honour_range = flag,
+                "attach-daemon" if !v.trim().is_empty() => c.daemons.push(v.trim().to_owned()),
+                "attach-daemon" => return Err(invalid("expected a command".into())),
                 "log-zero" => c.logging.zero = flag,
                 "log-big" => c.logging.big = number()?,
                 "log-micros" => c.logging.micros = flag,

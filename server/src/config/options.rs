@@ -761,6 +761,13 @@ pub static OPTIONS: &[Spec] = &[
         "REGEXP seconds: Expires header (modification time + seconds) by PATH_INFO",
     ),
     opt(
+        "attach-daemon",
+        &[],
+        None,
+        List,
+        "run this command beside the workers (through /bin/sh -c where there is one) and start it again when it exits",
+    ),
+    opt(
         "honour-range",
         &[],
         None,
@@ -1206,29 +1213,24 @@ pub static OPTIONS: &[Spec] = &[
         "internal routing is not supported; do it in nginx or in the app",
     ),
     unsupported(
-        "attach-daemon",
-        List,
-        "external daemons are not managed; run them in their own container or supervisor",
-    ),
-    unsupported(
         "attach-daemon2",
         List,
-        "external daemons are not managed; run them in their own container or supervisor",
+        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
     ),
     unsupported(
         "smart-attach-daemon",
         List,
-        "external daemons are not managed; run them in their own container or supervisor",
+        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
     ),
     unsupported(
         "smart-attach-daemon2",
         List,
-        "external daemons are not managed; run them in their own container or supervisor",
+        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
     ),
     unsupported(
         "attach-control-daemon",
         List,
-        "external daemons are not managed; run them in their own container or supervisor",
+        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
     ),
     unsupported(
         "spooler",

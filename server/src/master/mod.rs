@@ -129,6 +129,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     let (sup_tx, sup_rx) = mpsc::channel(4);
     let sup = Supervisor::new(
         Settings {
+            daemons: config.daemons.clone(),
             args,
             processes: config.processes,
             threads: config.threads,

@@ -23,10 +23,12 @@ use tokio::io::unix::AsyncFd;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, oneshot};
 
+use self::daemons::Daemons;
 use crate::control::{self, Received};
 use crate::dispatch::{Pool, WorkerConn};
 use crate::ipc::Control;
 
+mod daemons;
 mod evil;
 mod harakiri;
 mod lifetime;
@@ -89,6 +91,8 @@ struct Prototype {
 /// What the supervisor needs to know.
 #[derive(Debug)]
 pub struct Settings {
+    /// `attach-daemon` commands.
+    pub daemons: Vec<String>,
     /// The command line to start the prototype with.
     pub args: Vec<String>,
     /// Number of worker slots.
@@ -156,12 +160,15 @@ pub struct Supervisor {
     epoch: Instant,
     /// Checks done (the algorithms' clock).
     ticks: u64,
+    /// `attach-daemon` commands.
+    daemons: Daemons,
 }
 
 impl Supervisor {
     /// A supervisor for `processes` slots.
     pub fn new(settings: Settings, pool: Arc<Pool>) -> Supervisor {
         let slots = (0..settings.processes).map(|_| Slot::default()).collect();
+        let daemons = Daemons::new(&settings.daemons);
         Supervisor {
             settings,
             pool,
@@ -181,6 +188,7 @@ impl Supervisor {
             fifo_delta: 0,
             epoch: Instant::now(),
             ticks: 0,
+            daemons,
         }
     }
 
@@ -214,7 +222,12 @@ impl Supervisor {
         // A reload waiting for a busy old worker looks again this often.
         let mut reload_tick = tokio::time::interval(Duration::from_millis(200));
         loop {
-            let next_respawn = self.slots.iter().filter_map(|s| s.respawn_at).min();
+            let next_respawn = self
+                .slots
+                .iter()
+                .filter_map(|s| s.respawn_at)
+                .chain(self.daemons.next_due())
+                .min();
             let sleep = async {
                 match next_respawn {
                     Some(t) => tokio::time::sleep_until(t.into()).await,
@@ -238,7 +251,10 @@ impl Supervisor {
                     }
                 }
                 _ = sigchld.recv() => self.reap(),
-                _ = sleep => self.respawn_due(),
+                _ = sleep => {
+                    self.respawn_due();
+                    self.daemons.spawn_due();
+                }
                 _ = tick.tick() => self.on_tick(),
                 _ = cycle.tick(), if cycle_checks => {
                     self.check_harakiri();
@@ -622,6 +638,9 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
+            if self.daemons.exited(pid, status) {
+                continue;
+            }
             if self.proto.as_ref().is_some_and(|p| p.pid == pid) {
                 tracing::debug!(event = "prototype_exited", pid, status, "prototype exited");
                 continue;
@@ -642,6 +661,7 @@ impl Supervisor {
         let mut pids: Vec<i32> = self.pids.keys().copied().collect();
         pids.extend(proto_pid);
         pids.extend(self.reload_pids());
+        pids.extend(self.daemons.stop());
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             pids.retain(|&p| nix::sys::signal::kill(Pid::from_raw(p), None).is_ok());

@@ -39,6 +39,8 @@ impl Supervisor {
         if self.stopping {
             return;
         }
+        // Daemons start again with the new code, as uWSGI's re-exec does.
+        self.daemons.signal(nix::sys::signal::Signal::SIGTERM);
         if self.next_proto.is_some() || self.old_proto.is_some() {
             tracing::warn!(
                 event = "reload_busy",
