@@ -526,6 +526,7 @@ fn static_expires_skip_ext_and_production_logging_options() {
     std::fs::create_dir_all(&site).unwrap();
     std::fs::write(site.join("a.css"), "a{}").unwrap();
     std::fs::write(site.join("b.js"), "b()").unwrap();
+    std::fs::write(site.join("b.js.gz"), "gzipped").unwrap();
     std::fs::write(site.join("c.txt"), "c").unwrap();
     std::fs::write(site.join("app.py"), "secret").unwrap();
     let s = Server::start_in(
@@ -550,6 +551,8 @@ fn static_expires_skip_ext_and_production_logging_options() {
             "c\\.txt$ 86400",
             "--static-skip-ext",
             ".py",
+            "--static-gzip-dir",
+            "{dir}/site",
             "--disable-logging",
             "--log-zero",
             "--log-big",
@@ -601,6 +604,19 @@ fn static_expires_skip_ext_and_production_logging_options() {
     let r = get(a, "/static/c.txt");
     let mtime = date(r.header("last-modified").unwrap());
     assert_eq!(date(r.header("expires").unwrap()), mtime + 86400);
+    // static-gzip-dir: the .gz twin to a client that takes gzip.
+    let r = http(
+        a,
+        "GET",
+        "/static/b.js",
+        &[("Accept-Encoding", "gzip, br")],
+        b"",
+    );
+    assert_eq!((r.status, &r.body[..]), (200, &b"gzipped"[..]));
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    assert_eq!(r.header("content-type"), Some("text/javascript"));
+    assert_eq!(r.header("vary"), Some("Accept-Encoding"));
+    assert_eq!(get(a, "/static/b.js").body, b"b()");
     // A skipped extension goes to the app, never to the file.
     assert_eq!(get(a, "/static/app.py").body, b"Hello, World!");
     // No Expires rule for a 304.

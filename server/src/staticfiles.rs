@@ -27,7 +27,11 @@
 //! contradict each other. With `honour-range`, `Range: bytes=…` gets a
 //! `206` with `Content-Range` (the first range only, as uWSGI) or a `416`;
 //! a header that does not parse is ignored, and `If-Range` must name the
-//! file's `Last-Modified` for the part to be sent (RFC 9110).
+//! file's `Last-Modified` for the part to be sent (RFC 9110). `static-gzip*`
+//! sends `FILE.gz` (a regular file in the same directory) instead of
+//! `FILE`, with `Content-Encoding: gzip` and the original's type, to clients
+//! whose `Accept-Encoding` names gzip, and `Vary: Accept-Encoding` with
+//! every file the rules cover.
 //!
 //! Deliberate differences: a mountpoint matches whole path segments
 //! (`/static` does not serve `/staticfoo`), and a path that leaves the
@@ -58,6 +62,8 @@ pub struct Statics {
     expires: Vec<Expires>,
     /// `honour-range`: answer `Range` with `206`.
     pub honour_range: bool,
+    /// `static-gzip*`.
+    pub gzip: GzipRules,
 }
 
 /// What a request asks of a static file.
@@ -71,6 +77,8 @@ pub struct Ask<'a> {
     pub if_range: Option<&'a [u8]>,
     /// The `Expires` time, if a rule gave one.
     pub expires: Option<u64>,
+    /// `Accept-Encoding`.
+    pub accept_encoding: Option<&'a [u8]>,
 }
 
 /// How to answer for a static file.
@@ -78,8 +86,56 @@ pub struct Ask<'a> {
 pub struct Plan {
     /// Status and headers.
     pub head: ResponseHead,
-    /// The body: (offset in the file, length); `None` for none.
+    /// The body: (offset in `file`, length); `None` for none.
     pub body: Option<(u64, u64)>,
+    /// The file to send: the one found, or its `.gz` twin.
+    pub file: Found,
+}
+
+/// `static-gzip*`: which files may have a `.gz` twin to send instead
+/// (uWSGI's `uwsgi_static_want_gzip`, gzip only as in uWSGI 2.0).
+#[derive(Debug, Clone, Default)]
+pub struct GzipRules {
+    /// `static-gzip-all`.
+    pub all: bool,
+    /// `static-gzip-dir`/`-prefix`: real paths starting with one of these.
+    pub prefixes: Vec<String>,
+    /// `static-gzip-ext`/`-suffix`: real paths ending with one of these.
+    pub suffixes: Vec<String>,
+    /// `static-gzip`: real paths matching one of these.
+    pub patterns: Vec<regex_lite::Regex>,
+}
+
+impl GzipRules {
+    fn applies(&self, path: &Path) -> bool {
+        let p = path.to_string_lossy();
+        self.all
+            || self.prefixes.iter().any(|d| p.starts_with(d.as_str()))
+            || self.suffixes.iter().any(|e| p.ends_with(e.as_str()))
+            || self.patterns.iter().any(|re| re.is_match(&p))
+    }
+}
+
+/// Whether `Accept-Encoding` names gzip (uWSGI looks for the word).
+fn accepts_gzip(accept_encoding: &[u8]) -> bool {
+    accept_encoding
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"gzip"))
+}
+
+/// `file.gz` beside `found`, a regular file in the same directory (a link
+/// out of it does not count), sent with the original's content type.
+fn gz_twin(found: &Found) -> Option<Found> {
+    let mut name = found.path.as_os_str().to_owned();
+    name.push(".gz");
+    let real = std::fs::canonicalize(PathBuf::from(name)).ok()?;
+    if real.parent() != found.path.parent() {
+        return None;
+    }
+    let meta = std::fs::metadata(&real).ok().filter(|m| m.is_file())?;
+    let mut twin = self::found(real, &meta)?;
+    twin.content_type = found.content_type;
+    Some(twin)
 }
 
 /// What a `Range` header selects of a file.
@@ -185,6 +241,7 @@ impl Statics {
             skip_ext: Vec::new(),
             expires: Vec::new(),
             honour_range: false,
+            gzip: GzipRules::default(),
         }
     }
 
@@ -225,6 +282,30 @@ impl Statics {
         self
     }
 
+    /// Adds `static-gzip*` (patterns were checked when the configuration
+    /// was read; directories are made real, as the paths they are compared
+    /// with are).
+    pub fn with_gzip(mut self, g: &crate::config::GzipConfig) -> Statics {
+        self.gzip = GzipRules {
+            all: g.all,
+            prefixes: g
+                .dirs
+                .iter()
+                .map(|d| {
+                    let real = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+                    format!("{}/", real.display())
+                })
+                .collect(),
+            suffixes: g.exts.clone(),
+            patterns: g
+                .patterns
+                .iter()
+                .filter_map(|p| regex_lite::Regex::new(p).ok())
+                .collect(),
+        };
+        self
+    }
+
     /// The `Expires` time (seconds since the epoch) for a file about to be
     /// served, if a rule asks for one.
     pub fn expires(&self, found: &Found, asked: Asked<'_>, now: u64) -> Option<u64> {
@@ -255,14 +336,42 @@ impl Statics {
         self.expires(found, Asked { path_info, uri }, now_secs())
     }
 
-    /// The answer for a file: status and headers, and which bytes of the
-    /// file make the body. `Range` counts only with `honour-range`.
+    /// The answer for a file: status and headers, the file to send (its
+    /// `.gz` twin when `static-gzip*` and the client allow), and which of
+    /// its bytes make the body. `Range` counts only with `honour-range`.
     pub fn plan(&self, found: &Found, ask: Ask<'_>) -> Plan {
+        let gzip = self.gzip.applies(&found.path);
+        let twin = if gzip && ask.accept_encoding.is_some_and(accepts_gzip) {
+            gz_twin(found)
+        } else {
+            None
+        };
+        let file = twin.as_ref().unwrap_or(found);
+        let (head, body) = self.answer(file, ask);
+        let mut plan = Plan {
+            head,
+            body,
+            file: file.clone(),
+        };
+        if twin.is_some() && plan.head.code() != Some(416) {
+            plan.head.headers.push((
+                Bytes::from_static(b"Content-Encoding"),
+                Bytes::from_static(b"gzip"),
+            ));
+        }
+        if gzip {
+            plan.head.headers.push((
+                Bytes::from_static(b"Vary"),
+                Bytes::from_static(b"Accept-Encoding"),
+            ));
+        }
+        plan
+    }
+
+    /// Status, headers and body bytes for one file.
+    fn answer(&self, found: &Found, ask: Ask<'_>) -> (ResponseHead, Option<(u64, u64)>) {
         if not_modified(found, ask.if_modified_since) {
-            return Plan {
-                head: head(found, true, None),
-                body: None,
-            };
+            return (head(found, true, None), None);
         }
         let ranged = match ask.range.filter(|_| self.honour_range) {
             // If-Range with a date: the part only if the file is that
@@ -288,10 +397,7 @@ impl Statics {
             }
         };
         match ranged {
-            Ranged::Whole => Plan {
-                head: h,
-                body: Some((0, found.size)),
-            },
+            Ranged::Whole => (h, Some((0, found.size))),
             Ranged::Part(from, to) => {
                 let n = to - from + 1;
                 h.status = status_line(206);
@@ -300,13 +406,10 @@ impl Statics {
                     Bytes::from_static(b"Content-Range"),
                     Bytes::from(format!("bytes {from}-{to}/{}", found.size)),
                 ));
-                Plan {
-                    head: h,
-                    body: Some((from, n)),
-                }
+                (h, Some((from, n)))
             }
-            Ranged::Unsatisfiable => Plan {
-                head: ResponseHead {
+            Ranged::Unsatisfiable => (
+                ResponseHead {
                     status: status_line(416),
                     headers: vec![
                         (
@@ -319,8 +422,8 @@ impl Statics {
                         ),
                     ],
                 },
-                body: None,
-            },
+                None,
+            ),
         }
     }
 
@@ -753,6 +856,60 @@ mod tests {
         // Without honour-range, Range is not looked at.
         let p = Statics::default().plan(&f, ask("bytes=10-19", None));
         assert_eq!((p.head.code(), p.body), (Some(200), Some((0, 100))));
+    }
+
+    #[test]
+    fn gzip_twins_are_sent_to_clients_that_accept_them() {
+        let root = std::env::temp_dir().join(format!("rwsgi-gzip-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::write(root.join("app.js"), "long javascript").unwrap();
+        std::fs::write(root.join("app.js.gz"), "gz").unwrap();
+        std::fs::write(root.join("other.css"), "css").unwrap();
+        std::fs::write(root.join("out/x.css.gz"), "out").unwrap();
+        std::os::unix::fs::symlink(root.join("out/x.css.gz"), root.join("other.css.gz")).unwrap();
+        let s = Statics::default().with_gzip(&crate::config::GzipConfig {
+            exts: vec![".js".into(), ".css".into()],
+            ..Default::default()
+        });
+        let real = std::fs::canonicalize(&root).unwrap();
+        let meta = |n: &str| std::fs::metadata(real.join(n)).unwrap();
+        let js = found(real.join("app.js"), &meta("app.js")).unwrap();
+        let ask = |ae: &'static [u8]| Ask {
+            accept_encoding: Some(ae),
+            ..Ask::default()
+        };
+        let header = |p: &Plan, n: &str| {
+            p.head
+                .headers
+                .iter()
+                .find(|(k, _)| &k[..] == n.as_bytes())
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        };
+        let p = s.plan(&js, ask(b"gzip, deflate, br"));
+        assert!(p.file.path.ends_with("app.js.gz"));
+        assert_eq!(p.body, Some((0, 2)));
+        assert_eq!(header(&p, "Content-Encoding").as_deref(), Some("gzip"));
+        assert_eq!(
+            header(&p, "Content-Type").as_deref(),
+            Some("text/javascript")
+        );
+        assert_eq!(header(&p, "Vary").as_deref(), Some("Accept-Encoding"));
+        // A client that does not take gzip gets the file, and the Vary.
+        let p = s.plan(&js, ask(b"br"));
+        assert!(p.file.path.ends_with("app.js"));
+        assert_eq!(header(&p, "Content-Encoding"), None);
+        assert_eq!(header(&p, "Vary").as_deref(), Some("Accept-Encoding"));
+        // A twin that is a link out of the directory is not used.
+        let css = found(real.join("other.css"), &meta("other.css")).unwrap();
+        assert!(s.plan(&css, ask(b"gzip")).file.path.ends_with("other.css"));
+        // Files no rule names get neither.
+        let p = Statics::default().plan(&js, ask(b"gzip"));
+        assert_eq!(
+            (header(&p, "Vary"), p.file.path.ends_with("app.js")),
+            (None, true)
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

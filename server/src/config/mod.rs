@@ -216,6 +216,21 @@ pub struct Config {
     pub honour_range: bool,
     /// `attach-daemon` commands.
     pub daemons: Vec<String>,
+    /// `static-gzip*`.
+    pub static_gzip: GzipConfig,
+}
+
+/// `static-gzip*`: which static files may be sent as their `.gz` twin.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GzipConfig {
+    /// `static-gzip-all`.
+    pub all: bool,
+    /// `static-gzip-dir`: directories (relative ones under `chdir`).
+    pub dirs: Vec<PathBuf>,
+    /// `static-gzip-ext`: endings.
+    pub exts: Vec<String>,
+    /// `static-gzip`: regular expressions (checked when read).
+    pub patterns: Vec<String>,
 }
 
 /// What a `static-expires*` rule looks at.
@@ -324,6 +339,7 @@ impl Default for Config {
             reuse_port: false,
             honour_range: false,
             daemons: Vec::new(),
+            static_gzip: GzipConfig::default(),
         }
     }
 }
@@ -609,6 +625,14 @@ impl Config {
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,
                 "honour-range" => c.honour_range = flag,
+                "static-gzip-all" => c.static_gzip.all = flag,
+                "static-gzip-dir" => c.static_gzip.dirs.push(PathBuf::from(v)),
+                "static-gzip-ext" => c.static_gzip.exts.push(v.to_owned()),
+                "static-gzip" => {
+                    regex_lite::Regex::new(v)
+                        .map_err(|e| invalid(format!("bad regular expression: {e}")))?;
+                    c.static_gzip.patterns.push(v.to_owned());
+                }
                 "attach-daemon" if !v.trim().is_empty() => c.daemons.push(v.trim().to_owned()),
                 "attach-daemon" => return Err(invalid("expected a command".into())),
                 "log-zero" => c.logging.zero = flag,
@@ -658,6 +682,10 @@ impl Config {
         // Static directories are relative to `chdir`, as in uWSGI (whose
         // master has changed to it when it serves files).
         let base = c.chdir.clone().unwrap_or_else(|| cwd.clone());
+        c.static_gzip.dirs = std::mem::take(&mut c.static_gzip.dirs)
+            .into_iter()
+            .map(|d| base.join(d))
+            .collect();
         c.static_maps = statics
             .into_iter()
             .flatten()

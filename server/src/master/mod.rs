@@ -175,7 +175,8 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 &config.static_skip_ext,
                 &config.static_expires,
                 config.honour_range,
-            ),
+            )
+            .with_gzip(&config.static_gzip),
         log_format: config
             .log_format
             .as_deref()

@@ -210,10 +210,11 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
                     if_modified_since: header(hyper::header::IF_MODIFIED_SINCE),
                     range: header(hyper::header::RANGE),
                     if_range: header(hyper::header::IF_RANGE),
+                    accept_encoding: header(hyper::header::ACCEPT_ENCODING),
                     expires: ctx.statics.expires_now(&found, path, uri),
                 },
             );
-            let (response, sent) = static_response(ctx, &found, plan, head_only).await;
+            let (response, sent) = static_response(ctx, plan, head_only).await;
             let code = response.status().as_u16();
             log.write_served(
                 reqlog::Served::by_master(),
@@ -470,10 +471,10 @@ const STATIC_WHOLE: u64 = 1 << 20;
 /// A static file as a hyper response, and the body bytes it will carry.
 async fn static_response(
     ctx: &Ctx,
-    found: &crate::staticfiles::Found,
     plan: crate::staticfiles::Plan,
     head_only: bool,
 ) -> (Response<RespBody>, u64) {
+    let found = &plan.file;
     let Some(mut r) = build_head(&plan.head, &ctx.add_headers) else {
         return (simple(StatusCode::INTERNAL_SERVER_ERROR), 0);
     };

@@ -154,11 +154,12 @@ where
                     if_modified_since: vars.get(b"HTTP_IF_MODIFIED_SINCE"),
                     range: vars.get(b"HTTP_RANGE"),
                     if_range: vars.get(b"HTTP_IF_RANGE"),
+                    accept_encoding: vars.get(b"HTTP_ACCEPT_ENCODING"),
                     expires: ctx.statics.expires_now(&found, path, uri),
                 },
             );
             let head_only = method == b"HEAD";
-            let sent = send_static(&mut writer, &ctx, protocol, head_only, &found, plan).await;
+            let sent = send_static(&mut writer, &ctx, protocol, head_only, plan).await;
             let (status, body_bytes, header_bytes) = sent;
             let served = reqlog::Served::by_master();
             log_request(&ctx, &req, served, (status, body_bytes, header_bytes, 0));
@@ -342,9 +343,9 @@ async fn send_static<W: AsyncWrite + Unpin>(
     ctx: &Ctx,
     protocol: &[u8],
     head_only: bool,
-    found: &crate::staticfiles::Found,
     plan: crate::staticfiles::Plan,
 ) -> (u16, u64, usize) {
+    let found = &plan.file;
     let code = plan.head.code().unwrap_or(200);
     let mut head = Vec::with_capacity(256);
     response::encode_head(protocol, &plan.head, &ctx.add_headers, &mut head);
