@@ -986,3 +986,49 @@ fn attached_daemons_run_are_started_again_and_stop_with_the_server() {
     });
     assert!(gone, "the daemon outlived the server");
 }
+
+#[test]
+fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
+    let dir = tmpdir("hooks");
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--callable",
+            "hello",
+            "--exec-asap",
+            "touch {dir}/asap",
+            "--hook-pre-app",
+            "exec:echo migrated > {dir}/migrated",
+        ],
+        true,
+    );
+    assert!(dir.join("asap").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("migrated")).unwrap(),
+        "migrated\n"
+    );
+    assert!(s.logged("(pre app)..."));
+    assert_eq!(get(s.http.unwrap(), "/").body, b"Hello, World!");
+    drop(s);
+    let mut s = Server::start_in(
+        dir,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--hook-pre-app",
+            "exec:exit 4",
+        ],
+        false,
+    );
+    let st = s.wait_exit(Duration::from_secs(20));
+    assert_eq!(st.code(), Some(1));
+    assert!(s.logged("exited with non-zero code: 4"));
+    assert!(s.logged("FATAL hook failed, destroying instance"));
+    assert!(s.events("spawned").is_empty());
+}

@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod environ;
 pub mod error;
 pub mod exchange;
+pub mod hooks;
 pub mod http_status;
 pub mod ipc;
 pub mod listen;

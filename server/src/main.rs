@@ -80,6 +80,9 @@ fn main() -> ExitCode {
     for w in &warnings {
         tracing::warn!(event = "config_warning", "{w}");
     }
+    if !rwsgi::hooks::run(&config.hooks, rwsgi::hooks::Phase::Asap) {
+        return ExitCode::from(1);
+    }
     if let Some(n) = config.max_fd {
         rwsgi::listen::raise_fd_limit(n);
     }

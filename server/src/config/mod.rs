@@ -218,6 +218,8 @@ pub struct Config {
     pub daemons: Vec<String>,
     /// `static-gzip*`.
     pub static_gzip: GzipConfig,
+    /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
+    pub hooks: Vec<crate::hooks::Hook>,
 }
 
 /// `static-gzip*`: which static files may be sent as their `.gz` twin.
@@ -340,6 +342,7 @@ impl Default for Config {
             honour_range: false,
             daemons: Vec::new(),
             static_gzip: GzipConfig::default(),
+            hooks: Vec::new(),
         }
     }
 }
@@ -625,6 +628,23 @@ impl Config {
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,
                 "honour-range" => c.honour_range = flag,
+                "hook-asap" | "hook-pre-app" | "exec-asap" | "exec-pre-app" => {
+                    use crate::hooks::{Hook, Phase, parse};
+                    let phase = if spec.name.ends_with("asap") {
+                        Phase::Asap
+                    } else {
+                        Phase::PreApp
+                    };
+                    let command = if spec.name.starts_with("exec-") {
+                        parse(&format!("exec:{v}"))
+                    } else {
+                        parse(v)
+                    };
+                    c.hooks.push(Hook {
+                        phase,
+                        command: command.map_err(invalid)?,
+                    });
+                }
                 "static-gzip-all" => c.static_gzip.all = flag,
                 "static-gzip-dir" => c.static_gzip.dirs.push(PathBuf::from(v)),
                 "static-gzip-ext" => c.static_gzip.exts.push(v.to_owned()),
@@ -643,7 +663,7 @@ impl Config {
                     if words != ["unix_signal:15", "gracefully_kill_them_all"] {
                         return Err(ConfigError::Unsupported {
                             name: o.name.clone(),
-                            reason: "hooks are not supported (rwsgi already shuts down gracefully on SIGTERM)",
+                            reason: "hook-master-start only takes the graceful-SIGTERM idiom (rwsgi already shuts down gracefully on SIGTERM)",
                             origin: o.origin.clone(),
                         });
                     }

@@ -910,6 +910,28 @@ pub static OPTIONS: &[Spec] = &[
         "log the configuration as an ini file at startup",
     ),
     opt(
+        "hook-asap",
+        &[],
+        None,
+        List,
+        "exec:CMD: run CMD (and wait) right after the configuration is read; a failure stops rwsgi",
+    ),
+    opt(
+        "hook-pre-app",
+        &[],
+        None,
+        List,
+        "exec:CMD: run CMD (and wait) before the app is imported (./manage.py migrate); a failure stops rwsgi",
+    ),
+    opt("exec-asap", &[], None, List, "as hook-asap = exec:CMD"),
+    opt(
+        "exec-pre-app",
+        &[],
+        None,
+        List,
+        "as hook-pre-app = exec:CMD",
+    ),
+    opt(
         "hook-master-start",
         &[],
         None,
@@ -1344,6 +1366,96 @@ pub static OPTIONS: &[Spec] = &[
         "log-maxsize",
         Value,
         "log files are not rotated by rwsgi; rotate them and send SIGHUP with log-reopen",
+    ),
+    unsupported(
+        "hook-post-app",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-accepting",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-accepting1",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-accepting-once",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-accepting1-once",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-as-root",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-as-user",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-pre-jail",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-post-jail",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-in-jail",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-as-user-atexit",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "hook-post-fork",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "exec-post-app",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "exec-as-root",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "exec-as-user",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "exec-pre-jail",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "exec-post-jail",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
+    ),
+    unsupported(
+        "exec-as-user-atexit",
+        List,
+        "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
     ),
     unsupported(
         "protocol",

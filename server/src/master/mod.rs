@@ -119,6 +119,17 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             .with_context(|| format!("cannot open the log {target}"))?;
     }
     sched::apply(config.sched_policy);
+    if !crate::hooks::run(&config.hooks, crate::hooks::Phase::PreApp) {
+        let paths: Vec<_> = bound
+            .iter()
+            .filter_map(|b| match &b.listener {
+                Listener::Unix(_, p) => Some(p.clone()),
+                Listener::Tcp(_) => None,
+            })
+            .collect();
+        vacuum(&config, &paths);
+        return Ok(1);
+    }
 
     let pool = Pool::new(
         config.listen as usize,

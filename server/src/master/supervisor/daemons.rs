@@ -16,8 +16,7 @@
 //! The supervisor reaps them (it reaps every child) and tells this table.
 
 use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -135,20 +134,7 @@ fn throttle(spawns: u64, lived: Duration) -> u64 {
 }
 
 fn spawn(d: &mut Daemon) {
-    let mut cmd = if Path::new("/bin/sh").exists() {
-        let mut c = Command::new("/bin/sh");
-        c.arg("-c").arg(&d.command);
-        c
-    } else {
-        let mut words = d.command.split(' ').filter(|w| !w.is_empty());
-        let Some(program) = words.next() else {
-            tracing::error!(event = "daemon_failed", "[uwsgi-daemons] empty command");
-            return;
-        };
-        let mut c = Command::new(program);
-        c.args(words);
-        c
-    };
+    let mut cmd = crate::hooks::command(&d.command);
     cmd.stdin(Stdio::null());
     // SAFETY: the closure runs in the child between fork and exec and only
     // calls setsid and prctl, which are async-signal-safe.
