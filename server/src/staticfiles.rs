@@ -676,6 +676,15 @@ pub fn now_secs() -> u64 {
 mod tests {
     use super::*;
 
+    /// A header of a plan, as text.
+    fn header(p: &Plan, name: &str) -> Option<String> {
+        p.head
+            .headers
+            .iter()
+            .find(|(k, _)| &k[..] == name.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+
     fn tree() -> (PathBuf, Statics) {
         let root = std::env::temp_dir().join(format!("rwsgi-static-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -832,13 +841,6 @@ mod tests {
         let p = on.plan(&f, ask("bytes=10-19", None));
         assert_eq!(p.head.code(), Some(206));
         assert_eq!(p.body, Some((10, 10)));
-        let header = |p: &Plan, name: &str| {
-            p.head
-                .headers
-                .iter()
-                .find(|(k, _)| &k[..] == name.as_bytes())
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        };
         assert_eq!(
             header(&p, "Content-Range").as_deref(),
             Some("bytes 10-19/100")
@@ -878,13 +880,6 @@ mod tests {
         let ask = |ae: &'static [u8]| Ask {
             accept_encoding: Some(ae),
             ..Ask::default()
-        };
-        let header = |p: &Plan, n: &str| {
-            p.head
-                .headers
-                .iter()
-                .find(|(k, _)| &k[..] == n.as_bytes())
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         };
         let p = s.plan(&js, ask(b"gzip, deflate, br"));
         assert!(p.file.path.ends_with("app.js.gz"));
