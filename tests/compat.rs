@@ -87,6 +87,45 @@ fn logto_sends_every_process_output_to_the_file() {
 }
 
 #[test]
+fn log_maxsize_rotates_the_file_every_process_writes() {
+    // Without log-backupname: LOGFILE.<unix time>.
+    let (_s, dir, log) = start_logging_to(
+        "logmaxsize",
+        "talker",
+        &["--log-format", "json", "--log-maxsize", "4000"],
+    );
+    let text = wait_in_file(&log, "workers_ready", Duration::from_secs(30));
+    let a = http_address(&text);
+    let backup = || {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("app.log.") && n[8..].parse::<u64>().is_ok())
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while backup().is_none() && Instant::now() < deadline {
+        // Request lines from the master, prints from the workers.
+        assert_eq!(get(a, "/hello").status, 200);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let old = backup().expect("rotated");
+    let text = std::fs::read_to_string(&old).unwrap();
+    assert!(text.contains("triggering rotation to"), "{text}");
+    // The workers keep writing into the fresh file, not into the backup.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = std::fs::read_to_string(&old).unwrap().len();
+    assert_eq!(get(a, "/hello").status, 200);
+    wait_in_file(&log, "talker stderr /hello", Duration::from_secs(5));
+    // (A later rotation writes a backup of another name.)
+    assert_eq!(std::fs::read_to_string(&old).unwrap().len(), before);
+    assert!(std::fs::metadata(&log).unwrap().len() < 8000);
+}
+
+#[test]
 fn log_date_prefixes_server_lines_and_log_reopen_follows_rotation() {
     let (s, dir, log) = start_logging_to("logdate", "talker", &["--log-date", "", "--log-reopen"]);
     let text = wait_in_file(&log, "spawned uWSGI worker 1", Duration::from_secs(30));

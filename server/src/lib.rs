@@ -27,6 +27,7 @@ pub mod http_status;
 pub mod ipc;
 pub mod listen;
 pub mod logfile;
+pub mod logrotate;
 pub mod master;
 pub mod plugin;
 pub mod protocol;

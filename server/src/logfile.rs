@@ -73,7 +73,7 @@ fn open(target: &str, chmod: Option<u32>) -> io::Result<OwnedFd> {
 
 /// `host:port` (a literal address; uWSGI reads any value with a colon as
 /// one) rather than a path.
-fn udp_address(target: &str) -> Option<std::net::SocketAddr> {
+pub fn udp_address(target: &str) -> Option<std::net::SocketAddr> {
     if target.contains('/') {
         return None;
     }

@@ -75,6 +75,10 @@ pub struct LogOptions {
     pub big: u64,
     /// `log-micros`: durations in microseconds in the default line.
     pub micros: bool,
+    /// `log-maxsize`: rotate the log file past this many bytes (0 = off).
+    pub maxsize: u64,
+    /// `log-backupname`.
+    pub backupname: Option<PathBuf>,
     /// `req-logger = file:PATH`: request lines go there.
     pub req_file: Option<PathBuf>,
 }
@@ -658,6 +662,8 @@ impl Config {
                 "log-zero" => c.logging.zero = flag,
                 "log-big" => c.logging.big = number()?,
                 "log-micros" => c.logging.micros = flag,
+                "log-maxsize" => c.logging.maxsize = number()?,
+                "log-backupname" => c.logging.backupname = Some(PathBuf::from(v)),
                 "hook-master-start" => {
                     let words: Vec<&str> = v.split_whitespace().collect();
                     if words != ["unix_signal:15", "gracefully_kill_them_all"] {
@@ -715,6 +721,17 @@ impl Config {
             })
             .collect();
         c.logging.req_file = c.logging.req_file.map(abs);
+        c.logging.backupname = c.logging.backupname.map(abs);
+        if c.logging.maxsize > 0
+            && c.logging
+                .logto
+                .as_deref()
+                .is_none_or(|t| crate::logfile::udp_address(t).is_some())
+        {
+            return Err(ConfigError::Rule(
+                "log-maxsize needs a log file (logto, logto2 or logger = file:PATH)".into(),
+            ));
+        }
         // A mounted app is a file (`.py`, `.wsgi`, or a path) or a module,
         // as uWSGI's `uwsgi_python_mount_app` decides; files are relative
         // to `chdir`.

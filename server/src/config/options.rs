@@ -896,6 +896,20 @@ pub static OPTIONS: &[Spec] = &[
         "request log lines give the time in microseconds (\"in N micros\")",
     ),
     opt(
+        "log-maxsize",
+        &[],
+        None,
+        Value,
+        "rotate the log file when it reaches N bytes (copied to log-backupname or LOGFILE.<time>, then emptied)",
+    ),
+    opt(
+        "log-backupname",
+        &[],
+        None,
+        Value,
+        "where log-maxsize copies the full log (each rotation overwrites it)",
+    ),
+    opt(
         "log-x-forwarded-for",
         &[],
         None,
@@ -1361,11 +1375,6 @@ pub static OPTIONS: &[Spec] = &[
         "master-as-root",
         Value,
         "the master always drops privileges after binding",
-    ),
-    unsupported(
-        "log-maxsize",
-        Value,
-        "log files are not rotated by rwsgi; rotate them and send SIGHUP with log-reopen",
     ),
     unsupported(
         "hook-post-app",

@@ -240,6 +240,15 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     }
 
     let (fifo_tx, mut fifo_rx) = mpsc::channel(16);
+    if let (Some(log), true) = (&config.logging.logto, config.logging.maxsize > 0) {
+        // Relative to where rwsgi started, as the file was opened.
+        let log = std::path::absolute(log).unwrap_or_else(|_| log.into());
+        tokio::spawn(crate::logrotate::watch(
+            log,
+            config.logging.maxsize,
+            config.logging.backupname.clone(),
+        ));
+    }
     for path in &config.master_fifo {
         tokio::spawn(fifo::serve(path.clone(), fifo_tx.clone()));
     }
