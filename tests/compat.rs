@@ -599,6 +599,10 @@ fn static_expires_skip_ext_and_production_logging_options() {
             "--log-micros",
             "--max-fd",
             "2048",
+            "--limit-as",
+            "4096",
+            "--safe-pidfile",
+            "{dir}/rwsgi.pid",
             "--touch-chain-reload",
             "{dir}/reload.stamp",
             "--lazy",
@@ -690,6 +694,14 @@ fn static_expires_skip_ext_and_production_logging_options() {
         .find(|l| l.starts_with("Max open files"))
         .unwrap();
     assert!(open.split_whitespace().any(|w| w == "2048"), "{open}");
+    let space = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))
+        .unwrap();
+    assert!(space.contains("4294967296"), "{space}");
+    assert!(s.logged("limiting address space of processes..."));
+    let pid = std::fs::read_to_string(dir.join("rwsgi.pid")).unwrap();
+    assert_eq!(pid.trim(), s.pid().to_string());
 }
 
 #[test]

@@ -25,6 +25,7 @@ pub mod exchange;
 pub mod hooks;
 pub mod http_status;
 pub mod ipc;
+pub mod limits;
 pub mod listen;
 pub mod logfile;
 pub mod logrotate;

@@ -244,32 +244,3 @@ pub fn tcp_accept_queue(fd: std::os::fd::RawFd) -> Option<u32> {
         (rc == 0).then_some(info.tcpi_unacked)
     }
 }
-
-/// Sets the open-file limit, soft and hard, to `n` (`max-fd`; raising the
-/// hard limit needs privileges) and logs the limit in force, as uWSGI does
-/// (`detected max file descriptor number`). Every process rwsgi starts
-/// inherits it. A refusal is logged and the current limit kept.
-pub fn raise_fd_limit(n: u64) {
-    let want = libc::rlimit {
-        rlim_cur: n,
-        rlim_max: n,
-    };
-    // SAFETY: setrlimit reads a valid `rlimit` for this process only.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
-        let e = io::Error::last_os_error();
-        tracing::error!(event = "max_fd_failed", cause = %e, "setrlimit(): {e}");
-    }
-    let mut now = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` into `now`.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) } == 0 {
-        tracing::info!(
-            event = "max_fd",
-            limit = now.rlim_cur,
-            "detected max file descriptor number: {}",
-            now.rlim_cur
-        );
-    }
-}

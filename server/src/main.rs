@@ -83,8 +83,11 @@ fn main() -> ExitCode {
     if !rwsgi::hooks::run(&config.hooks, rwsgi::hooks::Phase::Asap) {
         return ExitCode::from(1);
     }
+    if let Some(mib) = config.limit_as {
+        rwsgi::limits::limit_address_space(mib);
+    }
     if let Some(n) = config.max_fd {
-        rwsgi::listen::raise_fd_limit(n);
+        rwsgi::limits::raise_fd_limit(n);
     }
     // One thread: the master's work per request is a few syscalls, and on
     // small machines the cores belong to the Python workers. Measured with

@@ -212,6 +212,8 @@ pub struct Config {
     pub static_expires: Vec<ExpiresRule>,
     /// `max-fd`: the open-file limit to set.
     pub max_fd: Option<u64>,
+    /// `limit-as`: the address-space limit, in MiB.
+    pub limit_as: Option<u64>,
     /// `so-keepalive` on TCP sockets.
     pub so_keepalive: bool,
     /// `reuse-port` on TCP sockets.
@@ -341,6 +343,7 @@ impl Default for Config {
             static_skip_ext: Vec::new(),
             static_expires: Vec::new(),
             max_fd: None,
+            limit_as: None,
             so_keepalive: false,
             reuse_port: false,
             honour_range: false,
@@ -628,6 +631,7 @@ impl Config {
                     c.static_expires
                         .push(value::parse_expires(name, v).map_err(invalid)?);
                 }
+                "limit-as" => c.limit_as = Some(bounded(number()?, 16, 1 << 30).map_err(invalid)?),
                 "max-fd" => c.max_fd = Some(bounded(number()?, 1, 1 << 30).map_err(invalid)?),
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,

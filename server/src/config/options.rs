@@ -157,6 +157,13 @@ pub static OPTIONS: &[Spec] = &[
         "set SO_REUSEPORT on TCP sockets",
     ),
     opt(
+        "limit-as",
+        &[],
+        None,
+        Value,
+        "limit the address space of every process to N MiB (RLIMIT_AS)",
+    ),
+    opt(
         "max-fd",
         &[],
         None,
@@ -619,7 +626,7 @@ pub static OPTIONS: &[Spec] = &[
     ),
     opt(
         "pidfile",
-        &[],
+        &["safe-pidfile"],
         None,
         Value,
         "write the master's pid to this file (before dropping privileges)",
@@ -1180,6 +1187,48 @@ pub static OPTIONS: &[Spec] = &[
         Value,
         "there is no tracebacker socket; a stuck worker is named by harakiri's log lines",
     ),
+    ignored(
+        "mimefile",
+        Value,
+        "content types come from rwsgi's built-in table of web types",
+    ),
+    ignored(
+        "mime-file",
+        Value,
+        "content types come from rwsgi's built-in table of web types",
+    ),
+    ignored(
+        "log-prefix",
+        Value,
+        "log lines are not prefixed; log-format and log-date shape them",
+    ),
+    ignored("wsgi-strict", Flag, "rwsgi's WSGI is PEP 3333 as it is"),
+    ignored(
+        "wsgi-accept-payload",
+        Flag,
+        "request bodies are always passed to the app",
+    ),
+    ignored(
+        "wsgi-env-behaviour",
+        Value,
+        "each request gets a fresh environ",
+    ),
+    ignored(
+        "catch-exceptions",
+        Flag,
+        "tracebacks go to the log; the client gets a 500",
+    ),
+    ignored(
+        "skip-atexit",
+        Flag,
+        "workers exit without running Python's atexit handlers",
+    ),
+    ignored("honour-stdin", Flag, "workers read nothing from stdin"),
+    ignored(
+        "logfile-chown",
+        Flag,
+        "the log is opened before privileges are dropped and inherited by every process",
+    ),
     // Known but not supported yet: refused, so nobody runs without what they asked for.
     unsupported(
         "daemonize",
@@ -1466,6 +1515,54 @@ pub static OPTIONS: &[Spec] = &[
         List,
         "of the hooks only hook-asap, hook-pre-app (exec:) and the graceful-SIGTERM hook-master-start run",
     ),
+    unsupported(
+        "static-safe",
+        List,
+        "links out of a mapped directory are never followed; map the directory they point to",
+    ),
+    unsupported(
+        "chdir2",
+        Value,
+        "use chdir (applied before the app is imported)",
+    ),
+    unsupported(
+        "http-enable-proxy-protocol",
+        Flag,
+        "the PROXY protocol is not read; let nginx or the ingress pass X-Forwarded-For",
+    ),
+    unsupported(
+        "threads-stacksize",
+        Value,
+        "set threading.stack_size() in the app",
+    ),
+    unsupported(
+        "socket-protocol",
+        Value,
+        "use socket for uwsgi and http-socket for HTTP",
+    ),
+    unsupported(
+        "shared-socket",
+        List,
+        "sockets are bound by the master; use socket or http-socket",
+    ),
+    unsupported("vassal-sos", Value, "the emperor is not supported"),
+    unsupported(
+        "py-programname",
+        Value,
+        "sys.executable is the virtualenv's python",
+    ),
+    unsupported("python-worker-override", Value, "workers run the WSGI app"),
+    unsupported(
+        "carbon",
+        List,
+        "send metrics from the stats server through an exporter",
+    ),
+    unsupported(
+        "touch-logreopen",
+        List,
+        "use log-maxsize, or log-reopen with a graceful reload",
+    ),
+    unsupported("fs-reload", List, "use touch-reload on a file"),
     unsupported(
         "protocol",
         Value,

@@ -356,8 +356,13 @@ fn vacuum(config: &Config, paths: &[std::path::PathBuf]) {
 }
 
 /// Writes the master's pid, as uWSGI does (`%d\n`).
+/// Writes the pid to a file next to `path` and renames it over `path`, so a
+/// reader never sees a half-written file (uWSGI's `safe-pidfile`, always).
 fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
-    std::fs::write(path, format!("{}\n", std::process::id()))
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{}\n", std::process::id()))
+        .and_then(|()| std::fs::rename(&tmp, path))
         .with_context(|| format!("cannot write the pidfile {}", path.display()))?;
     tracing::info!(event = "pidfile", path = %path.display(), "writing pidfile to {}", path.display());
     Ok(())
