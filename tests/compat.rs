@@ -839,3 +839,64 @@ fn a_graceful_harakiri_signals_first_and_kills_later() {
         Duration::from_secs(5),
     );
 }
+
+#[test]
+fn reuse_port_and_so_keepalive_reach_the_sockets() {
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--reuse-port", "--so-keepalive"],
+    );
+    let a = s.http.unwrap();
+    // SO_REUSEPORT: a second socket of the same user binds the same port.
+    let other = bind_reusing_port(a);
+    assert!(other.is_ok(), "{other:?}");
+    // SO_KEEPALIVE, inherited by the accepted connection: the kernel runs
+    // its keepalive timer (timer 2 in /proc/net/tcp) on the idle socket.
+    let c = TcpStream::connect(a).unwrap();
+    let client_port = c.local_addr().unwrap().port();
+    let line = std::fs::read_to_string("/proc/net/tcp")
+        .unwrap()
+        .lines()
+        .find(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 5
+                && f[1].ends_with(&format!(":{:04X}", a.port()))
+                && f[2].ends_with(&format!(":{client_port:04X}"))
+        })
+        .map(str::to_owned)
+        .expect("the server side of the connection");
+    let timer = line.split_whitespace().nth(5).unwrap();
+    assert!(timer.starts_with("02:"), "{line}");
+}
+
+/// Binds a TCP socket with SO_REUSEPORT to `a`.
+fn bind_reusing_port(a: SocketAddr) -> std::io::Result<()> {
+    // SAFETY: plain socket calls on a socket this function owns and closes.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_REUSEPORT,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_port = a.port().to_be();
+        sin.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let rc = libc::bind(
+            fd,
+            (&sin as *const libc::sockaddr_in).cast(),
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+        );
+        let err = std::io::Error::last_os_error();
+        libc::close(fd);
+        if rc == 0 { Ok(()) } else { Err(err) }
+    }
+}
