@@ -1003,15 +1003,18 @@ fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
             "touch {dir}/asap",
             "--hook-pre-app",
             "exec:echo migrated > {dir}/migrated",
+            "--exec-post-app",
+            "echo post >> {dir}/migrated",
         ],
         true,
     );
     assert!(dir.join("asap").exists());
     assert_eq!(
         std::fs::read_to_string(dir.join("migrated")).unwrap(),
-        "migrated\n"
+        "migrated\npost\n"
     );
     assert!(s.logged("(pre app)..."));
+    assert!(s.logged("(post app)..."));
     assert_eq!(get(s.http.unwrap(), "/").body, b"Hello, World!");
     drop(s);
     let mut s = Server::start_in(

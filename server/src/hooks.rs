@@ -1,5 +1,6 @@
-//! Startup hooks that run commands: `hook-asap`, `hook-pre-app` with the
-//! `exec:` action, and their short forms `exec-asap`, `exec-pre-app`
+//! Startup hooks that run commands: `hook-asap`, `hook-pre-app`,
+//! `hook-post-app` with the `exec:` action, and their short forms
+//! `exec-asap`, `exec-pre-app`, `exec-post-app`
 //! (uWSGI's `core/hooks.c` `uwsgi_hooks_run` and `uwsgi_hook_exec`). The
 //! common use is `hook-pre-app = exec:./manage.py migrate`.
 //!
@@ -11,7 +12,9 @@
 //! (before binding, with the privileges rwsgi started with); `pre app`
 //! hooks run in the master after binding and dropping privileges, before
 //! the prototype imports the app — once, also with `lazy-apps` (uWSGI runs
-//! them in each worker there). Where there is no `/bin/sh` (the `FROM
+//! them in each worker there); `post app` hooks run in the master once the
+//! first prototype has imported the app, before any worker is forked.
+//! Where there is no `/bin/sh` (the `FROM
 //! scratch` image) the command is split on spaces and run directly.
 
 use std::path::Path;
@@ -24,6 +27,8 @@ pub enum Phase {
     Asap,
     /// Before the app is imported.
     PreApp,
+    /// After the app is imported, before the workers fork.
+    PostApp,
 }
 
 impl Phase {
@@ -32,6 +37,7 @@ impl Phase {
         match self {
             Phase::Asap => "asap",
             Phase::PreApp => "pre app",
+            Phase::PostApp => "post app",
         }
     }
 }

@@ -636,12 +636,15 @@ impl Config {
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,
                 "honour-range" => c.honour_range = flag,
-                "hook-asap" | "hook-pre-app" | "exec-asap" | "exec-pre-app" => {
+                "hook-asap" | "hook-pre-app" | "hook-post-app" | "exec-asap" | "exec-pre-app"
+                | "exec-post-app" => {
                     use crate::hooks::{Hook, Phase, parse};
                     let phase = if spec.name.ends_with("asap") {
                         Phase::Asap
-                    } else {
+                    } else if spec.name.ends_with("pre-app") {
                         Phase::PreApp
+                    } else {
+                        Phase::PostApp
                     };
                     let command = if spec.name.starts_with("exec-") {
                         parse(&format!("exec:{v}"))

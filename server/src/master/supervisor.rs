@@ -93,6 +93,8 @@ struct Prototype {
 pub struct Settings {
     /// `attach-daemon` commands.
     pub daemons: Vec<String>,
+    /// Startup hooks (`post-app` runs here).
+    pub hooks: Vec<crate::hooks::Hook>,
     /// The command line to start the prototype with.
     pub args: Vec<String>,
     /// Number of worker slots.
@@ -127,6 +129,8 @@ pub enum Outcome {
     NoApp,
     /// The prototype cannot be started.
     Failed,
+    /// A `post-app` hook failed (it logged why).
+    HookFailed,
 }
 
 /// The supervisor's state.
@@ -351,6 +355,11 @@ impl Supervisor {
                     .iter()
                     .all(|s| !s.spawned_once && s.pending.is_none());
                 if first_time {
+                    // uWSGI runs these after the app is loaded and before
+                    // the workers fork; so does rwsgi, in the master.
+                    if !crate::hooks::run(&self.settings.hooks, crate::hooks::Phase::PostApp) {
+                        return Some(Outcome::HookFailed);
+                    }
                     // The master's start-up is over: what it mapped for it
                     // (option parsing, binding, the prototype's start) need
                     // not stay mapped (`trim.rs`).
