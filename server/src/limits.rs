@@ -4,18 +4,25 @@
 
 use std::io;
 
-/// Sets the open-file limit, soft and hard, to `n` (`max-fd`; raising the
-/// hard limit needs privileges) and logs the limit in force, as uWSGI does
-/// (`detected max file descriptor number`). Every process rwsgi starts
-/// inherits it. A refusal is logged and the current limit kept.
-pub fn raise_fd_limit(n: u64) {
+/// Sets a limit, soft and hard, to `value`.
+fn set(resource: libc::__rlimit_resource_t, value: u64) -> io::Result<()> {
     let want = libc::rlimit {
-        rlim_cur: n,
-        rlim_max: n,
+        rlim_cur: value,
+        rlim_max: value,
     };
     // SAFETY: setrlimit reads a valid `rlimit` for this process only.
-    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } != 0 {
-        let e = io::Error::last_os_error();
+    if unsafe { libc::setrlimit(resource, &want) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Sets the open-file limit to `n` (`max-fd`; raising the hard limit needs
+/// privileges) and logs the limit in force, as uWSGI does (`detected max
+/// file descriptor number`). A refusal is logged and the limit kept.
+pub fn raise_fd_limit(n: u64) {
+    if let Err(e) = set(libc::RLIMIT_NOFILE, n) {
         tracing::error!(event = "max_fd_failed", cause = %e, "setrlimit(): {e}");
     }
     let mut now = libc::rlimit {
@@ -37,20 +44,12 @@ pub fn raise_fd_limit(n: u64) {
 /// process it starts, at `mib` MiB (uWSGI sets `RLIMIT_AS` the same way and
 /// logs the same line). A refusal is logged and nothing is limited.
 pub fn limit_address_space(mib: u64) {
-    let bytes = mib.saturating_mul(1024 * 1024);
-    let want = libc::rlimit {
-        rlim_cur: bytes,
-        rlim_max: bytes,
-    };
-    // SAFETY: setrlimit reads a valid `rlimit` for this process only.
-    if unsafe { libc::setrlimit(libc::RLIMIT_AS, &want) } != 0 {
-        let e = io::Error::last_os_error();
-        tracing::error!(event = "limit_as_failed", cause = %e, "setrlimit(): {e}");
-        return;
+    match set(libc::RLIMIT_AS, mib.saturating_mul(1024 * 1024)) {
+        Ok(()) => tracing::info!(
+            event = "limit_as",
+            mib,
+            "limiting address space of processes..."
+        ),
+        Err(e) => tracing::error!(event = "limit_as_failed", cause = %e, "setrlimit(): {e}"),
     }
-    tracing::info!(
-        event = "limit_as",
-        mib,
-        "limiting address space of processes..."
-    );
 }
