@@ -713,9 +713,9 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "internal routing is not supported",
         ),
         (
-            "--smart-attach-daemon",
-            "/tmp/w.pid celery worker",
-            "only attach-daemon is supported",
+            "--attach-daemon2",
+            "cmd=celery worker",
+            "only attach-daemon and smart-attach-daemon are supported",
         ),
         (
             "--cron",

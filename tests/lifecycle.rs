@@ -1035,3 +1035,55 @@ fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
     assert!(s.logged("FATAL hook failed, destroying instance"));
     assert!(s.events("spawned").is_empty());
 }
+
+#[test]
+fn smart_daemons_are_watched_through_their_pidfile() {
+    let dir = tmpdir("smartdaemon");
+    let pidfile = dir.join("worker.pid");
+    let mut s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--callable",
+            "hello",
+            // A command that daemonizes itself and writes its pidfile.
+            "--smart-attach-daemon",
+            "{dir}/worker.pid,3 sleep 300 & echo $! > {dir}/worker.pid",
+        ],
+        true,
+    );
+    let read_pid = || -> Option<i32> {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    };
+    let wait_pid = |not: Option<i32>| -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(p) = read_pid().filter(|&p| Some(p) != not) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "no new pid in the pidfile");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = wait_pid(None);
+    s.wait_logged("found changed pidfile", Duration::from_secs(5));
+    // Seen running, then gone: started again.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill on a pid this test started (through the server).
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    let second = wait_pid(Some(first));
+    s.wait_logged("[uwsgi-daemons] respawning", Duration::from_secs(5));
+    // Independent of the instance: still running after it stops.
+    assert!(s.terminate().success());
+    // SAFETY: signal 0 only checks that the process exists; then the test
+    // cleans up after itself.
+    unsafe {
+        assert_eq!(libc::kill(second, 0), 0, "the smart daemon was stopped");
+        libc::kill(second, libc::SIGKILL);
+    }
+}

@@ -222,10 +222,23 @@ pub struct Config {
     pub honour_range: bool,
     /// `attach-daemon` commands.
     pub daemons: Vec<String>,
+    /// `smart-attach-daemon`s.
+    pub smart_daemons: Vec<SmartDaemon>,
     /// `static-gzip*`.
     pub static_gzip: GzipConfig,
     /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
     pub hooks: Vec<crate::hooks::Hook>,
+}
+
+/// A `smart-attach-daemon = PIDFILE[,FREQ] COMMAND`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmartDaemon {
+    /// The pidfile the command writes.
+    pub pidfile: PathBuf,
+    /// Checks without a pidfile before starting it again (default 10).
+    pub freq: u64,
+    /// The command.
+    pub command: String,
 }
 
 /// `static-gzip*`: which static files may be sent as their `.gz` twin.
@@ -348,6 +361,7 @@ impl Default for Config {
             reuse_port: false,
             honour_range: false,
             daemons: Vec::new(),
+            smart_daemons: Vec::new(),
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
         }
@@ -666,6 +680,24 @@ impl Config {
                 }
                 "attach-daemon" if !v.trim().is_empty() => c.daemons.push(v.trim().to_owned()),
                 "attach-daemon" => return Err(invalid("expected a command".into())),
+                "smart-attach-daemon" => {
+                    // uWSGI's `uwsgi_opt_add_daemon`: the pidfile (with an
+                    // optional ",freq") up to the first space, then the command.
+                    let (pidfile, command) = v
+                        .trim()
+                        .split_once(' ')
+                        .filter(|(_, c)| !c.trim().is_empty())
+                        .ok_or_else(|| invalid("expected PIDFILE[,FREQ] COMMAND".into()))?;
+                    let (pidfile, freq) = match pidfile.split_once(',') {
+                        Some((p, f)) => (p, value::parse_number(f).map_err(invalid)?.max(1)),
+                        None => (pidfile, 10),
+                    };
+                    c.smart_daemons.push(SmartDaemon {
+                        pidfile: PathBuf::from(pidfile),
+                        freq,
+                        command: command.trim().to_owned(),
+                    });
+                }
                 "log-zero" => c.logging.zero = flag,
                 "log-big" => c.logging.big = number()?,
                 "log-micros" => c.logging.micros = flag,
@@ -729,6 +761,9 @@ impl Config {
             .collect();
         c.logging.req_file = c.logging.req_file.map(abs);
         c.logging.backupname = c.logging.backupname.map(abs);
+        for d in &mut c.smart_daemons {
+            d.pidfile = abs(std::mem::take(&mut d.pidfile));
+        }
         if c.logging.maxsize > 0
             && c.logging
                 .logto
@@ -847,8 +882,16 @@ mod tests {
             "--reuse-port",
             "--so-keepalive",
             "--http-auto-chunked",
+            "--smart-attach-daemon",
+            "/run/w.pid,5 celery -A app worker --detach",
         ])
         .unwrap();
+        let d = &c.smart_daemons[0];
+        assert_eq!(d.pidfile, PathBuf::from("/run/w.pid"));
+        assert_eq!(
+            (d.freq, d.command.as_str()),
+            (5, "celery -A app worker --detach")
+        );
         let on: Vec<_> = c.static_expires.iter().map(|r| r.on).collect();
         assert_eq!(on, [ExpiresOn::File, ExpiresOn::Uri, ExpiresOn::Type]);
         assert_eq!(c.static_expires[0].pattern, "/srv/static/.*");
@@ -863,6 +906,7 @@ mod tests {
             ["--static-expires", "([unclosed 10"],
             ["--static-expires-type", "text/css"],
             ["--static-expires-uri", "^/a soon"],
+            ["--smart-attach-daemon", "/run/w.pid"],
         ] {
             let err = load(&["--module", "m", bad[0], bad[1]]).unwrap_err();
             assert!(err.to_string().contains(&bad[0][2..]), "{err}");

@@ -803,6 +803,13 @@ pub static OPTIONS: &[Spec] = &[
         "as static-gzip-all, for files whose path matches this regular expression",
     ),
     opt(
+        "smart-attach-daemon",
+        &[],
+        None,
+        List,
+        "PIDFILE[,FREQ] COMMAND: start a self-daemonizing command and start it again when the pid in PIDFILE is gone",
+    ),
+    opt(
         "honour-range",
         &[],
         None,
@@ -1342,22 +1349,17 @@ pub static OPTIONS: &[Spec] = &[
     unsupported(
         "attach-daemon2",
         List,
-        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
-    ),
-    unsupported(
-        "smart-attach-daemon",
-        List,
-        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
+        "only attach-daemon and smart-attach-daemon are supported; use one of those or a supervisor",
     ),
     unsupported(
         "smart-attach-daemon2",
         List,
-        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
+        "only attach-daemon and smart-attach-daemon are supported; use one of those or a supervisor",
     ),
     unsupported(
         "attach-control-daemon",
         List,
-        "only attach-daemon is supported (no pidfile watching, no per-daemon signals); use attach-daemon or a supervisor",
+        "only attach-daemon and smart-attach-daemon are supported; use one of those or a supervisor",
     ),
     unsupported(
         "spooler",

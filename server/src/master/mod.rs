@@ -141,6 +141,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     let sup = Supervisor::new(
         Settings {
             daemons: config.daemons.clone(),
+            smart_daemons: config.smart_daemons.clone(),
             hooks: config.hooks.clone(),
             args,
             processes: config.processes,

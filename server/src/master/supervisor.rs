@@ -93,6 +93,8 @@ struct Prototype {
 pub struct Settings {
     /// `attach-daemon` commands.
     pub daemons: Vec<String>,
+    /// `smart-attach-daemon`s.
+    pub smart_daemons: Vec<crate::config::SmartDaemon>,
     /// Startup hooks (`post-app` runs here).
     pub hooks: Vec<crate::hooks::Hook>,
     /// The command line to start the prototype with.
@@ -172,7 +174,7 @@ impl Supervisor {
     /// A supervisor for `processes` slots.
     pub fn new(settings: Settings, pool: Arc<Pool>) -> Supervisor {
         let slots = (0..settings.processes).map(|_| Slot::default()).collect();
-        let daemons = Daemons::new(&settings.daemons);
+        let daemons = Daemons::new(&settings.daemons, &settings.smart_daemons);
         Supervisor {
             settings,
             pool,
@@ -260,7 +262,8 @@ impl Supervisor {
                     self.daemons.spawn_due();
                 }
                 _ = tick.tick() => self.on_tick(),
-                _ = cycle.tick(), if cycle_checks => {
+                _ = cycle.tick(), if cycle_checks || self.daemons.has_smart() => {
+                    self.daemons.check();
                     self.check_harakiri();
                     self.check_lifetimes();
                     self.check_memory();

@@ -13,10 +13,24 @@
 //! - a reload stops them with SIGTERM and they start again (uWSGI re-execs
 //!   its master and them); shutdown stops them with SIGTERM, then SIGKILL.
 //!
-//! The supervisor reaps them (it reaps every child) and tells this table.
+//! `smart-attach-daemon = PIDFILE[,FREQ] COMMAND` is for a command that
+//! daemonizes itself and writes its pid to PIDFILE (`core/daemons.c`
+//! `uwsgi_daemons_smart_check`, once a second): at start it is not spawned
+//! if the pidfile names a live process; one that was running and is gone is
+//! started again; a freshly started one whose pidfile has not appeared after
+//! FREQ checks (default 10) is started again with `[uwsgi-daemons] found
+//! changed pidfile for "cmd" (old_pid: P new_pid: Q)`. They are independent
+//! of the instance by design: not killed with the master, not restarted by a
+//! reload, not stopped at shutdown.
+//!
+//! The supervisor reaps them (it reaps every child, and as a subreaper it
+//! also gets daemonized grandchildren) and tells this table.
 
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::Stdio;
+
+pub use crate::config::SmartDaemon;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -27,10 +41,24 @@ const QUICK_EXIT: Duration = Duration::from_secs(3);
 /// The longest throttle.
 const MAX_THROTTLE: u64 = 300;
 
+/// A smart daemon's pidfile watch.
+#[derive(Debug)]
+struct Watch {
+    pidfile: PathBuf,
+    /// Checks without a pidfile before starting again (uWSGI's `freq`).
+    freq: u64,
+    /// Seen running (uWSGI's status 2).
+    monitored: bool,
+    /// Checks without a live pidfile since the last spawn.
+    checks: u64,
+}
+
 #[derive(Debug)]
 struct Daemon {
     command: String,
     pid: Option<i32>,
+    /// `Some` for `smart-attach-daemon`.
+    watch: Option<Watch>,
     /// Spawns so far (uWSGI's `respawns`, which counts the first too).
     spawns: u64,
     last_spawn: Option<Instant>,
@@ -46,20 +74,73 @@ pub struct Daemons {
 }
 
 impl Daemons {
-    /// A table for these commands; nothing runs yet.
-    pub fn new(commands: &[String]) -> Daemons {
+    /// A table for these commands and smart daemons; nothing runs yet.
+    pub fn new(commands: &[String], smart: &[SmartDaemon]) -> Daemons {
+        let plain = commands.iter().map(|c| (c.clone(), None));
+        let smart = smart.iter().map(|s| {
+            let watch = Watch {
+                pidfile: s.pidfile.clone(),
+                freq: s.freq,
+                monitored: false,
+                checks: 0,
+            };
+            (s.command.clone(), Some(watch))
+        });
         Daemons {
-            list: commands
-                .iter()
-                .map(|c| Daemon {
-                    command: c.clone(),
+            list: plain
+                .chain(smart)
+                .map(|(command, watch)| Daemon {
+                    command,
                     pid: None,
+                    watch,
                     spawns: 0,
                     last_spawn: None,
                     due: Some(Instant::now()),
                 })
                 .collect(),
             stopping: false,
+        }
+    }
+
+    /// Whether any daemon is watched through a pidfile.
+    pub fn has_smart(&self) -> bool {
+        self.list.iter().any(|d| d.watch.is_some())
+    }
+
+    /// The once-a-second pidfile check of smart daemons.
+    pub fn check(&mut self) {
+        if self.stopping {
+            return;
+        }
+        for d in &mut self.list {
+            let Some(w) = &mut d.watch else { continue };
+            if d.due.is_some() {
+                continue;
+            }
+            match live_pid(&w.pidfile) {
+                None if w.monitored => {
+                    w.monitored = false;
+                    w.checks = 0;
+                    spawn(d);
+                }
+                None => {
+                    w.checks += 1;
+                    if w.checks >= w.freq {
+                        tracing::info!(event = "daemon_pidfile", command = %d.command,
+                            "[uwsgi-daemons] found changed pidfile for \"{}\" (old_pid: {} new_pid: 0)",
+                            d.command, d.pid.unwrap_or(0));
+                        w.checks = 0;
+                        spawn(d);
+                    }
+                }
+                Some(p) if d.pid != Some(p) => {
+                    tracing::info!(event = "daemon_pidfile", command = %d.command,
+                        "[uwsgi-daemons] found changed pidfile for \"{}\" (old_pid: {} new_pid: {p})",
+                        d.command, d.pid.unwrap_or(0));
+                    d.pid = Some(p);
+                }
+                Some(_) => w.monitored = true,
+            }
         }
     }
 
@@ -80,6 +161,15 @@ impl Daemons {
         for d in &mut self.list {
             if d.due.is_some_and(|t| t <= now) {
                 d.due = None;
+                // A smart daemon still running from before is watched, not
+                // started again.
+                if let Some(p) = d.watch.as_ref().and_then(|w| live_pid(&w.pidfile)) {
+                    d.pid = Some(p);
+                    if let Some(w) = &mut d.watch {
+                        w.monitored = true;
+                    }
+                    continue;
+                }
                 spawn(d);
             }
         }
@@ -93,7 +183,9 @@ impl Daemons {
         d.pid = None;
         tracing::info!(event = "daemon_exited", pid, status, command = %d.command,
             "[uwsgi-daemons] \"{}\" (pid: {pid}) exited with status {status}", d.command);
-        if self.stopping {
+        // A smart daemon's first process exits once it has daemonized; the
+        // pidfile check decides what runs.
+        if self.stopping || d.watch.is_some() {
             return true;
         }
         let lived = d.last_spawn.map_or(Duration::MAX, |t| t.elapsed());
@@ -109,7 +201,8 @@ impl Daemons {
     /// Sends `sig` to every running daemon (SIGTERM on reload: they start
     /// again when they exit).
     pub fn signal(&self, sig: Signal) {
-        for pid in self.list.iter().filter_map(|d| d.pid) {
+        let plain = self.list.iter().filter(|d| d.watch.is_none());
+        for pid in plain.filter_map(|d| d.pid) {
             let _ = kill(Pid::from_raw(pid), sig);
         }
     }
@@ -118,8 +211,17 @@ impl Daemons {
     pub fn stop(&mut self) -> Vec<i32> {
         self.stopping = true;
         self.signal(Signal::SIGTERM);
-        self.list.iter().filter_map(|d| d.pid).collect()
+        let plain = self.list.iter().filter(|d| d.watch.is_none());
+        plain.filter_map(|d| d.pid).collect()
     }
+}
+
+/// The pid in `pidfile`, if that process is alive (uWSGI's
+/// `uwsgi_check_pidfile`).
+fn live_pid(pidfile: &std::path::Path) -> Option<i32> {
+    let text = std::fs::read_to_string(pidfile).ok()?;
+    let pid: i32 = text.trim().parse().ok().filter(|&p| p > 0)?;
+    kill(Pid::from_raw(pid), None).is_ok().then_some(pid)
 }
 
 /// Seconds to wait before starting again a daemon spawned `spawns` times
@@ -136,14 +238,18 @@ fn throttle(spawns: u64, lived: Duration) -> u64 {
 fn spawn(d: &mut Daemon) {
     let mut cmd = crate::hooks::command(&d.command);
     cmd.stdin(Stdio::null());
+    // Plain daemons die with the master; smart ones are on their own.
+    let tied = d.watch.is_none();
     // SAFETY: the closure runs in the child between fork and exec and only
     // calls setsid and prctl, which are async-signal-safe.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            if tied {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            }
             Ok(())
         });
     }
@@ -182,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_daemon_runs_and_is_started_again() {
-        let mut d = Daemons::new(&["exit 3".to_owned()]);
+        let mut d = Daemons::new(&["exit 3".to_owned()], &[]);
         assert!(d.next_due().is_some());
         d.spawn_due();
         let pid = d.list[0].pid.expect("spawned");
