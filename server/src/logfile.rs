@@ -71,13 +71,23 @@ fn open(target: &str, chmod: Option<u32>) -> io::Result<OwnedFd> {
     Ok(file.into())
 }
 
-/// `host:port` (a literal address; uWSGI reads any value with a colon as
-/// one) rather than a path.
+/// `host:port` rather than a path: a literal address, or a host name with
+/// a numeric port, resolved once (its first address). uWSGI reads any value
+/// with a colon as one; here a value with a `/`, or whose part after the
+/// last colon is not a port, is a file.
 pub fn udp_address(target: &str) -> Option<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
     if target.contains('/') {
         return None;
     }
-    target.parse().ok()
+    if let Ok(a) = target.parse() {
+        return Some(a);
+    }
+    let (host, port) = target.rsplit_once(':')?;
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return None;
+    }
+    target.to_socket_addrs().ok()?.next()
 }
 
 #[cfg(test)]
@@ -92,5 +102,13 @@ mod tests {
             udp_address("127.0.0.1:1717"),
             Some("127.0.0.1:1717".parse().unwrap())
         );
+        // A host name with a port is resolved; a colon in a file name is not
+        // a port.
+        assert_eq!(
+            udp_address("localhost:1717").map(|a| a.port()),
+            Some(1717)
+        );
+        assert!(udp_address("app:1.log").is_none());
+        assert!(udp_address(":1717").is_none());
     }
 }
