@@ -104,10 +104,7 @@ mod tests {
         );
         // A host name with a port is resolved; a colon in a file name is not
         // a port.
-        assert_eq!(
-            udp_address("localhost:1717").map(|a| a.port()),
-            Some(1717)
-        );
+        assert_eq!(udp_address("localhost:1717").map(|a| a.port()), Some(1717));
         assert!(udp_address("app:1.log").is_none());
         assert!(udp_address(":1717").is_none());
     }
