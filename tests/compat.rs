@@ -185,20 +185,11 @@ fn req_logger_file_takes_the_request_lines() {
 fn pidfile_holds_the_master_pid_and_vacuum_removes_it() {
     let dir = tmpdir("pid");
     let pidfile = dir.join("master.pid");
-    let mut s = Server::start_in(
+    let mut s = serve_app_in(
         dir.clone(),
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--callable",
-            "hello",
-            "--pidfile",
-            "{dir}/master.pid",
-            "--vacuum",
-        ],
-        true,
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--pidfile", "{dir}/master.pid", "--vacuum"],
     );
     let text = std::fs::read_to_string(&pidfile).unwrap();
     assert_eq!(text, format!("{}\n", s.pid()));
@@ -209,21 +200,11 @@ fn pidfile_holds_the_master_pid_and_vacuum_removes_it() {
 #[test]
 fn umask_and_chown_socket_apply_to_the_unix_socket() {
     let dir = tmpdir("chown");
-    let s = Server::start_in(
+    let s = serve_app_in(
         dir.clone(),
-        &[
-            "--socket",
-            "{dir}/app.sock",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--callable",
-            "hello",
-            "--umask",
-            "027",
-            "--chown-socket",
-            "65534:65534",
-        ],
-        true,
+        "hello",
+        &["--socket", "{dir}/app.sock"],
+        &["--umask", "027", "--chown-socket", "65534:65534"],
     );
     let meta = std::fs::metadata(dir.join("app.sock")).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
@@ -448,17 +429,11 @@ fn static_map_serves_files_from_the_master() {
     let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     std::fs::write(site.join("big.bin"), &big).unwrap();
     std::fs::write(dir.join("secret.txt"), "no").unwrap();
-    let s = Server::start_in(
+    let s = serve_app_in(
         dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
         &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--callable",
-            "hello",
             "--chdir",
             "{dir}",
             // Relative to chdir, as in uWSGI.
@@ -468,7 +443,6 @@ fn static_map_serves_files_from_the_master() {
             "index.html",
             "--honour-range",
         ],
-        true,
     );
     assert!(s.logged("[uwsgi-static] added mapping for /static => "));
     let a = s.http.unwrap();
@@ -568,17 +542,11 @@ fn static_expires_skip_ext_and_production_logging_options() {
     std::fs::write(site.join("b.js.gz"), "gzipped").unwrap();
     std::fs::write(site.join("c.txt"), "c").unwrap();
     std::fs::write(site.join("app.py"), "secret").unwrap();
-    let s = Server::start_in(
+    let s = serve_app_in(
         dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
         &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--callable",
-            "hello",
             "--static-map",
             "/static={dir}/site",
             // uWSGI's forms: "type=seconds" and "REGEXP seconds".
@@ -608,7 +576,6 @@ fn static_expires_skip_ext_and_production_logging_options() {
             "--lazy",
             "--no-defer-accept",
         ],
-        true,
     );
     assert!(
         s.logs()

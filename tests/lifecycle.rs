@@ -938,15 +938,11 @@ fn requests_abandoned_in_the_queue_do_not_fill_it() {
 #[test]
 fn attached_daemons_run_are_started_again_and_stop_with_the_server() {
     let dir = tmpdir("daemons");
-    let mut s = Server::start_in(
+    let mut s = serve_app_in(
         dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
         &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--callable",
-            "hello",
             // One that exits at once (started again, throttled), one that
             // stays (stopped with the server).
             "--attach-daemon",
@@ -954,7 +950,6 @@ fn attached_daemons_run_are_started_again_and_stop_with_the_server() {
             "--attach-daemon",
             "echo $$ > {dir}/long.pid; exec sleep 300",
         ],
-        true,
     );
     let deadline = Instant::now() + Duration::from_secs(15);
     let runs = || {
@@ -990,15 +985,11 @@ fn attached_daemons_run_are_started_again_and_stop_with_the_server() {
 #[test]
 fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
     let dir = tmpdir("hooks");
-    let s = Server::start_in(
+    let s = serve_app_in(
         dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
         &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--callable",
-            "hello",
             "--exec-asap",
             "touch {dir}/asap",
             "--hook-pre-app",
@@ -1006,7 +997,6 @@ fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
             "--exec-post-app",
             "echo post >> {dir}/migrated",
         ],
-        true,
     );
     assert!(dir.join("asap").exists());
     assert_eq!(
@@ -1040,20 +1030,15 @@ fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
 fn smart_daemons_are_watched_through_their_pidfile() {
     let dir = tmpdir("smartdaemon");
     let pidfile = dir.join("worker.pid");
-    let mut s = Server::start_in(
+    let mut s = serve_app_in(
         dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
         &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--callable",
-            "hello",
             // A command that daemonizes itself and writes its pidfile.
             "--smart-attach-daemon",
             "{dir}/worker.pid,3 sleep 300 & echo $! > {dir}/worker.pid",
         ],
-        true,
     );
     let read_pid = || -> Option<i32> {
         std::fs::read_to_string(&pidfile)

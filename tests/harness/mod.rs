@@ -453,6 +453,11 @@ pub fn run(cmd: &mut Command) -> String {
 /// Starts rwsgi serving `callable` from the test apps file, with the given
 /// listener options and any extra options.
 pub fn serve_app(callable: &str, listeners: &[&str], extra: &[&str]) -> Server {
+    serve_app_in(tmpdir("srv"), callable, listeners, extra)
+}
+
+/// As [`serve_app`], in `dir` (`{dir}` in an argument becomes its path).
+pub fn serve_app_in(dir: PathBuf, callable: &str, listeners: &[&str], extra: &[&str]) -> Server {
     let apps = apps();
     let mut args: Vec<&str> = listeners.to_vec();
     args.extend_from_slice(&[
@@ -462,7 +467,7 @@ pub fn serve_app(callable: &str, listeners: &[&str], extra: &[&str]) -> Server {
         callable,
     ]);
     args.extend_from_slice(extra);
-    Server::start(&args)
+    Server::start_in(dir, &args, true)
 }
 
 /// The real uid of a process, from /proc.
