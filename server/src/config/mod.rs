@@ -61,20 +61,10 @@ pub struct LogOptions {
     pub reopen: bool,
     /// `log-date`: `Some("")` for ctime's form, else a strftime format.
     pub date: Option<String>,
-    /// `log-4xx`.
-    pub log_4xx: bool,
-    /// `log-5xx`.
-    pub log_5xx: bool,
-    /// `log-slow`, in milliseconds (0 = off).
-    pub slow_ms: u64,
-    /// `log-x-forwarded-for`.
-    pub x_forwarded_for: bool,
-    /// `log-zero`: log responses without a body.
-    pub zero: bool,
-    /// `log-big`: log responses of at least this many body bytes (0 = off).
-    pub big: u64,
-    /// `log-micros`: durations in microseconds in the default line.
-    pub micros: bool,
+    /// Which requests get a line and how it reads: `disable-logging`,
+    /// `log-4xx`, `log-5xx`, `log-slow`, `log-zero`, `log-big`,
+    /// `log-micros`, `log-x-forwarded-for`.
+    pub rules: crate::reqlog::Rules,
     /// `log-maxsize`: rotate the log file past this many bytes (0 = off).
     pub maxsize: u64,
     /// `log-backupname`.
@@ -160,8 +150,6 @@ pub struct Config {
     pub reload_mercy: Duration,
     /// Server log style.
     pub log_style: LogStyle,
-    /// Log a line per request.
-    pub request_logging: bool,
     /// uWSGI's `log-format` request-log template, when given.
     pub log_format: Option<String>,
     /// Worker autoscaling, when `cheaper` is set.
@@ -331,7 +319,6 @@ impl Default for Config {
             gid: None,
             reload_mercy: Duration::from_secs(30),
             log_style: LogStyle::Text,
-            request_logging: true,
             log_format: None,
             cheaper: None,
             check_interval: Duration::from_secs(1),
@@ -340,7 +327,13 @@ impl Default for Config {
             stats: None,
             stats_http: false,
             stats_minified: false,
-            logging: LogOptions::default(),
+            logging: LogOptions {
+                rules: crate::reqlog::Rules {
+                    all: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
             chown_socket: None,
             umask: None,
             pidfiles: (None, None),
@@ -522,7 +515,7 @@ impl Config {
                     "text" => c.log_style = LogStyle::Text,
                     _ => c.log_format = Some(v.to_owned()),
                 },
-                "disable-logging" => c.request_logging = !flag,
+                "disable-logging" => c.logging.rules.all = !flag,
                 "cheaper" => ch.cheaper = Some(number()?),
                 "cheaper-initial" => ch.initial = Some(number()?),
                 "cheaper-step" => ch.step = number()?,
@@ -604,10 +597,10 @@ impl Config {
                         Some(v.to_owned())
                     };
                 }
-                "log-4xx" => c.logging.log_4xx = flag,
-                "log-5xx" => c.logging.log_5xx = flag,
-                "log-slow" => c.logging.slow_ms = number()?,
-                "log-x-forwarded-for" => c.logging.x_forwarded_for = flag,
+                "log-4xx" => c.logging.rules.log_4xx = flag,
+                "log-5xx" => c.logging.rules.log_5xx = flag,
+                "log-slow" => c.logging.rules.slow_ms = number()?,
+                "log-x-forwarded-for" => c.logging.rules.x_forwarded_for = flag,
                 "show-config" => show_config = flag,
                 "mount" => {
                     let (mp, target) = v
@@ -698,9 +691,9 @@ impl Config {
                         command: command.trim().to_owned(),
                     });
                 }
-                "log-zero" => c.logging.zero = flag,
-                "log-big" => c.logging.big = number()?,
-                "log-micros" => c.logging.micros = flag,
+                "log-zero" => c.logging.rules.zero = flag,
+                "log-big" => c.logging.rules.big = number()?,
+                "log-micros" => c.logging.rules.micros = flag,
                 "log-maxsize" => c.logging.maxsize = number()?,
                 "log-backupname" => c.logging.backupname = Some(PathBuf::from(v)),
                 "hook-master-start" => {
@@ -1042,7 +1035,7 @@ mod tests {
             vec![("X-Frame-Options".to_owned(), "DENY".to_owned())]
         );
         assert_eq!(c.logging.req_file, Some(PathBuf::from("/var/log/req.log")));
-        assert_eq!(c.logging.slow_ms, 500);
+        assert_eq!(c.logging.rules.slow_ms, 500);
         assert_eq!(c.py_autoreload, 2);
         // Harmless ones are accepted with the reason.
         assert_eq!(w.len(), 3, "{w:?}");

@@ -171,16 +171,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         pool: pool.clone(),
         limits: config.limits(),
         socket_timeout: config.socket_timeout,
-        log_rules: crate::reqlog::Rules {
-            all: config.request_logging,
-            log_4xx: config.logging.log_4xx,
-            log_5xx: config.logging.log_5xx,
-            slow_ms: config.logging.slow_ms,
-            x_forwarded_for: config.logging.x_forwarded_for,
-            zero: config.logging.zero,
-            big: config.logging.big,
-            micros: config.logging.micros,
-        },
+        log_rules: config.logging.rules,
         limit_post: config.limit_post,
         add_headers: config.add_headers.clone(),
         statics: crate::staticfiles::Statics::new(&config.static_maps, &config.static_index)
