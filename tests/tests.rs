@@ -15,6 +15,8 @@ mod http;
 mod lifecycle;
 /// nginx `uwsgi_pass` end to end, over a unix socket and TCP.
 mod nginx;
+/// The `uwsgi` Python module and `uwsgidecorators`.
+mod uwsgi_module;
 /// The uwsgi listener: raw packets, ping, malformed input, uwsgi_curl.
 mod uwsgi_proto;
 /// PEP 3333 conformance, checked by `wsgiref.validate`, and Flask.

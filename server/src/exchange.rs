@@ -152,7 +152,7 @@ impl Link {
 
     /// Decodes an END payload; a worker that retires after it (it said so)
     /// gets no other request.
-    fn end(&mut self, payload: &[u8]) -> Result<ipc::EndInfo, ipc::FrameError> {
+    fn end(&mut self, payload: &Bytes) -> Result<ipc::EndInfo, ipc::FrameError> {
         let end = ipc::parse_end(payload)?;
         if end.retire {
             self.lease.retire();

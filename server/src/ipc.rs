@@ -14,7 +14,9 @@
 //! worker -> master  READ     max u32 LE: the app wants up to max body bytes
 //!                   HEAD     a vars block: ("STATUS", "200 OK") then the headers in order
 //!                   CHUNK    response body bytes
-//!                   END      flags u8 (bit 0: the app raised) | requests u64 LE (this worker's count)
+//!                   END      flags u8 (bit 0: the app raised, 1: the worker retires,
+//!                            2: log this request) | requests u64 LE (this worker's count)
+//!                            | the request's log variables as a vars block (may be empty)
 //!                   ABORT    the app failed after the response started: the client
 //!                            must see a failure, not a short success
 //! ```
@@ -29,7 +31,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The version of this format.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 /// The largest payload of one frame.
 pub const MAX_FRAME: usize = 1 << 20;
 /// The size of a frame header.
@@ -160,9 +162,14 @@ pub const END_EXCEPTION: u8 = 1;
 /// END flags: the worker retires after this request (`worker/recycle.rs`):
 /// it must not be given another one.
 pub const END_RETIRE: u8 = 2;
+/// END flags: the app asked for this request's log line
+/// (`uwsgi.log_this()`), whatever the logging rules say.
+pub const END_LOG_THIS: u8 = 4;
+/// The fixed part of an END payload.
+pub const END_PREFIX: usize = 9;
 
 /// A decoded END payload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EndInfo {
     /// The app raised.
     pub exception: bool,
@@ -170,29 +177,38 @@ pub struct EndInfo {
     pub requests: u64,
     /// The worker exits after this request.
     pub retire: bool,
+    /// The app asked for the request's log line.
+    pub log_this: bool,
+    /// The request's log variables (`uwsgi.set_logvar`), as a vars block;
+    /// empty when there are none.
+    pub logvars: Bytes,
 }
 
-/// Encodes an END payload.
-pub fn end_payload(info: EndInfo) -> [u8; 9] {
-    let mut p = [0u8; 9];
-    p[0] =
-        if info.exception { END_EXCEPTION } else { 0 } | if info.retire { END_RETIRE } else { 0 };
-    p[1..].copy_from_slice(&info.requests.to_le_bytes());
+/// Encodes an END payload: flags, the count, then the log variables.
+pub fn end_payload(info: &EndInfo) -> Vec<u8> {
+    let mut p = Vec::with_capacity(END_PREFIX + info.logvars.len());
+    let flag = |on: bool, bit: u8| if on { bit } else { 0 };
+    p.push(
+        flag(info.exception, END_EXCEPTION)
+            | flag(info.retire, END_RETIRE)
+            | flag(info.log_this, END_LOG_THIS),
+    );
+    p.extend_from_slice(&info.requests.to_le_bytes());
+    p.extend_from_slice(&info.logvars);
     p
 }
 
-/// Decodes an END payload.
-pub fn parse_end(p: &[u8]) -> Result<EndInfo, FrameError> {
-    let (&[flags], rest) = p
-        .split_first_chunk::<1>()
-        .ok_or(FrameError::Malformed(Kind::End))?;
-    let n = rest
-        .first_chunk::<8>()
-        .ok_or(FrameError::Malformed(Kind::End))?;
+/// Decodes an END payload; the log variables are a slice of it.
+pub fn parse_end(p: &Bytes) -> Result<EndInfo, FrameError> {
+    let bad = FrameError::Malformed(Kind::End);
+    let (&[flags], rest) = p.split_first_chunk::<1>().ok_or(bad)?;
+    let n = rest.first_chunk::<8>().ok_or(bad)?;
     Ok(EndInfo {
         exception: flags & END_EXCEPTION != 0,
         requests: u64::from_le_bytes(*n),
         retire: flags & END_RETIRE != 0,
+        log_this: flags & END_LOG_THIS != 0,
+        logvars: p.slice(END_PREFIX..),
     })
 }
 
@@ -393,14 +409,27 @@ mod tests {
 
     #[test]
     fn end_round_trip() {
-        for (exception, retire) in [(true, false), (false, true), (true, true)] {
+        let mut logvars = Vec::new();
+        rwsgi_proto::encode_vars(&[("user", "ann")], &mut logvars).unwrap();
+        for (exception, retire, log_this) in [
+            (true, false, false),
+            (false, true, false),
+            (true, true, true),
+            (false, false, true),
+        ] {
             let e = EndInfo {
                 exception,
                 requests: 42,
                 retire,
+                log_this,
+                logvars: if log_this {
+                    Bytes::from(logvars.clone())
+                } else {
+                    Bytes::new()
+                },
             };
-            assert_eq!(parse_end(&end_payload(e)), Ok(e));
+            assert_eq!(parse_end(&Bytes::from(end_payload(&e))), Ok(e));
         }
-        assert!(parse_end(&[0]).is_err());
+        assert!(parse_end(&Bytes::from_static(&[0])).is_err());
     }
 }

@@ -21,6 +21,10 @@ pub use value::{Address, AppSource, AppSpec, Protocol, SocketSpec};
 
 use crate::error::ConfigError;
 
+/// The most user locks `locks` may ask for (each is a mutex in memory all
+/// workers share).
+pub const MAX_LOCKS: u64 = 1024;
+
 /// The server log style.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogStyle {
@@ -216,6 +220,15 @@ pub struct Config {
     pub static_gzip: GzipConfig,
     /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
     pub hooks: Vec<crate::hooks::Hook>,
+    /// The options as given (after logic blocks and placeholders), for the
+    /// `uwsgi` Python module's `opt`: the name as written and the value, or
+    /// `None` for a flag given without one.
+    pub exported: Vec<(String, Option<String>)>,
+    /// `locks`: user locks besides lock 0, for `uwsgi.lock(n)`.
+    pub locks: u32,
+    /// `skip-atexit`: workers exit without running Python's atexit
+    /// handlers.
+    pub skip_atexit: bool,
 }
 
 /// A `smart-attach-daemon = PIDFILE[,FREQ] COMMAND`.
@@ -357,6 +370,9 @@ impl Default for Config {
             smart_daemons: Vec::new(),
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
+            exported: Vec::new(),
+            locks: 0,
+            skip_atexit: false,
         }
     }
 }
@@ -507,6 +523,8 @@ impl Config {
                 "enable-threads" | "master" | "die-on-term" | "strict" => {}
                 "processes" => c.processes = bounded(number()?, 1, 1024).map_err(invalid)? as usize,
                 "threads" => c.threads = bounded(number()?, 1, 256).map_err(invalid)? as usize,
+                "locks" => c.locks = bounded(number()?, 0, MAX_LOCKS).map_err(invalid)? as u32,
+                "skip-atexit" => c.skip_atexit = flag,
                 "uid" => c.uid = Some(v.to_owned()),
                 "gid" => c.gid = Some(v.to_owned()),
                 "reload-mercy" => c.reload_mercy = Duration::from_secs(number()?),
@@ -728,6 +746,13 @@ impl Config {
         if show_config {
             c.show_config = Some(as_ini(&raw));
         }
+        c.exported = raw
+            .iter()
+            .map(|o| {
+                let bare = o.value.is_empty() && o.spec.is_some_and(|s| s.kind == Kind::Flag);
+                (o.name.clone(), (!bare).then(|| o.value.clone()))
+            })
+            .collect();
         // Paths are relative to where rwsgi was started, before any chdir.
         let cwd = std::env::current_dir().unwrap_or_default();
         let abs = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
@@ -1094,5 +1119,37 @@ mod tests {
             panic!()
         };
         assert!(c.vacuum);
+    }
+
+    #[test]
+    fn the_options_as_given_are_kept_for_the_uwsgi_module() {
+        let (c, _) = load(&[
+            "--master",
+            "--processes",
+            "3",
+            "--env",
+            "A=1",
+            "--env",
+            "B=2",
+            "--locks",
+            "4",
+            "--skip-atexit",
+        ])
+        .unwrap();
+        let some = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            c.exported,
+            vec![
+                ("master".to_owned(), None),
+                ("processes".to_owned(), some("3")),
+                ("env".to_owned(), some("A=1")),
+                ("env".to_owned(), some("B=2")),
+                ("locks".to_owned(), some("4")),
+                ("skip-atexit".to_owned(), None),
+            ]
+        );
+        assert_eq!(c.locks, 4);
+        assert!(c.skip_atexit);
+        assert!(load(&["--locks", "1025"]).is_err());
     }
 }

@@ -300,6 +300,20 @@ pub static OPTIONS: &[Spec] = &[
         "Python threads per worker, each serving one request (default 1)",
     ),
     opt(
+        "locks",
+        &[],
+        None,
+        Value,
+        "user locks besides lock 0 for uwsgi.lock(n) (default 0)",
+    ),
+    opt(
+        "skip-atexit",
+        &[],
+        None,
+        Flag,
+        "workers exit without running Python's atexit handlers",
+    ),
+    opt(
         "uid",
         &[],
         None,
@@ -1238,11 +1252,6 @@ pub static OPTIONS: &[Spec] = &[
         "catch-exceptions",
         Flag,
         "tracebacks go to the log; the client gets a 500",
-    ),
-    ignored(
-        "skip-atexit",
-        Flag,
-        "workers exit without running Python's atexit handlers",
     ),
     ignored("honour-stdin", Flag, "workers read nothing from stdin"),
     ignored(

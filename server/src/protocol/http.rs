@@ -302,7 +302,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
                     1 => collected.pop().unwrap_or_default(),
                     _ => collected.concat().into(),
                 };
-                log.write(&ex, info, code, header_count, body.len() as u64);
+                log.write(&ex, &info, code, header_count, body.len() as u64);
                 ex.finish(Done {
                     exception: info.exception,
                     tx: body.len() as u64,
@@ -355,7 +355,7 @@ impl LogInfo {
     fn write<B: BodySource>(
         &self,
         ex: &Exchange<B>,
-        info: ipc::EndInfo,
+        info: &ipc::EndInfo,
         status: u16,
         headers: usize,
         body: u64,
@@ -367,13 +367,15 @@ impl LogInfo {
             core: ex.core(),
             worker_requests: info.requests,
             total_requests: ex.total_requests() + 1,
+            log_this: info.log_this,
+            logvars: info.logvars.clone(),
         };
         self.write_served(served, status, headers, body);
     }
 
     fn write_served(&self, served: reqlog::Served, status: u16, headers: usize, body: u64) {
         let elapsed = self.started.elapsed();
-        if !self.rules.wanted(status, elapsed, body) {
+        if !served.log_this && !self.rules.wanted(status, elapsed, body) {
             return;
         }
         let get = |k: &[u8]| self.var(k).unwrap_or_default();
@@ -401,6 +403,7 @@ impl LogInfo {
             status,
             headers,
             header_bytes: self.header_bytes,
+            logvars: &served.logvars,
         };
         reqlog::log(&entry, self.template.as_deref(), self.rules.micros);
     }
@@ -447,7 +450,7 @@ async fn stream_rest<B: BodySource>(
                         .send(Err(io::Error::other("the app failed during the response")))
                         .await;
                 }
-                log.write(&ex, info, code, headers, sent);
+                log.write(&ex, &info, code, headers, sent);
                 ex.finish(Done {
                     exception: info.exception,
                     tx: sent,

@@ -258,6 +258,8 @@ where
                 core,
                 worker_requests: info.requests,
                 total_requests: total,
+                log_this: info.log_this,
+                logvars: info.logvars,
             };
             log_request(
                 &ctx,
@@ -303,7 +305,7 @@ fn log_request(
     } = *req;
     let (status, body_bytes, header_bytes, headers) = sizes;
     let elapsed = started.elapsed();
-    if !ctx.log_rules.wanted(status, elapsed, body_bytes) {
+    if !served.log_this && !ctx.log_rules.wanted(status, elapsed, body_bytes) {
         return;
     }
     let lookup = |k: &[u8]| vars.get(k);
@@ -331,6 +333,7 @@ fn log_request(
         status,
         headers,
         header_bytes,
+        logvars: &served.logvars,
     };
     reqlog::log(&entry, ctx.log_format.as_deref(), ctx.log_rules.micros);
 }

@@ -59,6 +59,10 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         if let Err(e) = interp::setup_path(py, &config.pythonpath) {
             e.print(py);
         }
+        // Before the app's import, which may `import uwsgi`.
+        if let Err(e) = worker::uwsgi_module::install(py, config) {
+            e.print(py);
+        }
         // What every worker's requests need, made once here and shared.
         let mut interned = wsgi::Interned::new(py, &st)
             .inspect_err(|e| e.print(py))
@@ -334,6 +338,8 @@ fn run_worker(
     app: Apps,
     interned: Option<wsgi::Interned>,
 ) -> i32 {
+    // uWSGI calls the post-fork hook before a lazy app loads.
+    Python::attach(|py| worker::uwsgi_module::after_fork(py, slot));
     let app = if config.lazy_apps {
         Python::attach(|py| load_apps(py, config))
     } else {
@@ -348,7 +354,11 @@ fn run_worker(
         return EXIT_NO_APP;
     }
     let recycler = worker::recycle::Recycler::new(&config.recycle, slot);
-    worker::serve(streams, app, interned, &static_environ(config), &recycler)
+    let code = worker::serve(streams, app, interned, &static_environ(config), &recycler);
+    if code == worker::EXIT_STOPPED {
+        Python::attach(|py| worker::uwsgi_module::at_exit(py, config.skip_atexit));
+    }
+    code
 }
 
 /// The environ values that follow from the configuration.

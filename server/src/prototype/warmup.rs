@@ -72,10 +72,10 @@ fn calls(
             for n in 1..=u64::from(times) {
                 let outcome = wsgi::handle(py, app, interned, &chan, &request)?;
                 raised |= outcome.exception;
-                let end = ipc::end_payload(ipc::EndInfo {
+                let end = ipc::end_payload(&ipc::EndInfo {
                     exception: outcome.exception,
                     requests: n,
-                    retire: false,
+                    ..Default::default()
                 });
                 let mut c = chan.borrow_mut();
                 c.push(Kind::End, &end);

@@ -60,7 +60,7 @@ impl Rules {
 }
 
 /// Who served a request, for its line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Served {
     /// The worker's pid (the master's for a static file).
     pub pid: i32,
@@ -72,6 +72,10 @@ pub struct Served {
     pub worker_requests: u64,
     /// Requests served by the instance.
     pub total_requests: u64,
+    /// The app asked for this line (`uwsgi.log_this()`).
+    pub log_this: bool,
+    /// The app's log variables (`uwsgi.set_logvar`), a vars block.
+    pub logvars: bytes::Bytes,
 }
 
 impl Served {
@@ -83,6 +87,8 @@ impl Served {
             core: 0,
             worker_requests: 0,
             total_requests: 0,
+            log_this: false,
+            logvars: bytes::Bytes::new(),
         }
     }
 }
@@ -132,6 +138,8 @@ pub struct Entry<'a> {
     pub header_bytes: usize,
     /// The request's variables, for templates.
     pub lookup: Option<Lookup<'a>>,
+    /// The app's log variables (`uwsgi.set_logvar`), a vars block.
+    pub logvars: &'a [u8],
 }
 
 impl std::fmt::Debug for Entry<'_> {
@@ -148,6 +156,27 @@ impl<'a> Entry<'a> {
     /// A request variable.
     pub fn var(&self, key: &[u8]) -> Option<&'a [u8]> {
         self.lookup.and_then(|f| f(key))
+    }
+
+    /// A log variable the app set (the worker wrote the block, one value
+    /// per name).
+    pub fn logvar(&self, key: &[u8]) -> Option<&'a [u8]> {
+        if self.logvars.is_empty() {
+            return None;
+        }
+        let limits = rwsgi_proto::Limits {
+            max_block: u16::MAX,
+            max_vars: u16::MAX,
+        };
+        let frame = rwsgi_proto::Frame {
+            header: rwsgi_proto::Header::new(
+                rwsgi_proto::Modifier1::RESPONSE,
+                0,
+                rwsgi_proto::Modifier2(0),
+            ),
+            block: self.logvars,
+        };
+        frame.vars(&limits).ok()?.get(key)
     }
 }
 

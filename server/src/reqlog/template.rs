@@ -9,8 +9,8 @@
 //! `modifier1`, `modifier2`, `headers`, `vsz`, `rss`, `vszM`, `rssM`,
 //! `werr`, `rerr`, `ioerr`), `var.NAME` for any request variable and
 //! `metric.NAME`. As in uWSGI, an empty value prints `-`, and any other name
-//! is a per-request log variable, which rwsgi has no way to set (there is no
-//! `uwsgi.set_logvar`), so it prints `-`.
+//! is a per-request log variable the app set with `uwsgi.set_logvar`
+//! (`-` when it set none).
 //!
 //! Where rwsgi has nothing to count, the value is uWSGI's own without the
 //! feature: `vsz`/`rss` 0 (uWSGI fills them only with `memory-report`),
@@ -155,8 +155,12 @@ fn value(out: &mut String, name: &str, e: &Entry<'_>) {
             write!(out, "0")
         }
         "headers" => write!(out, "{}", e.headers),
-        // A per-request log variable: never set in rwsgi.
-        _ => Ok(()),
+        // A per-request log variable (`uwsgi.set_logvar`).
+        other => write!(
+            out,
+            "{}",
+            lossy(e.logvar(other.as_bytes()).unwrap_or_default())
+        ),
     };
 }
 
@@ -196,6 +200,7 @@ mod tests {
             headers: 2,
             header_bytes: 64,
             lookup: Some(lookup),
+            logvars: b"",
         }
     }
 
@@ -225,6 +230,21 @@ mod tests {
         assert_eq!(
             Template::parse("[%(ctime)]").render(&e),
             "[Fri Dec  4 15:35:46 2026]"
+        );
+    }
+
+    #[test]
+    fn log_variables_the_app_set() {
+        let vars = |_: &[u8]| None;
+        let mut block = Vec::new();
+        rwsgi_proto::encode_vars(&[("user_id", "42"), ("empty", "")], &mut block).unwrap();
+        let e = Entry {
+            logvars: &block,
+            ..entry(&vars)
+        };
+        assert_eq!(
+            Template::parse("%(user_id) %(empty) %(unset) %(status)").render(&e),
+            "42 - - 200"
         );
     }
 

@@ -6,9 +6,11 @@
 pub mod apps;
 pub mod channel;
 pub mod input;
+pub mod locks;
 pub mod recycle;
 pub mod support;
 pub mod trace;
+pub mod uwsgi_module;
 pub mod wsgi;
 
 use std::cell::RefCell;
@@ -122,10 +124,12 @@ fn serve_one(
                 }
             };
             let retire = recycler.after_request();
-            let end = ipc::end_payload(ipc::EndInfo {
+            let end = ipc::end_payload(&ipc::EndInfo {
                 exception: outcome.exception,
                 requests,
                 retire,
+                log_this: outcome.log.log_this,
+                logvars: outcome.log.logvars.into(),
             });
             let mut c = chan.borrow_mut();
             c.push(Kind::End, &end);

@@ -442,10 +442,12 @@ fn environ<'py>(
 }
 
 /// How a request ended, for the END frame.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct Outcome {
     /// The app raised.
     pub exception: bool,
+    /// What the app set for the log line (`uwsgi.set_logvar`, `log_this`).
+    pub log: super::uwsgi_module::RequestLog,
 }
 
 /// Runs one request through the app and sends the response. Errors here are
@@ -472,6 +474,7 @@ pub fn handle(
         block: head.vars,
     };
     let vars = frame.vars(&limits).map_err(|e| invalid(e.to_string()))?;
+    super::uwsgi_module::begin_request();
     let ex = Rc::new(RefCell::new(Exchange {
         chan: chan.clone(),
         body: Body::new(head.body_len),
@@ -540,7 +543,10 @@ pub fn handle(
         }
         ex.send_head().map_err(|e| invalid(e.to_string()))?;
     }
-    Ok(Outcome { exception })
+    Ok(Outcome {
+        exception,
+        log: super::uwsgi_module::end_request(),
+    })
 }
 
 fn call_app(

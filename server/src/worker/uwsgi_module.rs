@@ -1,0 +1,455 @@
+//! The `uwsgi` Python module, which apps and libraries written for uWSGI
+//! import (`plugins/python/uwsgi_pymodule.c`, `python_plugin.c`
+//! `init_uwsgi_embedded_module`; reference §7.5), and rwsgi's own
+//! `uwsgidecorators`.
+//!
+//! Made by the prototype before it imports the app, as uWSGI makes it
+//! before loading apps, and put in `sys.modules`; workers inherit it.
+//!
+//! What it offers is what fits rwsgi's processes:
+//! - values: `opt` (the options as given: bytes values, `True` for bare
+//!   flags, a list for repeated ones), `numproc`, `cores`, `buffer_size`,
+//!   `hostname`, `started_on`, `has_threads`, `version`, `version_info`;
+//! - `worker_id()` (0 in the prototype, as in uWSGI's master),
+//!   `request_id()`, `masterpid()`, `mule_id()` (always 0), `mem()`;
+//! - `reload()` (SIGHUP to the master: a graceful reload) and `stop()`
+//!   (SIGQUIT: rwsgi's graceful shutdown);
+//! - `set_logvar`/`get_logvar` for `log-format`'s `%(name)`, `log_this()`,
+//!   `log()`;
+//! - `lock`/`unlock`/`is_locked` (`locks.rs`);
+//! - `post_fork_hook` and `atexit`, called when uWSGI calls them: after
+//!   fork in each worker, and when a worker stops.
+//!
+//! Anything else (caches, the spooler, mules, signals, timers, RPC,
+//! websockets, sharedarea…) raises an `AttributeError` that says rwsgi does
+//! not have it, so an app finds out at once rather than with a `None`.
+//!
+//! Log variables live in a per-thread slot: a worker thread serves one
+//! request at a time, and `wsgi::handle` opens and closes the slot around
+//! each request; the END frame carries them to the master, which writes the
+//! log line.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString, PyTuple};
+
+use super::locks;
+use crate::config::Config;
+
+/// The uWSGI API level this module follows: the pinned uWSGI release.
+const API_VERSION: (u32, u32, u32) = (2, 0, 30);
+/// The most log variables one request may set.
+pub const MAX_LOGVARS: usize = 64;
+/// The longest name or value of a log variable.
+pub const MAX_LOGVAR_LEN: usize = 4096;
+
+const UWSGI_SOURCE: &std::ffi::CStr = c"
+import os as _os
+import signal as _signal
+
+SPOOL_OK = -2
+SPOOL_RETRY = -1
+SPOOL_IGNORE = 0
+applications = None
+
+def masterpid():
+    return _masterpid
+
+def mule_id():
+    return 0
+
+def _signal_master(sig):
+    try:
+        _os.kill(_masterpid, sig)
+    except OSError:
+        return None
+    return True
+
+def reload():
+    \"\"\"Reloads gracefully: a new generation of workers replaces this one.\"\"\"
+    return _signal_master(_signal.SIGHUP)
+
+def stop():
+    \"\"\"Shuts the server down gracefully.\"\"\"
+    return _signal_master(_signal.SIGQUIT)
+
+def __getattr__(name):
+    if name.startswith('__'):
+        raise AttributeError(name)
+    raise AttributeError(
+        'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
+        'masterpid(), reload(), set_logvar(), lock() and post_fork_hook, not '
+        \"uWSGI's caches, spooler, mules, signals or timers\" % name)
+";
+
+const DECORATORS_SOURCE: &std::ffi::CStr = c"
+import functools as _functools
+import threading as _threading
+import uwsgi
+
+__all__ = ['postfork', 'lock', 'thread']
+
+_chain = []
+
+def _run_chain():
+    for hook in list(_chain):
+        hook._fire()
+
+class postfork:
+    \"\"\"Runs the function in every worker after fork; @postfork(N) only in
+    worker N.\"\"\"
+
+    def __init__(self, f):
+        if callable(f):
+            self.wid, self.f = 0, f
+        else:
+            self.wid, self.f = int(f), None
+        _chain.append(self)
+        uwsgi.post_fork_hook = _run_chain
+
+    def __call__(self, *args, **kwargs):
+        if self.f is None:
+            self.f = args[0]
+            return self
+        return self.f(*args, **kwargs)
+
+    def _fire(self):
+        if self.f is not None and self.wid in (0, uwsgi.worker_id()):
+            self.f()
+
+def lock(f):
+    \"\"\"Runs the function holding uWSGI's lock 0, across all workers.\"\"\"
+    @_functools.wraps(f)
+    def locked(*args, **kwargs):
+        uwsgi.lock()
+        try:
+            return f(*args, **kwargs)
+        finally:
+            uwsgi.unlock()
+    return locked
+
+def thread(f):
+    \"\"\"Each call runs the function in a new daemon thread.\"\"\"
+    @_functools.wraps(f)
+    def started(*args, **kwargs):
+        t = _threading.Thread(target=f, args=args, kwargs=kwargs, daemon=True)
+        t.start()
+        return t
+    return started
+
+def __getattr__(name):
+    if name.startswith('__'):
+        raise AttributeError(name)
+    raise AttributeError(
+        'uwsgidecorators.%s is not available: it needs a part of uWSGI '
+        '(spooler, mules, signals, timers, cron, RPC) that rwsgi does not '
+        'have; rwsgi provides postfork, lock and thread' % name)
+";
+
+/// This process's worker id (0 until a worker sets it after fork).
+static WORKER_ID: AtomicU32 = AtomicU32::new(0);
+
+/// What the app said about the request a thread is serving.
+#[derive(Debug, Default)]
+struct Slot {
+    /// Requests this thread finished before the current one.
+    finished: u64,
+    log_this: bool,
+    logvars: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+thread_local! {
+    static SLOT: RefCell<Slot> = RefCell::new(Slot::default());
+}
+
+/// What a request leaves for its log line.
+#[derive(Debug, Default)]
+pub struct RequestLog {
+    /// `uwsgi.log_this()` was called.
+    pub log_this: bool,
+    /// The log variables as a vars block (empty when none were set).
+    pub logvars: Vec<u8>,
+}
+
+/// Opens this thread's slot for a new request.
+pub fn begin_request() {
+    SLOT.with_borrow_mut(|s| {
+        s.log_this = false;
+        s.logvars.clear();
+    });
+}
+
+/// Closes this thread's slot: what the app set for the log line.
+pub fn end_request() -> RequestLog {
+    SLOT.with_borrow_mut(|s| {
+        s.finished += 1;
+        let mut logvars = Vec::new();
+        if !s.logvars.is_empty() {
+            let pairs: Vec<(&[u8], &[u8])> =
+                s.logvars.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+            // Bounded by MAX_LOGVARS and MAX_LOGVAR_LEN, so it encodes.
+            if rwsgi_proto::encode_vars(&pairs, &mut logvars).is_err() {
+                logvars.clear();
+            }
+            s.logvars.clear();
+        }
+        RequestLog {
+            log_this: std::mem::take(&mut s.log_this),
+            logvars,
+        }
+    })
+}
+
+/// Creates `uwsgi` and `uwsgidecorators` in `sys.modules`, and maps the
+/// user locks. Called by the prototype before it imports the app.
+pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
+    if let Err(e) = locks::init(config.locks) {
+        tracing::error!(event = "locks_failed", cause = %e, "cannot map the user locks");
+    }
+    let m = PyModule::from_code(py, UWSGI_SOURCE, c"<uwsgi>", c"uwsgi")?;
+    m.add_function(wrap_pyfunction!(worker_id, &m)?)?;
+    m.add_function(wrap_pyfunction!(request_id, &m)?)?;
+    m.add_function(wrap_pyfunction!(set_logvar, &m)?)?;
+    m.add_function(wrap_pyfunction!(get_logvar, &m)?)?;
+    m.add_function(wrap_pyfunction!(log_this, &m)?)?;
+    m.add_function(wrap_pyfunction!(log, &m)?)?;
+    m.add_function(wrap_pyfunction!(mem, &m)?)?;
+    m.add_function(wrap_pyfunction!(lock, &m)?)?;
+    m.add_function(wrap_pyfunction!(unlock, &m)?)?;
+    m.add_function(wrap_pyfunction!(is_locked, &m)?)?;
+    let (major, minor, revision) = API_VERSION;
+    m.setattr(
+        "version",
+        PyBytes::new(py, format!("{major}.{minor}.{revision}-rwsgi").as_bytes()),
+    )?;
+    m.setattr(
+        "version_info",
+        PyTuple::new(
+            py,
+            [
+                major.into_pyobject(py)?.into_any(),
+                minor.into_pyobject(py)?.into_any(),
+                revision.into_pyobject(py)?.into_any(),
+                0u32.into_pyobject(py)?.into_any(),
+                PyBytes::new(py, b"rwsgi").into_any(),
+            ],
+        )?,
+    )?;
+    let hostname = nix::unistd::gethostname().unwrap_or_default();
+    m.setattr("hostname", PyBytes::new(py, hostname.as_encoded_bytes()))?;
+    m.setattr("numproc", config.processes)?;
+    m.setattr("cores", config.threads)?;
+    // Threads started by the app always run in rwsgi (uWSGI's default
+    // since 2.0.27).
+    m.setattr("has_threads", 1)?;
+    m.setattr("buffer_size", config.buffer_size)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    m.setattr("started_on", now.as_secs())?;
+    // The prototype's parent is the master.
+    m.setattr("_masterpid", nix::unistd::getppid().as_raw())?;
+    m.setattr("opt", opt(py, &config.exported)?)?;
+    let modules = py.import("sys")?.getattr("modules")?;
+    modules.set_item("uwsgi", &m)?;
+    let decorators = PyModule::from_code(
+        py,
+        DECORATORS_SOURCE,
+        c"<uwsgidecorators>",
+        c"uwsgidecorators",
+    )?;
+    modules.set_item("uwsgidecorators", decorators)?;
+    Ok(())
+}
+
+/// `uwsgi.opt`, built as uWSGI builds it: each option under the name it
+/// was given, its value as bytes (`True` for a bare flag), a list when it
+/// was given more than once.
+fn opt<'py>(
+    py: Python<'py>,
+    exported: &[(String, Option<String>)],
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, value) in exported {
+        let v = match value {
+            Some(v) => PyBytes::new(py, v.as_bytes()).into_any(),
+            None => pyo3::types::PyBool::new(py, true).to_owned().into_any(),
+        };
+        match d.get_item(name)? {
+            None => d.set_item(name, v)?,
+            Some(old) => match old.cast::<PyList>() {
+                Ok(list) => list.append(v)?,
+                Err(_) => d.set_item(name, PyList::new(py, [old, v])?)?,
+            },
+        }
+    }
+    Ok(d)
+}
+
+/// In a newly forked worker: records its id, starts its request count
+/// afresh, and calls `uwsgi.post_fork_hook` when the app set one (uWSGI's
+/// `uwsgi_python_post_fork`; an exception is printed and the worker goes
+/// on).
+pub fn after_fork(py: Python<'_>, worker: u32) {
+    WORKER_ID.store(worker, Ordering::Relaxed);
+    SLOT.with_borrow_mut(|s| *s = Slot::default());
+    call_hook(py, "post_fork_hook");
+}
+
+/// In a worker that stops as asked: calls `uwsgi.atexit` when the app set
+/// one, then (unless `skip-atexit`) the functions the app registered with
+/// Python's `atexit` (uWSGI's `uwsgi_python_atexit`, which ends in
+/// `Py_Finalize`).
+pub fn at_exit(py: Python<'_>, skip_atexit: bool) {
+    call_hook(py, "atexit");
+    if skip_atexit {
+        return;
+    }
+    if let Err(e) = py
+        .import("atexit")
+        .and_then(|a| a.call_method0("_run_exitfuncs"))
+    {
+        e.print(py);
+    }
+}
+
+fn call_hook(py: Python<'_>, name: &str) {
+    let Ok(m) = py.import("uwsgi") else { return };
+    let Ok(dict) = m.dict().get_item(name) else {
+        return;
+    };
+    if let Some(hook) = dict {
+        if let Err(e) = hook.call0() {
+            e.print(py);
+        }
+    }
+}
+
+/// A `str` (as UTF-8) or `bytes` argument.
+fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(s.to_str()?.as_bytes().to_vec());
+    }
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    Err(PyTypeError::new_err(format!("{what} must be str or bytes")))
+}
+
+/// `uwsgi.worker_id()`.
+#[pyfunction]
+fn worker_id() -> u32 {
+    WORKER_ID.load(Ordering::Relaxed)
+}
+
+/// `uwsgi.request_id()`: requests this thread finished before this one.
+#[pyfunction]
+fn request_id() -> u64 {
+    SLOT.with_borrow(|s| s.finished)
+}
+
+/// `uwsgi.set_logvar(name, value)`: `%(name)` in `log-format` prints it.
+/// Setting a name again replaces its value.
+#[pyfunction]
+fn set_logvar(key: &Bound<'_, PyAny>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    let key = text(key, "the log variable's name")?;
+    let value = text(value, "the log variable's value")?;
+    if key.len() > MAX_LOGVAR_LEN || value.len() > MAX_LOGVAR_LEN {
+        return Err(PyValueError::new_err(format!(
+            "a log variable's name and value are at most {MAX_LOGVAR_LEN} bytes"
+        )));
+    }
+    SLOT.with_borrow_mut(|s| {
+        if let Some(slot) = s.logvars.iter_mut().find(|(k, _)| *k == key) {
+            slot.1 = value;
+            return Ok(());
+        }
+        if s.logvars.len() >= MAX_LOGVARS {
+            return Err(PyValueError::new_err(format!(
+                "a request can set at most {MAX_LOGVARS} log variables"
+            )));
+        }
+        s.logvars.push((key, value));
+        Ok(())
+    })
+}
+
+/// `uwsgi.get_logvar(name)`: the value as bytes, or `None`.
+#[pyfunction]
+fn get_logvar<'py>(
+    py: Python<'py>,
+    key: &Bound<'py, PyAny>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let key = text(key, "the log variable's name")?;
+    Ok(SLOT.with_borrow(|s| {
+        s.logvars
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| PyBytes::new(py, v))
+    }))
+}
+
+/// `uwsgi.log_this()`: log this request whatever `disable-logging` and the
+/// `log-*` rules say.
+#[pyfunction]
+fn log_this() {
+    SLOT.with_borrow_mut(|s| s.log_this = true);
+}
+
+/// `uwsgi.log(line)`: writes a line to the server log.
+#[pyfunction]
+fn log(line: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let line = text(line, "the log line")?;
+    let line = String::from_utf8_lossy(&line);
+    tracing::info!(event = "app_log", "{}", line.trim_end_matches('\n'));
+    Ok(true)
+}
+
+/// `uwsgi.mem()`: (RSS, address space) of this process in bytes.
+#[pyfunction]
+fn mem() -> (u64, u64) {
+    // /proc/self/statm: size resident ... in pages.
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let mut pages = statm
+        .split_whitespace()
+        .map(|f| f.parse::<u64>().unwrap_or(0));
+    let size = pages.next().unwrap_or(0);
+    let resident = pages.next().unwrap_or(0);
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .map_or(4096, |p| p as u64);
+    (resident * page, size * page)
+}
+
+fn lock_error(e: locks::LockError) -> PyErr {
+    match e {
+        locks::LockError::Invalid => PyValueError::new_err(e.to_string()),
+        _ => PyRuntimeError::new_err(e.to_string()),
+    }
+}
+
+/// `uwsgi.lock(n=0)`: waits for user lock `n` (without the GIL).
+#[pyfunction]
+#[pyo3(signature = (n = 0))]
+fn lock(py: Python<'_>, n: i64) -> PyResult<()> {
+    py.detach(|| locks::lock(n)).map_err(lock_error)
+}
+
+/// `uwsgi.unlock(n=0)`.
+#[pyfunction]
+#[pyo3(signature = (n = 0))]
+fn unlock(n: i64) -> PyResult<()> {
+    locks::unlock(n).map_err(lock_error)
+}
+
+/// `uwsgi.is_locked(n=0)`.
+#[pyfunction]
+#[pyo3(signature = (n = 0))]
+fn is_locked(n: i64) -> PyResult<bool> {
+    locks::is_locked(n).map_err(lock_error)
+}

@@ -1,0 +1,128 @@
+"""An app that uses the `uwsgi` module as apps written for uWSGI do.
+
+Marker files go to the directory in APP_OUT: `postfork-<worker id>` from a
+@postfork hook, `postfork-only-2-<worker id>` from @postfork(2), and
+`atexit-<pid>` / `pyatexit-<pid>` when a worker stops.
+"""
+
+import atexit
+import json
+import os
+import time
+
+import uwsgi
+from uwsgidecorators import lock, postfork
+
+OUT = os.environ["APP_OUT"]
+IMPORTED_IN = uwsgi.worker_id()
+
+
+def mark(name, content=""):
+    with open(os.path.join(OUT, name), "w") as f:
+        f.write(content)
+
+
+@postfork
+def forked():
+    mark("postfork-%d" % uwsgi.worker_id(), str(os.getpid()))
+
+
+@postfork(2)
+def only_two():
+    mark("postfork-only-2-%d" % uwsgi.worker_id())
+
+
+def stopping():
+    mark("atexit-%d" % os.getpid())
+
+
+uwsgi.atexit = stopping
+atexit.register(lambda: mark("pyatexit-%d" % os.getpid()))
+
+
+def plain(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+@lock
+def counted():
+    # Read, wait, write: without the lock two workers would lose updates.
+    path = os.path.join(OUT, "counter")
+    n = int(open(path).read()) if os.path.exists(path) else 0
+    time.sleep(0.01)
+    mark("counter", str(n + 1))
+    return n + 1
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    query = environ.get("QUERY_STRING", "")
+    if path == "/info":
+        rss, vsz = uwsgi.mem()
+        body = {
+            "worker_id": uwsgi.worker_id(),
+            "imported_in": IMPORTED_IN,
+            "numproc": uwsgi.numproc,
+            "cores": uwsgi.cores,
+            "buffer_size": uwsgi.buffer_size,
+            "masterpid": uwsgi.masterpid(),
+            "pid": os.getpid(),
+            "request_id": uwsgi.request_id(),
+            "version": plain(uwsgi.version),
+            "version_info": [plain(v) for v in uwsgi.version_info],
+            "hostname": isinstance(uwsgi.hostname, bytes) and len(uwsgi.hostname) > 0,
+            "started_on": uwsgi.started_on,
+            "mem": rss > 0 and vsz >= rss,
+            "opt": {k: plain(v) for k, v in uwsgi.opt.items()},
+        }
+        out = json.dumps(body)
+    elif path == "/logvar":
+        uwsgi.set_logvar("user_id", query)
+        uwsgi.set_logvar("role", "first")
+        uwsgi.set_logvar("role", "admin")
+        out = plain(uwsgi.get_logvar("role")) + " " + repr(uwsgi.get_logvar("nope"))
+        if query == "force":
+            uwsgi.log_this()
+    elif path == "/log":
+        uwsgi.log("from the app: " + query)
+        out = "logged"
+    elif path == "/hold":
+        uwsgi.lock()
+        try:
+            time.sleep(float(query))
+        finally:
+            uwsgi.unlock()
+        out = "held"
+    elif path == "/is_locked":
+        out = str(uwsgi.is_locked())
+    elif path == "/counted":
+        out = str(counted())
+    elif path == "/bad_lock":
+        try:
+            uwsgi.lock(5)
+            out = "locked?"
+        except ValueError as e:
+            out = str(e)
+    elif path == "/die_holding":
+        uwsgi.lock(1)
+        os._exit(3)
+    elif path == "/lock1":
+        uwsgi.lock(1)
+        uwsgi.unlock(1)
+        out = "lock 1 free"
+    elif path == "/missing":
+        try:
+            uwsgi.cache_get("x")
+            out = "cache?"
+        except AttributeError as e:
+            out = str(e)
+    elif path == "/reload":
+        out = str(uwsgi.reload())
+    else:
+        out = "?"
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [out.encode()]

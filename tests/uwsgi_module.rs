@@ -1,0 +1,208 @@
+//! The `uwsgi` Python module and `uwsgidecorators`, used by a real app
+//! (`tests/apps/uwsgi_api.py`) in real forked workers.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+/// Starts the app with two workers, writing its marker files to the
+/// server's directory, with `extra` options.
+fn start(extra: &[&str]) -> Server {
+    let app = apps().with_file_name("uwsgi_api.py");
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        app.to_str().unwrap(),
+        "--master",
+        "--processes",
+        "2",
+        "--env",
+        "APP_OUT={dir}",
+    ];
+    args.extend_from_slice(extra);
+    Server::start_in(tmpdir("uwsgimod"), &args, true)
+}
+
+fn text(s: &Server, path: &str) -> String {
+    let r = get(s.http.unwrap(), path);
+    assert_eq!(r.status, 200, "{path}");
+    String::from_utf8(r.body).unwrap()
+}
+
+/// Waits until `path` exists.
+fn wait_file(path: &Path, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !path.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "no {} within {timeout:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_module_describes_the_server_and_its_options() {
+    let ini = tmpdir("uwsgimod-ini").join("app.ini");
+    std::fs::write(
+        &ini,
+        "[uwsgi]\nstatic-map = /a=/tmp\nstatic-map = /b=/tmp\nbuffer-size = 32768\nthreads = 2\n",
+    )
+    .unwrap();
+    let s = start(&["--ini", ini.to_str().unwrap(), "--enable-threads"]);
+    let info = get(s.http.unwrap(), "/info").json();
+    let wid = info["worker_id"].as_u64().unwrap();
+    assert!((1..=2).contains(&wid), "{info}");
+    // The app was imported once, in the prototype: worker 0, as in
+    // uWSGI's master.
+    assert_eq!(info["imported_in"], 0);
+    assert_eq!(info["numproc"], 2);
+    assert_eq!(info["cores"], 2);
+    assert_eq!(info["buffer_size"], 32768);
+    assert_eq!(info["masterpid"], s.pid());
+    assert_ne!(info["pid"], s.pid());
+    assert_eq!(info["version"], "2.0.30-rwsgi");
+    assert_eq!(
+        info["version_info"],
+        serde_json::json!([2, 0, 30, 0, "rwsgi"])
+    );
+    assert_eq!(info["hostname"], true);
+    assert_eq!(info["mem"], true);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let started = info["started_on"].as_u64().unwrap();
+    assert!(started <= now && now - started < 120, "{info}");
+    // The options as given: values as written (bytes), True for a bare
+    // flag, a list for a repeated option.
+    let opt = &info["opt"];
+    assert_eq!(opt["processes"], "2");
+    assert_eq!(opt["enable-threads"], true);
+    assert_eq!(opt["master"], true);
+    assert_eq!(opt["buffer-size"], "32768");
+    assert_eq!(opt["static-map"], serde_json::json!(["/a=/tmp", "/b=/tmp"]));
+    assert!(opt.get("harakiri").is_none());
+    // Whatever rwsgi does not have says so.
+    let missing = text(&s, "/missing");
+    assert!(
+        missing.starts_with("uwsgi.cache_get is not available"),
+        "{missing}"
+    );
+}
+
+#[test]
+fn hooks_run_after_fork_and_when_workers_stop() {
+    let mut s = start(&[]);
+    let dir = s.dir.clone();
+    for wid in 1..=2 {
+        wait_file(
+            &dir.join(format!("postfork-{wid}")),
+            Duration::from_secs(10),
+        );
+    }
+    // @postfork(2) ran in worker 2 only.
+    assert!(dir.join("postfork-only-2-2").exists());
+    assert!(!dir.join("postfork-only-2-1").exists());
+    let pids: Vec<String> = (1..=2)
+        .map(|w| std::fs::read_to_string(dir.join(format!("postfork-{w}"))).unwrap())
+        .collect();
+    assert_eq!(s.terminate().code(), Some(0));
+    // uwsgi.atexit and the app's atexit functions ran in each worker.
+    for pid in &pids {
+        assert!(
+            dir.join(format!("atexit-{pid}")).exists(),
+            "atexit in {pid}"
+        );
+        assert!(
+            dir.join(format!("pyatexit-{pid}")).exists(),
+            "pyatexit in {pid}"
+        );
+    }
+}
+
+#[test]
+fn skip_atexit_leaves_python_atexit_functions_out() {
+    let mut s = start(&["--skip-atexit"]);
+    let dir = s.dir.clone();
+    wait_file(&dir.join("postfork-1"), Duration::from_secs(10));
+    let pid = std::fs::read_to_string(dir.join("postfork-1")).unwrap();
+    assert_eq!(s.terminate().code(), Some(0));
+    assert!(dir.join(format!("atexit-{pid}")).exists());
+    assert!(!dir.join(format!("pyatexit-{pid}")).exists());
+}
+
+#[test]
+fn log_variables_and_log_this_reach_the_request_log() {
+    let s = start(&[
+        "--log-format",
+        "%(method) %(uri) %(status) user=%(user_id) role=%(role) none=%(unset)",
+        "--disable-logging",
+    ]);
+    assert_eq!(text(&s, "/logvar?ann"), "admin None");
+    assert_eq!(text(&s, "/logvar?force"), "admin None");
+    // Logging is disabled, but log_this() asks for the line.
+    s.wait_logged(
+        "GET /logvar?force 200 user=force role=admin none=-",
+        Duration::from_secs(5),
+    );
+    assert!(!s.logged("GET /logvar?ann"));
+    assert_eq!(text(&s, "/log?hello"), "logged");
+    s.wait_logged("from the app: hello", Duration::from_secs(5));
+}
+
+#[test]
+fn user_locks_are_shared_by_the_workers_and_survive_a_dead_holder() {
+    let s = start(&["--locks", "1"]);
+    let a = s.http.unwrap();
+    // One worker holds lock 0; the other sees it held.
+    let holder = std::thread::spawn(move || get(a, "/hold?1.5").body);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if text(&s, "/is_locked") == "True" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "lock 0 never seen held");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(holder.join().unwrap(), b"held");
+    assert_eq!(text(&s, "/is_locked"), "False");
+    // The @lock decorator serialises a read-modify-write across workers.
+    let counters: Vec<_> = (0..8)
+        .map(|_| std::thread::spawn(move || get(a, "/counted").status))
+        .collect();
+    for c in counters {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    let counter = std::fs::read_to_string(s.dir.join("counter")).unwrap();
+    assert_eq!(counter, "8");
+    // Only lock 0 and the `locks` extra exist.
+    assert_eq!(text(&s, "/bad_lock"), "Invalid lock number");
+    // A worker that dies holding lock 1 does not leave it taken.
+    assert_eq!(get(a, "/die_holding").status, 502);
+    assert_eq!(text(&s, "/lock1"), "lock 1 free");
+}
+
+#[test]
+fn reload_from_the_app_replaces_the_workers() {
+    let s = start(&[]);
+    // request_id counts the requests a worker finished before this one.
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..6 {
+        let i = get(s.http.unwrap(), "/info").json();
+        let key = (
+            i["pid"].as_i64().unwrap(),
+            i["request_id"].as_u64().unwrap(),
+        );
+        assert!(seen.insert(key), "request_id repeated: {i}");
+    }
+    assert!(seen.iter().any(|(_, n)| *n >= 1));
+    let before = get(s.http.unwrap(), "/info").json()["pid"].clone();
+    assert_eq!(text(&s, "/reload"), "True");
+    s.wait_event("reload_done", Duration::from_secs(30));
+    let after = get(s.http.unwrap(), "/info").json()["pid"].clone();
+    assert_ne!(before, after);
+}
