@@ -49,10 +49,10 @@ fn the_module_describes_the_server_and_its_options() {
     let ini = tmpdir("uwsgimod-ini").join("app.ini");
     std::fs::write(
         &ini,
-        "[uwsgi]\nstatic-map = /a=/tmp\nstatic-map = /b=/tmp\nbuffer-size = 32768\nthreads = 2\n",
+        "[uwsgi]\nstatic-map = /a=/tmp\nstatic-map = /b=/tmp\nbuffer-size = 32768\nthreads = 2\nenable-threads = true\n",
     )
     .unwrap();
-    let s = start(&["--ini", ini.to_str().unwrap(), "--enable-threads"]);
+    let s = start(&["--ini", ini.to_str().unwrap()]);
     let info = get(s.http.unwrap(), "/info").json();
     let wid = info["worker_id"].as_u64().unwrap();
     assert!((1..=2).contains(&wid), "{info}");
@@ -81,11 +81,13 @@ fn the_module_describes_the_server_and_its_options() {
     // flag, a list for a repeated option.
     let opt = &info["opt"];
     assert_eq!(opt["processes"], "2");
-    assert_eq!(opt["enable-threads"], true);
+    assert_eq!(opt["enable-threads"], "true");
     assert_eq!(opt["master"], true);
     assert_eq!(opt["buffer-size"], "32768");
     assert_eq!(opt["static-map"], serde_json::json!(["/a=/tmp", "/b=/tmp"]));
     assert!(opt.get("harakiri").is_none());
+    // What rwsgi always does, said the way libraries look for it.
+    assert_eq!(opt["py-call-uwsgi-fork-hooks"], true);
     // Whatever rwsgi does not have says so.
     let missing = text(&s, "/missing");
     assert!(
@@ -200,6 +202,10 @@ fn reload_from_the_app_replaces_the_workers() {
         assert!(seen.insert(key), "request_id repeated: {i}");
     }
     assert!(seen.iter().any(|(_, n)| *n >= 1));
+    // Not given, but always on in rwsgi: said so for libraries that look.
+    let opt = get(s.http.unwrap(), "/info").json()["opt"].clone();
+    assert_eq!(opt["enable-threads"], true);
+    assert_eq!(opt["py-call-uwsgi-fork-hooks"], true);
     let before = get(s.http.unwrap(), "/info").json()["pid"].clone();
     assert_eq!(text(&s, "/reload"), "True");
     s.wait_event("reload_done", Duration::from_secs(30));

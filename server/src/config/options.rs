@@ -1101,6 +1101,11 @@ pub static OPTIONS: &[Spec] = &[
         "rwsgi always calls the CPython fork hooks",
     ),
     ignored(
+        "py-call-uwsgi-fork-hooks",
+        Flag,
+        "rwsgi always calls the CPython fork hooks",
+    ),
+    ignored(
         "no-orphans",
         Flag,
         "workers always exit when the master goes away",

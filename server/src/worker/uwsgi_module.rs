@@ -8,7 +8,8 @@
 //!
 //! What it offers is what fits rwsgi's processes:
 //! - values: `opt` (the options as given: bytes values, `True` for bare
-//!   flags, a list for repeated ones), `numproc`, `cores`, `buffer_size`,
+//!   flags, a list for repeated ones; plus `enable-threads` and
+//!   `py-call-uwsgi-fork-hooks`, which are always on here), `numproc`, `cores`, `buffer_size`,
 //!   `hostname`, `started_on`, `has_threads`, `version`, `version_info`;
 //! - `worker_id()` (0 in the prototype, as in uWSGI's master),
 //!   `request_id()`, `masterpid()`, `mule_id()` (always 0), `mem()`;
@@ -266,9 +267,16 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     Ok(())
 }
 
+/// What rwsgi always does that uWSGI needs options for: libraries (Sentry,
+/// ddtrace, Instana) read these in `uwsgi.opt` to learn whether their
+/// background threads will run and whether CPython's fork hooks are called.
+/// In rwsgi both are always true, so `opt` says so unless the option was
+/// given.
+const ALWAYS_ON: [&str; 2] = ["enable-threads", "py-call-uwsgi-fork-hooks"];
+
 /// `uwsgi.opt`, built as uWSGI builds it: each option under the name it
 /// was given, its value as bytes (`True` for a bare flag), a list when it
-/// was given more than once.
+/// was given more than once; then [`ALWAYS_ON`].
 fn opt<'py>(
     py: Python<'py>,
     exported: &[(String, Option<String>)],
@@ -285,6 +293,11 @@ fn opt<'py>(
                 Ok(list) => list.append(v)?,
                 Err(_) => d.set_item(name, PyList::new(py, [old, v])?)?,
             },
+        }
+    }
+    for name in ALWAYS_ON {
+        if !d.contains(name)? {
+            d.set_item(name, true)?;
         }
     }
     Ok(d)
