@@ -690,6 +690,7 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "use the platform's scheduler",
         ),
         ("--spooler", "/tmp/spool", "use a task queue"),
+        ("--gevent", "100", "not in a gevent loop"),
     ] {
         let out = Command::new(bin())
             .args(["--http-socket", "127.0.0.1:0", opt, value])

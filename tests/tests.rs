@@ -13,6 +13,8 @@ mod compat;
 mod http;
 /// Lifecycle: worker crashes, graceful shutdown, config errors.
 mod lifecycle;
+/// Loading apps with PasteDeploy, and the `import` modules.
+mod loading;
 /// nginx `uwsgi_pass` end to end, over a unix socket and TCP.
 mod nginx;
 /// The `uwsgi` Python module and `uwsgidecorators`.

@@ -49,7 +49,7 @@ fn the_module_describes_the_server_and_its_options() {
     let ini = tmpdir("uwsgimod-ini").join("app.ini");
     std::fs::write(
         &ini,
-        "[uwsgi]\nstatic-map = /a=/tmp\nstatic-map = /b=/tmp\nbuffer-size = 32768\nthreads = 2\nenable-threads = true\n",
+        "[uwsgi]\nstatic-map = /a=/tmp\nstatic-map = /b=/tmp\nbuffer-size = 32768\nthreads = 2\nenable-threads = true\noptimize = 1\n",
     )
     .unwrap();
     let s = start(&["--ini", ini.to_str().unwrap()]);
@@ -71,6 +71,7 @@ fn the_module_describes_the_server_and_its_options() {
     );
     assert_eq!(info["hostname"], true);
     assert_eq!(info["mem"], true);
+    assert_eq!(info["optimize"], 1);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

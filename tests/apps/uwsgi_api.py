@@ -8,6 +8,7 @@ Marker files go to the directory in APP_OUT: `postfork-<worker id>` from a
 import atexit
 import json
 import os
+import sys
 import time
 
 import uwsgi
@@ -78,6 +79,7 @@ def application(environ, start_response):
             "started_on": uwsgi.started_on,
             "mem": rss > 0 and vsz >= rss,
             "opt": {k: plain(v) for k, v in uwsgi.opt.items()},
+            "optimize": sys.flags.optimize,
         }
         out = json.dumps(body)
     elif path == "/logvar":

@@ -229,6 +229,14 @@ pub struct Config {
     /// `skip-atexit`: workers exit without running Python's atexit
     /// handlers.
     pub skip_atexit: bool,
+    /// `import`: modules (or `.py` files) imported where the app is loaded,
+    /// before it.
+    pub imports: Vec<String>,
+    /// `shared-import`: modules (or `.py` files) imported in the prototype
+    /// before the app, also with `lazy-apps`.
+    pub shared_imports: Vec<String>,
+    /// `optimize`: Python's optimization level (0, 1 or 2).
+    pub optimize: u8,
 }
 
 /// A `smart-attach-daemon = PIDFILE[,FREQ] COMMAND`.
@@ -373,6 +381,9 @@ impl Default for Config {
             exported: Vec::new(),
             locks: 0,
             skip_atexit: false,
+            imports: Vec::new(),
+            shared_imports: Vec::new(),
+            optimize: 0,
         }
     }
 }
@@ -415,6 +426,8 @@ impl Config {
         let mut c = Config::default();
         let mut module: Option<(String, Origin)> = None;
         let mut file: Option<PathBuf> = None;
+        let mut paste: Option<String> = None;
+        let mut paste_logger = false;
         let mut callable = String::from("application");
         let mut ch = cheaper::Raw::default();
         let mut show_config = false;
@@ -474,6 +487,11 @@ impl Config {
                 }
                 "module" => module = Some((v.to_owned(), o.origin.clone())),
                 "wsgi-file" => file = Some(PathBuf::from(v)),
+                "paste" => paste = Some(v.to_owned()),
+                "paste-logger" => paste_logger = flag,
+                "import" => c.imports.push(v.to_owned()),
+                "shared-import" => c.shared_imports.push(v.to_owned()),
+                "optimize" => c.optimize = bounded(number()?, 0, 2).map_err(invalid)? as u8,
                 "callable" => callable = v.to_owned(),
                 "chdir" => c.chdir = Some(PathBuf::from(v)),
                 "pythonpath" => c.pythonpath.push(PathBuf::from(v)),
@@ -828,7 +846,13 @@ impl Config {
                 source: AppSource::File(path),
                 callable,
             }),
-            (None, None) => None,
+            (None, None) => paste.map(|uri| AppSpec {
+                source: AppSource::Paste {
+                    uri: paste_uri(uri, &cwd),
+                    logging: paste_logger,
+                },
+                callable,
+            }),
         };
         Ok((c, warnings))
     }
@@ -839,6 +863,15 @@ impl Config {
             max_block: self.buffer_size,
             max_vars: self.max_vars,
         }
+    }
+}
+
+/// A relative `config:` path made absolute against `cwd` (PasteDeploy
+/// refuses a relative one without `relative_to`).
+fn paste_uri(uri: String, cwd: &std::path::Path) -> String {
+    match uri.strip_prefix("config:") {
+        Some(p) if !p.starts_with('/') => format!("config:{}", cwd.join(p).display()),
+        _ => uri,
     }
 }
 
@@ -1151,5 +1184,51 @@ mod tests {
         assert_eq!(c.locks, 4);
         assert!(c.skip_atexit);
         assert!(load(&["--locks", "1025"]).is_err());
+    }
+
+    #[test]
+    fn paste_apps_and_imports() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-paste-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ini = dir.join("prod.ini");
+        std::fs::write(&ini, "[app:main]\nuse = egg:x\n[uwsgi]\nprocesses = 3\n").unwrap();
+        let (c, _) = load(&["--ini-paste-logged", ini.to_str().unwrap()]).unwrap();
+        assert_eq!(c.processes, 3);
+        let uri = format!("config:{}", ini.display());
+        assert_eq!(
+            c.app.unwrap().source,
+            AppSource::Paste { uri, logging: true }
+        );
+        // A relative config: path is made absolute; module wins over paste.
+        let (c, _) = load(&[
+            "--paste",
+            "config:app.ini",
+            "--import",
+            "a",
+            "--pyimport",
+            "b.py",
+        ])
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            c.app.unwrap().source,
+            AppSource::Paste {
+                uri: format!("config:{}", cwd.join("app.ini").display()),
+                logging: false
+            }
+        );
+        assert_eq!(c.imports, ["a", "b.py"]);
+        let (c, _) = load(&[
+            "--paste",
+            "egg:x",
+            "--module",
+            "m:app",
+            "--shared-import",
+            "s",
+        ])
+        .unwrap();
+        assert_eq!(c.app.unwrap().source, AppSource::Module("m".into()));
+        assert_eq!(c.shared_imports, ["s"]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -190,6 +190,23 @@ fn push(
     if spec.name == "ini" {
         return read_ini(&value, out);
     }
+    if spec.name == "ini-paste" || spec.name == "ini-paste-logged" {
+        // uWSGI's `uwsgi_opt_ini_paste`: the file's [uwsgi] section, then
+        // its app through PasteDeploy (`paste = config:<absolute path>`).
+        read_ini(&value, out)?;
+        let path = std::path::absolute(&value).unwrap_or_else(|_| PathBuf::from(&value));
+        let derived = |name: &str, value: String| RawOption {
+            spec: options::lookup(name),
+            name: name.to_owned(),
+            value,
+            origin: origin.clone(),
+        };
+        out.push(derived("paste", format!("config:{}", path.display())));
+        if spec.name == "ini-paste-logged" {
+            out.push(derived("paste-logger", String::new()));
+        }
+        return Ok(());
+    }
     out.push(RawOption {
         spec: Some(spec),
         name: name.to_owned(),

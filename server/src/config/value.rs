@@ -119,6 +119,14 @@ pub enum AppSource {
     Module(String),
     /// A Python file, executed as a module named `uwsgi_file_<name>`.
     File(PathBuf),
+    /// A PasteDeploy URI (`config:/path/app.ini`), given to
+    /// `paste.deploy.loadapp`.
+    Paste {
+        /// The URI.
+        uri: String,
+        /// `paste-logger`: configure logging from the ini file first.
+        logging: bool,
+    },
 }
 
 /// The app: where it is and which attribute is the WSGI callable.

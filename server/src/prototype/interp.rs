@@ -41,9 +41,10 @@ fn executable(home: Option<&Path>) -> Option<PathBuf> {
     built.exists().then_some(built)
 }
 
-/// Initialises CPython and releases the GIL; afterwards use
-/// `Python::attach`. Must be called once, from a process with one thread.
-pub fn init(home: Option<&Path>) -> Result<(), InitError> {
+/// Initialises CPython (at `optimize` level, as `python -O`) and releases
+/// the GIL; afterwards use `Python::attach`. Must be called once, from a
+/// process with one thread.
+pub fn init(home: Option<&Path>, optimize: u8) -> Result<(), InitError> {
     let exe = executable(home);
     // A home without an interpreter in it is a Python prefix (PYTHONHOME),
     // not a virtualenv.
@@ -66,6 +67,7 @@ pub fn init(home: Option<&Path>) -> Result<(), InitError> {
         let mut config = config.assume_init();
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
+        config.optimization_level = i32::from(optimize);
         let mut status = ffi::PyStatus_Ok();
         if let Some(exe) = &exe_c {
             status =

@@ -50,7 +50,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         }
         tracing::info!(event = "chdir", "chdir() to {}", dir.display());
     }
-    if let Err(e) = interp::init(config.home.as_deref()) {
+    if let Err(e) = interp::init(config.home.as_deref(), config.optimize) {
         tracing::error!(event = "python_init_failed", cause = %e, "python initialisation failed");
         return 1;
     }
@@ -63,6 +63,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         if let Err(e) = worker::uwsgi_module::install(py, config) {
             e.print(py);
         }
+        app::import_all(py, &config.shared_imports);
         // What every worker's requests need, made once here and shared.
         let mut interned = wsgi::Interned::new(py, &st)
             .inspect_err(|e| e.print(py))
@@ -111,9 +112,11 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
     }
 }
 
-/// Loads the app (`module`/`wsgi-file`) and the `mount`ed ones, logging
-/// as uWSGI does; an app that fails to load is logged and left out.
+/// Imports the `import` modules, then loads the app (`module`/`wsgi-file`/
+/// `paste`) and the `mount`ed ones, logging as uWSGI does; an app that
+/// fails to load is logged and left out.
 fn load_apps(py: Python<'_>, config: &Config) -> Apps {
+    app::import_all(py, &config.imports);
     let mut apps = Apps {
         mounted: Vec::new(),
         manage_script_name: config.manage_script_name,
