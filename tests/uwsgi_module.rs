@@ -213,3 +213,23 @@ fn reload_from_the_app_replaces_the_workers() {
     let after = get(s.http.unwrap(), "/info").json()["pid"].clone();
     assert_ne!(before, after);
 }
+
+#[test]
+fn the_app_sets_its_own_harakiri() {
+    // No `harakiri` option: the app's deadline alone kills.
+    let s = start(&[]);
+    let a = s.http.unwrap();
+    let started = Instant::now();
+    assert_eq!(get(a, "/user_harakiri").status, 502);
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    s.wait_logged("*** HARAKIRI ON WORKER", Duration::from_secs(5));
+    // A deadline cleared with 0 does not fire.
+    assert_eq!(text(&s, "/harakiri_cleared"), "survived");
+    // uwsgidecorators.harakiri sets it around the function.
+    assert_eq!(get(a, "/harakiri_decorated").status, 502);
+    assert_eq!(s.events("harakiri").len(), 2);
+}

@@ -584,6 +584,13 @@ impl Lease {
         self.conn.as_ref().map_or(0, |c| c.core)
     }
 
+    /// The app gave its request a deadline of `secs` from now (0: none).
+    pub fn user_harakiri(&self, secs: u32) {
+        if let Some(c) = &self.conn {
+            self.pool.table.user_harakiri(c.slot, c.core, secs);
+        }
+    }
+
     /// The worker closed its channel (EOF or reset): requests queued on it were
     /// not read and are leased again when this lease drops.
     pub fn worker_closed(&mut self) {

@@ -140,7 +140,18 @@ impl Link {
             return Ok(None);
         }
         rbuf.advance(FRAME_HEADER);
-        Ok(Some((kind, rbuf.split_to(len).freeze())))
+        let payload = rbuf.split_to(len).freeze();
+        if kind == Kind::Harakiri {
+            // Not an event: the app's deadline for this request, for the
+            // supervisor's harakiri check.
+            let secs = payload
+                .first_chunk::<4>()
+                .map(|b| u32::from_le_bytes(*b))
+                .ok_or_else(|| self.gone("sent a malformed HARAKIRI"))?;
+            self.lease.user_harakiri(secs);
+            return self.buffered(read_ok);
+        }
+        Ok(Some((kind, payload)))
     }
 
     /// Sends a BODY frame.

@@ -19,6 +19,8 @@
 //!                            | the request's log variables as a vars block (may be empty)
 //!                   ABORT    the app failed after the response started: the client
 //!                            must see a failure, not a short success
+//!                   HARAKIRI seconds u32 LE: the app's own deadline for this request
+//!                            (`uwsgi.set_user_harakiri`), 0 = none
 //! ```
 //!
 //! The body is pulled (READ → BODY), so the master reads from the client only
@@ -61,6 +63,8 @@ pub enum Kind {
     End = 19,
     /// worker → master: the response failed midway.
     Abort = 20,
+    /// worker → master: the app set a deadline for this request.
+    Harakiri = 21,
 }
 
 impl Kind {
@@ -75,6 +79,7 @@ impl Kind {
             18 => Kind::Chunk,
             19 => Kind::End,
             20 => Kind::Abort,
+            21 => Kind::Harakiri,
             _ => return None,
         })
     }

@@ -12,7 +12,7 @@ import sys
 import time
 
 import uwsgi
-from uwsgidecorators import lock, postfork
+from uwsgidecorators import harakiri, lock, postfork
 
 OUT = os.environ["APP_OUT"]
 IMPORTED_IN = uwsgi.worker_id()
@@ -57,6 +57,11 @@ def counted():
     time.sleep(0.01)
     mark("counter", str(n + 1))
     return n + 1
+
+
+@harakiri(1)
+def too_slow():
+    time.sleep(5)
 
 
 def application(environ, start_response):
@@ -122,6 +127,18 @@ def application(environ, start_response):
             out = "cache?"
         except AttributeError as e:
             out = str(e)
+    elif path == "/user_harakiri":
+        uwsgi.set_user_harakiri(1)
+        time.sleep(5)
+        out = "survived"
+    elif path == "/harakiri_cleared":
+        uwsgi.set_user_harakiri(1)
+        uwsgi.set_user_harakiri(0)
+        time.sleep(2.5)
+        out = "survived"
+    elif path == "/harakiri_decorated":
+        too_slow()
+        out = "survived"
     elif path == "/reload":
         out = str(uwsgi.reload())
     else:

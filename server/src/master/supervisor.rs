@@ -219,12 +219,10 @@ impl Supervisor {
         let mut tick = tokio::time::interval(self.settings.check_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // uWSGI checks harakiri and worker lifetimes once per master cycle
-        // (about a second).
+        // (about a second). Always: even without `harakiri`, an app may set
+        // a deadline of its own (`uwsgi.set_user_harakiri`).
         let mut cycle = tokio::time::interval(Duration::from_secs(1));
         cycle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let cycle_checks = self.settings.harakiri > 0
-            || self.settings.max_worker_lifetime.0 > 0
-            || self.settings.evil_limits != (0, 0);
         // A reload waiting for a busy old worker looks again this often.
         let mut reload_tick = tokio::time::interval(Duration::from_millis(200));
         loop {
@@ -262,7 +260,7 @@ impl Supervisor {
                     self.daemons.spawn_due();
                 }
                 _ = tick.tick() => self.on_tick(),
-                _ = cycle.tick(), if cycle_checks || self.daemons.has_smart() => {
+                _ = cycle.tick() => {
                     self.daemons.check();
                     self.check_harakiri();
                     self.check_lifetimes();

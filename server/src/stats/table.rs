@@ -76,6 +76,9 @@ struct Slot {
     since: Option<Instant>,
     busy_total: Duration,
     started: Vec<Option<Instant>>,
+    /// Per core: the deadline the app set for its request
+    /// (`uwsgi.set_user_harakiri`).
+    user_deadline: Vec<Option<Instant>>,
 }
 
 /// The table.
@@ -98,6 +101,7 @@ impl Table {
                 ..SlotView::default()
             },
             started: vec![None; threads],
+            user_deadline: vec![None; threads],
             ..Slot::default()
         };
         Table {
@@ -127,6 +131,9 @@ impl Table {
             if let Some(t) = s.started.get_mut(usize::from(core)) {
                 *t = Some(now);
             }
+            if let Some(d) = s.user_deadline.get_mut(usize::from(core)) {
+                *d = None;
+            }
         });
     }
 
@@ -144,6 +151,9 @@ impl Table {
                 }
             }
             let started = s.started.get_mut(usize::from(core)).and_then(Option::take);
+            if let Some(d) = s.user_deadline.get_mut(usize::from(core)) {
+                *d = None;
+            }
             if let Some(c) = s.view.cores.get_mut(usize::from(core)) {
                 c.in_request = false;
                 if done.is_some() {
@@ -192,8 +202,24 @@ impl Table {
         });
     }
 
+    /// The app on `slot`'s thread `core` gave its request `secs` seconds
+    /// from now (0: no deadline of its own).
+    pub fn user_harakiri(&self, slot: u32, core: u16, secs: u32) {
+        let deadline = (secs > 0).then(|| Instant::now() + Duration::from_secs(u64::from(secs)));
+        self.with(slot, |s| {
+            let core = usize::from(core);
+            if s.started.get(core).is_some_and(Option::is_some) {
+                if let Some(d) = s.user_deadline.get_mut(core) {
+                    *d = deadline;
+                }
+            }
+        });
+    }
+
     /// The (slot, core) pairs serving a request that started at least
-    /// `limit` ago, with how long it has run (harakiri).
+    /// `limit` ago (`Duration::ZERO`: no limit), or whose app-set deadline
+    /// has passed, with how long it has run (harakiri). As in uWSGI, the
+    /// two deadlines are separate: either one kills.
     pub fn overdue(&self, limit: Duration) -> Vec<(u32, u16, Duration)> {
         let now = Instant::now();
         let Ok(slots) = self.slots.lock() else {
@@ -202,7 +228,15 @@ impl Table {
         let mut out = Vec::new();
         for (i, s) in slots.iter().enumerate() {
             for (core, started) in s.started.iter().enumerate() {
-                if let Some(t) = started.filter(|t| now - *t >= limit) {
+                let Some(t) = *started else { continue };
+                let global = !limit.is_zero() && now - t >= limit;
+                let user = s
+                    .user_deadline
+                    .get(core)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|d| now >= d);
+                if global || user {
                     let slot = u32::try_from(i + 1).unwrap_or(u32::MAX);
                     out.push((slot, u16::try_from(core).unwrap_or(u16::MAX), now - t));
                 }
@@ -312,5 +346,41 @@ mod tests {
         // Unknown slots are ignored.
         t.begin(9, 0);
         t.end(0, 0, None);
+    }
+
+    #[test]
+    fn the_apps_own_deadline_is_checked_beside_the_limit() {
+        let t = Table::new(2, 2);
+        let long = Duration::from_secs(3600);
+        t.begin(1, 1);
+        t.begin(2, 0);
+        assert!(t.overdue(long).is_empty());
+        assert!(t.overdue(Duration::ZERO).is_empty());
+        // The shortest deadline there is (0 clears): wait it out.
+        t.user_harakiri(1, 1, 1);
+        std::thread::sleep(Duration::from_millis(1010));
+        let due: Vec<_> = t
+            .overdue(Duration::ZERO)
+            .iter()
+            .map(|o| (o.0, o.1))
+            .collect();
+        assert_eq!(due, [(1, 1)]);
+        let due: Vec<_> = t.overdue(long).iter().map(|o| (o.0, o.1)).collect();
+        assert_eq!(due, [(1, 1)]);
+        // Cleared with 0, or by the end of the request; none without one.
+        t.user_harakiri(1, 1, 0);
+        assert!(t.overdue(Duration::ZERO).is_empty());
+        t.user_harakiri(1, 1, 1);
+        t.end(1, 1, None);
+        t.user_harakiri(1, 0, 1);
+        std::thread::sleep(Duration::from_millis(1010));
+        assert!(t.overdue(Duration::ZERO).is_empty());
+        // The global limit alone.
+        let due: Vec<_> = t
+            .overdue(Duration::from_millis(1))
+            .iter()
+            .map(|o| (o.0, o.1))
+            .collect();
+        assert_eq!(due, [(2, 0)]);
     }
 }

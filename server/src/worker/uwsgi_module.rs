@@ -18,6 +18,8 @@
 //! - `set_logvar`/`get_logvar` for `log-format`'s `%(name)`, `log_this()`,
 //!   `log()`;
 //! - `lock`/`unlock`/`is_locked` (`locks.rs`);
+//! - `set_user_harakiri(seconds)`: a deadline for the request in flight,
+//!   sent to the master in a HARAKIRI frame;
 //! - `post_fork_hook` and `atexit`, called when uWSGI calls them: after
 //!   fork in each worker, and when a worker stops.
 //!
@@ -31,15 +33,18 @@
 //! log line.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString, PyTuple};
 
+use super::channel::Channel;
 use super::locks;
 use crate::config::Config;
+use crate::ipc::Kind;
 
 /// The uWSGI API level this module follows: the pinned uWSGI release.
 const API_VERSION: (u32, u32, u32) = (2, 0, 30);
@@ -83,7 +88,8 @@ def __getattr__(name):
         raise AttributeError(name)
     raise AttributeError(
         'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
-        'masterpid(), reload(), set_logvar(), lock() and post_fork_hook, not '
+        'masterpid(), reload(), set_logvar(), lock(), set_user_harakiri() and '
+        'post_fork_hook, not '
         \"uWSGI's caches, spooler, mules, signals or timers\" % name)
 ";
 
@@ -92,7 +98,7 @@ import functools as _functools
 import threading as _threading
 import uwsgi
 
-__all__ = ['postfork', 'lock', 'thread']
+__all__ = ['postfork', 'lock', 'thread', 'harakiri']
 
 _chain = []
 
@@ -133,6 +139,22 @@ def lock(f):
             uwsgi.unlock()
     return locked
 
+class harakiri:
+    \"\"\"The request is killed if the function runs longer than `seconds`.\"\"\"
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __call__(self, f):
+        @_functools.wraps(f)
+        def limited(*args, **kwargs):
+            uwsgi.set_user_harakiri(self.seconds)
+            try:
+                return f(*args, **kwargs)
+            finally:
+                uwsgi.set_user_harakiri(0)
+        return limited
+
 def thread(f):
     \"\"\"Each call runs the function in a new daemon thread.\"\"\"
     @_functools.wraps(f)
@@ -148,7 +170,7 @@ def __getattr__(name):
     raise AttributeError(
         'uwsgidecorators.%s is not available: it needs a part of uWSGI '
         '(spooler, mules, signals, timers, cron, RPC) that rwsgi does not '
-        'have; rwsgi provides postfork, lock and thread' % name)
+        'have; rwsgi provides postfork, lock, thread and harakiri' % name)
 ";
 
 /// This process's worker id (0 until a worker sets it after fork).
@@ -161,6 +183,8 @@ struct Slot {
     finished: u64,
     log_this: bool,
     logvars: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The channel of the request in flight.
+    chan: Option<Rc<RefCell<Channel>>>,
 }
 
 thread_local! {
@@ -176,11 +200,12 @@ pub struct RequestLog {
     pub logvars: Vec<u8>,
 }
 
-/// Opens this thread's slot for a new request.
-pub fn begin_request() {
+/// Opens this thread's slot for a new request on `chan`.
+pub fn begin_request(chan: &Rc<RefCell<Channel>>) {
     SLOT.with_borrow_mut(|s| {
         s.log_this = false;
         s.logvars.clear();
+        s.chan = Some(chan.clone());
     });
 }
 
@@ -188,6 +213,7 @@ pub fn begin_request() {
 pub fn end_request() -> RequestLog {
     SLOT.with_borrow_mut(|s| {
         s.finished += 1;
+        s.chan = None;
         let mut logvars = Vec::new();
         if !s.logvars.is_empty() {
             let pairs: Vec<(&[u8], &[u8])> =
@@ -222,6 +248,7 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lock, &m)?)?;
     m.add_function(wrap_pyfunction!(unlock, &m)?)?;
     m.add_function(wrap_pyfunction!(is_locked, &m)?)?;
+    m.add_function(wrap_pyfunction!(set_user_harakiri, &m)?)?;
     let (major, minor, revision) = API_VERSION;
     m.setattr(
         "version",
@@ -404,6 +431,23 @@ fn get_logvar<'py>(
             .find(|(k, _)| *k == key)
             .map(|(_, v)| PyBytes::new(py, v))
     }))
+}
+
+/// `uwsgi.set_user_harakiri(seconds)`: the master kills this worker if the
+/// request in flight is still running `seconds` from now (0 clears it); it
+/// ends with the request. Checked beside `harakiri`, as in uWSGI. Outside a
+/// request it does nothing.
+#[pyfunction]
+fn set_user_harakiri(py: Python<'_>, seconds: u32) -> PyResult<()> {
+    let Some(chan) = SLOT.with_borrow(|s| s.chan.clone()) else {
+        return Ok(());
+    };
+    let mut c = chan.borrow_mut();
+    c.push(Kind::Harakiri, &seconds.to_le_bytes());
+    // Sent now: the deadline counts from this call, not from the next
+    // write of the response.
+    c.flush(py)
+        .map_err(|e| PyOSError::new_err(format!("write error: {e}")))
 }
 
 /// `uwsgi.log_this()`: log this request whatever `disable-logging` and the

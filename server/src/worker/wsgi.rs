@@ -474,7 +474,7 @@ pub fn handle(
         block: head.vars,
     };
     let vars = frame.vars(&limits).map_err(|e| invalid(e.to_string()))?;
-    super::uwsgi_module::begin_request();
+    super::uwsgi_module::begin_request(chan);
     let ex = Rc::new(RefCell::new(Exchange {
         chan: chan.clone(),
         body: Body::new(head.body_len),

@@ -102,11 +102,6 @@ impl Daemons {
         }
     }
 
-    /// Whether any daemon is watched through a pidfile.
-    pub fn has_smart(&self) -> bool {
-        self.list.iter().any(|d| d.watch.is_some())
-    }
-
     /// The once-a-second pidfile check of smart daemons.
     pub fn check(&mut self) {
         if self.stopping {

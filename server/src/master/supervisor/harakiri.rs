@@ -16,6 +16,11 @@
 //! `harakiri-graceful-signal` (SIGTERM unless told otherwise: an app that
 //! handles it can log a traceback or clean up) and SIGKILL follows T
 //! seconds later if the worker is still there, as in uWSGI 2.0.22+.
+//!
+//! An app may also give the request in flight a deadline of its own
+//! (`uwsgi.set_user_harakiri(seconds)`, 0 to clear it; a HARAKIRI frame on
+//! the channel): as in uWSGI it is checked beside `harakiri`, not instead
+//! of it, and it ends with the request.
 
 use std::time::{Duration, Instant};
 
@@ -27,11 +32,12 @@ use super::Supervisor;
 impl Supervisor {
     /// Kills the workers whose request has run too long.
     pub(super) fn check_harakiri(&mut self) {
-        let limit = self.settings.harakiri;
-        if limit == 0 || self.stopping {
+        if self.stopping {
             return;
         }
-        for (slot, core, ran) in self.pool.table.overdue(Duration::from_secs(limit)) {
+        // With `harakiri` off, a deadline the app set itself still counts.
+        let limit = Duration::from_secs(self.settings.harakiri);
+        for (slot, core, ran) in self.pool.table.overdue(limit) {
             let Some(s) = (slot as usize)
                 .checked_sub(1)
                 .and_then(|i| self.slots.get_mut(i))
