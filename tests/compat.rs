@@ -680,9 +680,14 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "internal routing is not supported",
         ),
         (
+            "--attach-control-daemon",
+            "celery worker",
+            "a control daemon (whose death stops the instance) is not supported",
+        ),
+        (
             "--attach-daemon2",
-            "cmd=celery worker",
-            "only attach-daemon and smart-attach-daemon are supported",
+            "cmd=celery worker,uid=33",
+            "key \"uid\" is not supported",
         ),
         (
             "--cron",

@@ -1072,3 +1072,114 @@ fn smart_daemons_are_watched_through_their_pidfile() {
         libc::kill(second, libc::SIGKILL);
     }
 }
+
+/// Waits until `path` holds `n` lines equal to `line`.
+fn wait_lines(path: &std::path::Path, line: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.lines().filter(|l| *l == line).count() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} x {line:?} not in {}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn attach_daemon2_keys_set_signals_directory_and_touch() {
+    let dir = tmpdir("daemon2");
+    std::fs::create_dir(dir.join("work")).unwrap();
+    let log = dir.join("work/events");
+    // Says which signal stopped it; started in `chdir`.
+    std::fs::write(
+        dir.join("d.sh"),
+        "trap 'echo usr1 >> events; exit 0' USR1\n\
+         trap 'echo usr2 >> events; exit 0' USR2\n\
+         pwd >> events\n\
+         while :; do sleep 0.1; done\n",
+    )
+    .unwrap();
+    let spec = format!(
+        "cmd=sh {}/d.sh,stopsignal=10,reloadsignal=12,chdir={}/work,touch={}/restart,max_throttle=1",
+        dir.display(),
+        dir.display(),
+        dir.display()
+    );
+    let mut s = serve_app_in(
+        dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--attach-daemon2", &spec],
+    );
+    let started = dir.join("work").display().to_string();
+    wait_lines(&log, &started, 1);
+    // A touch file that changes stops it with its stop signal; it starts
+    // again.
+    std::fs::write(dir.join("restart"), "now").unwrap();
+    wait_lines(&log, "usr1", 1);
+    wait_lines(&log, &started, 2);
+    s.wait_logged("restart touched, stopping", Duration::from_secs(5));
+    // A reload sends the reload signal; it starts again.
+    s.signal(libc::SIGHUP);
+    wait_lines(&log, "usr2", 1);
+    wait_lines(&log, &started, 3);
+    // Shutdown: the stop signal.
+    assert!(s.terminate().success());
+    wait_lines(&log, "usr1", 2);
+}
+
+#[test]
+fn smart_attach_daemon2_writes_the_pidfile_of_a_foreground_command() {
+    let dir = tmpdir("smartdaemon2");
+    let pidfile = dir.join("fg.pid");
+    let mut s = serve_app_in(
+        dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--smart-attach-daemon2", "{dir}/fg.pid,2 sleep 300"],
+    );
+    let read_pid = || -> Option<i32> {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    };
+    let wait_pid = |not: Option<i32>| -> i32 {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(p) = read_pid().filter(|&p| Some(p) != not) {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "no new pid in the pidfile");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let first = wait_pid(None);
+    // The pid written is the process rwsgi started (`sh -c`, as uWSGI runs
+    // it): the master's child.
+    let stat = std::fs::read_to_string(format!("/proc/{first}/stat")).unwrap();
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap();
+    assert_eq!(ppid, s.pid());
+    // Seen running, then gone: started again, with a new pidfile.
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill on a process group this test started (through the
+    // server): the daemon leads a session of its own.
+    unsafe { libc::kill(-first, libc::SIGKILL) };
+    let second = wait_pid(Some(first));
+    assert!(s.terminate().success());
+    // SAFETY: signal 0 only checks that the process exists; then the test
+    // cleans up after itself.
+    unsafe {
+        assert_eq!(libc::kill(second, 0), 0, "the smart daemon was stopped");
+        libc::kill(-second, libc::SIGKILL);
+    }
+}

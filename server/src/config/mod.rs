@@ -6,6 +6,7 @@
 //! earlier ones and list options accumulate, as in uWSGI.
 
 pub mod cheaper;
+pub mod daemon;
 pub mod expand;
 pub mod logic;
 pub mod options;
@@ -15,6 +16,7 @@ pub mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use daemon::DaemonSpec;
 use options::{Kind, Support};
 use sources::{Origin, RawOption};
 pub use value::{Address, AppSource, AppSpec, Protocol, SocketSpec};
@@ -212,10 +214,9 @@ pub struct Config {
     pub reuse_port: bool,
     /// `honour-range`: static files answer `Range` with `206`.
     pub honour_range: bool,
-    /// `attach-daemon` commands.
-    pub daemons: Vec<String>,
-    /// `smart-attach-daemon`s.
-    pub smart_daemons: Vec<SmartDaemon>,
+    /// `attach-daemon`, `attach-daemon2`, `smart-attach-daemon` and
+    /// `smart-attach-daemon2`, in order.
+    pub daemons: Vec<DaemonSpec>,
     /// `static-gzip*`.
     pub static_gzip: GzipConfig,
     /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
@@ -237,17 +238,6 @@ pub struct Config {
     pub shared_imports: Vec<String>,
     /// `optimize`: Python's optimization level (0, 1 or 2).
     pub optimize: u8,
-}
-
-/// A `smart-attach-daemon = PIDFILE[,FREQ] COMMAND`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SmartDaemon {
-    /// The pidfile the command writes.
-    pub pidfile: PathBuf,
-    /// Checks without a pidfile before starting it again (default 10).
-    pub freq: u64,
-    /// The command.
-    pub command: String,
 }
 
 /// `static-gzip*`: which static files may be sent as their `.gz` twin.
@@ -375,7 +365,6 @@ impl Default for Config {
             reuse_port: false,
             honour_range: false,
             daemons: Vec::new(),
-            smart_daemons: Vec::new(),
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
             exported: Vec::new(),
@@ -707,25 +696,14 @@ impl Config {
                         .map_err(|e| invalid(format!("bad regular expression: {e}")))?;
                     c.static_gzip.patterns.push(v.to_owned());
                 }
-                "attach-daemon" if !v.trim().is_empty() => c.daemons.push(v.trim().to_owned()),
-                "attach-daemon" => return Err(invalid("expected a command".into())),
+                "attach-daemon" => c.daemons.push(DaemonSpec::plain(v).map_err(invalid)?),
+                "attach-daemon2" => c.daemons.push(DaemonSpec::keyed(v).map_err(invalid)?),
                 "smart-attach-daemon" => {
-                    // uWSGI's `uwsgi_opt_add_daemon`: the pidfile (with an
-                    // optional ",freq") up to the first space, then the command.
-                    let (pidfile, command) = v
-                        .trim()
-                        .split_once(' ')
-                        .filter(|(_, c)| !c.trim().is_empty())
-                        .ok_or_else(|| invalid("expected PIDFILE[,FREQ] COMMAND".into()))?;
-                    let (pidfile, freq) = match pidfile.split_once(',') {
-                        Some((p, f)) => (p, value::parse_number(f).map_err(invalid)?.max(1)),
-                        None => (pidfile, 10),
-                    };
-                    c.smart_daemons.push(SmartDaemon {
-                        pidfile: PathBuf::from(pidfile),
-                        freq,
-                        command: command.trim().to_owned(),
-                    });
+                    c.daemons
+                        .push(DaemonSpec::smart(v, false).map_err(invalid)?);
+                }
+                "smart-attach-daemon2" => {
+                    c.daemons.push(DaemonSpec::smart(v, true).map_err(invalid)?);
                 }
                 "log-zero" => c.logging.rules.zero = flag,
                 "log-big" => c.logging.rules.big = number()?,
@@ -797,8 +775,10 @@ impl Config {
             .collect();
         c.logging.req_file = c.logging.req_file.map(abs);
         c.logging.backupname = c.logging.backupname.map(abs);
-        for d in &mut c.smart_daemons {
-            d.pidfile = abs(std::mem::take(&mut d.pidfile));
+        for d in &mut c.daemons {
+            d.pidfile = d.pidfile.take().map(abs);
+            d.chdir = d.chdir.take().map(abs);
+            d.touch = std::mem::take(&mut d.touch).into_iter().map(abs).collect();
         }
         if c.logging.maxsize > 0
             && c.logging
@@ -937,8 +917,8 @@ mod tests {
             "/run/w.pid,5 celery -A app worker --detach",
         ])
         .unwrap();
-        let d = &c.smart_daemons[0];
-        assert_eq!(d.pidfile, PathBuf::from("/run/w.pid"));
+        let d = &c.daemons[0];
+        assert_eq!(d.pidfile, Some(PathBuf::from("/run/w.pid")));
         assert_eq!(
             (d.freq, d.command.as_str()),
             (5, "celery -A app worker --detach")

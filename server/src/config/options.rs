@@ -877,6 +877,20 @@ pub static OPTIONS: &[Spec] = &[
         "PIDFILE[,FREQ] COMMAND: start a self-daemonizing command and start it again when the pid in PIDFILE is gone",
     ),
     opt(
+        "smart-attach-daemon2",
+        &[],
+        None,
+        List,
+        "PIDFILE[,FREQ] COMMAND: as smart-attach-daemon, for a command that stays in the foreground (rwsgi writes PIDFILE)",
+    ),
+    opt(
+        "attach-daemon2",
+        &[],
+        None,
+        List,
+        "cmd=COMMAND[,pidfile=,freq=,daemonize=1,stopsignal=,reloadsignal=,chdir=,max_throttle=,touch=F1;F2]: an attached daemon with uWSGI's keys",
+    ),
+    opt(
         "honour-range",
         &[],
         None,
@@ -1420,19 +1434,9 @@ pub static OPTIONS: &[Spec] = &[
         "internal routing is not supported; do it in nginx or in the app",
     ),
     unsupported(
-        "attach-daemon2",
-        List,
-        "only attach-daemon and smart-attach-daemon are supported; use one of those or a supervisor",
-    ),
-    unsupported(
-        "smart-attach-daemon2",
-        List,
-        "only attach-daemon and smart-attach-daemon are supported; use one of those or a supervisor",
-    ),
-    unsupported(
         "attach-control-daemon",
         List,
-        "only attach-daemon and smart-attach-daemon are supported; use one of those or a supervisor",
+        "a control daemon (whose death stops the instance) is not supported; use attach-daemon2",
     ),
     unsupported(
         "gevent",

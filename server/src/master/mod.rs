@@ -107,11 +107,11 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         }
     }
     if let Some(path) = &config.pidfiles.0 {
-        write_pidfile(path)?;
+        write_master_pidfile(path)?;
     }
     drop_privileges(&config)?;
     if let Some(path) = &config.pidfiles.1 {
-        write_pidfile(path)?;
+        write_master_pidfile(path)?;
     }
     let log = &config.logging;
     if let Some(target) = log.logto.as_deref().filter(|_| log.logto_after_drop) {
@@ -141,7 +141,6 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     let sup = Supervisor::new(
         Settings {
             daemons: config.daemons.clone(),
-            smart_daemons: config.smart_daemons.clone(),
             hooks: config.hooks.clone(),
             args,
             processes: config.processes,
@@ -349,16 +348,21 @@ fn vacuum(config: &Config, paths: &[std::path::PathBuf]) {
 }
 
 /// Writes the master's pid, as uWSGI does (`%d\n`).
-/// Writes the pid to a file next to `path` and renames it over `path`, so a
-/// reader never sees a half-written file (uWSGI's `safe-pidfile`, always).
-fn write_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    std::fs::write(&tmp, format!("{}\n", std::process::id()))
-        .and_then(|()| std::fs::rename(&tmp, path))
+fn write_master_pidfile(path: &std::path::Path) -> anyhow::Result<()> {
+    let pid = i32::try_from(std::process::id()).unwrap_or(i32::MAX);
+    write_pidfile(path, pid)
         .with_context(|| format!("cannot write the pidfile {}", path.display()))?;
     tracing::info!(event = "pidfile", path = %path.display(), "writing pidfile to {}", path.display());
     Ok(())
+}
+
+/// Writes `pid` (`%d\n`) to a file next to `path` and renames it over
+/// `path`, so a reader never sees a half-written file (uWSGI's
+/// `safe-pidfile`, always).
+pub(crate) fn write_pidfile(path: &std::path::Path, pid: i32) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, format!("{pid}\n")).and_then(|()| std::fs::rename(&tmp, path))
 }
 
 /// `chown-socket`: `user[:group]`, names or numbers (the group defaults to

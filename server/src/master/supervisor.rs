@@ -91,10 +91,8 @@ struct Prototype {
 /// What the supervisor needs to know.
 #[derive(Debug)]
 pub struct Settings {
-    /// `attach-daemon` commands.
-    pub daemons: Vec<String>,
-    /// `smart-attach-daemon`s.
-    pub smart_daemons: Vec<crate::config::SmartDaemon>,
+    /// The attached daemons.
+    pub daemons: Vec<crate::config::DaemonSpec>,
     /// Startup hooks (`post-app` runs here).
     pub hooks: Vec<crate::hooks::Hook>,
     /// The command line to start the prototype with.
@@ -174,7 +172,7 @@ impl Supervisor {
     /// A supervisor for `processes` slots.
     pub fn new(settings: Settings, pool: Arc<Pool>) -> Supervisor {
         let slots = (0..settings.processes).map(|_| Slot::default()).collect();
-        let daemons = Daemons::new(&settings.daemons, &settings.smart_daemons);
+        let daemons = Daemons::new(&settings.daemons);
         Supervisor {
             settings,
             pool,

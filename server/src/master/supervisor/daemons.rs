@@ -10,8 +10,13 @@
 //!   `respawning`; one that exits within 3 s of its start waits (its spawn
 //!   count minus the seconds it lived, at least 1 s; capped here at 300 s)
 //!   with `[uwsgi-daemons] throttling "cmd" for N seconds`;
-//! - a reload stops them with SIGTERM and they start again (uWSGI re-execs
-//!   its master and them); shutdown stops them with SIGTERM, then SIGKILL.
+//! - a reload stops them with their reload signal (else their stop signal,
+//!   SIGTERM unless `attach-daemon2` says otherwise) and they start again
+//!   (uWSGI re-execs its master and them); shutdown stops them with their
+//!   stop signal, then SIGKILL. Signals go to the daemon's process group,
+//!   as uWSGI sends them;
+//! - `attach-daemon2`'s `chdir`, `max_throttle` and `touch` (a change of one
+//!   of the files stops the daemon, which then starts again).
 //!
 //! `smart-attach-daemon = PIDFILE[,FREQ] COMMAND` is for a command that
 //! daemonizes itself and writes its pid to PIDFILE (`core/daemons.c`
@@ -21,7 +26,11 @@
 //! FREQ checks (default 10) is started again with `[uwsgi-daemons] found
 //! changed pidfile for "cmd" (old_pid: P new_pid: Q)`. They are independent
 //! of the instance by design: not killed with the master, not restarted by a
-//! reload, not stopped at shutdown.
+//! reload, not stopped at shutdown. `smart-attach-daemon2` (and
+//! `attach-daemon2`'s `daemonize`) is for a command that stays in the
+//! foreground: rwsgi writes its pid to PIDFILE when it starts it (uWSGI
+//! forks once more to detach it; here it stays a child of the master, which
+//! reaps it, and lives on when the master goes).
 //!
 //! The supervisor reaps them (it reaps every child, and as a subreaper it
 //! also gets daemonized grandchildren) and tells this table.
@@ -29,17 +38,15 @@
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime};
 
-pub use crate::config::SmartDaemon;
-use std::time::{Duration, Instant};
+use crate::config::DaemonSpec;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// How long a daemon must live not to be throttled (uWSGI: 3 s).
 const QUICK_EXIT: Duration = Duration::from_secs(3);
-/// The longest throttle.
-const MAX_THROTTLE: u64 = 300;
 
 /// A smart daemon's pidfile watch.
 #[derive(Debug)]
@@ -55,10 +62,13 @@ struct Watch {
 
 #[derive(Debug)]
 struct Daemon {
+    spec: DaemonSpec,
     command: String,
     pid: Option<i32>,
-    /// `Some` for `smart-attach-daemon`.
+    /// `Some` for smart daemons.
     watch: Option<Watch>,
+    /// The `touch` files' modification times as last seen.
+    touched: Vec<Option<SystemTime>>,
     /// Spawns so far (uWSGI's `respawns`, which counts the first too).
     spawns: u64,
     last_spawn: Option<Instant>,
@@ -74,25 +84,22 @@ pub struct Daemons {
 }
 
 impl Daemons {
-    /// A table for these commands and smart daemons; nothing runs yet.
-    pub fn new(commands: &[String], smart: &[SmartDaemon]) -> Daemons {
-        let plain = commands.iter().map(|c| (c.clone(), None));
-        let smart = smart.iter().map(|s| {
-            let watch = Watch {
-                pidfile: s.pidfile.clone(),
-                freq: s.freq,
-                monitored: false,
-                checks: 0,
-            };
-            (s.command.clone(), Some(watch))
-        });
+    /// A table for these daemons; nothing runs yet.
+    pub fn new(specs: &[DaemonSpec]) -> Daemons {
         Daemons {
-            list: plain
-                .chain(smart)
-                .map(|(command, watch)| Daemon {
-                    command,
+            list: specs
+                .iter()
+                .map(|spec| Daemon {
+                    command: spec.command.clone(),
                     pid: None,
-                    watch,
+                    watch: spec.pidfile.as_ref().map(|pidfile| Watch {
+                        pidfile: pidfile.clone(),
+                        freq: spec.freq,
+                        monitored: false,
+                        checks: 0,
+                    }),
+                    touched: spec.touch.iter().map(|p| mtime(p)).collect(),
+                    spec: spec.clone(),
                     spawns: 0,
                     last_spawn: None,
                     due: Some(Instant::now()),
@@ -102,12 +109,14 @@ impl Daemons {
         }
     }
 
-    /// The once-a-second pidfile check of smart daemons.
+    /// The once-a-second checks: `touch` files, and smart daemons'
+    /// pidfiles.
     pub fn check(&mut self) {
         if self.stopping {
             return;
         }
         for d in &mut self.list {
+            check_touch(d);
             let Some(w) = &mut d.watch else { continue };
             if d.due.is_some() {
                 continue;
@@ -184,7 +193,7 @@ impl Daemons {
             return true;
         }
         let lived = d.last_spawn.map_or(Duration::MAX, |t| t.elapsed());
-        let wait = throttle(d.spawns, lived);
+        let wait = throttle(d.spawns, lived, d.spec.max_throttle);
         if wait > 0 {
             tracing::info!(event = "daemon_throttled", seconds = wait, command = %d.command,
                 "[uwsgi-daemons] throttling \"{}\" for {wait} seconds", d.command);
@@ -193,22 +202,61 @@ impl Daemons {
         true
     }
 
-    /// Sends `sig` to every running daemon (SIGTERM on reload: they start
-    /// again when they exit).
-    pub fn signal(&self, sig: Signal) {
-        let plain = self.list.iter().filter(|d| d.watch.is_none());
-        for pid in plain.filter_map(|d| d.pid) {
-            let _ = kill(Pid::from_raw(pid), sig);
+    /// A reload: every running daemon that is not smart gets its reload
+    /// signal (else its stop signal) and starts again when it exits.
+    pub fn reload(&self) {
+        for d in self.list.iter().filter(|d| d.watch.is_none()) {
+            let sig = match d.spec.reload_signal {
+                0 => d.spec.stop_signal,
+                s => s,
+            };
+            signal_group(d, sig);
         }
     }
 
-    /// Stops respawning and asks each to stop; returns their pids.
+    /// Stops respawning and asks each daemon that is not smart to stop;
+    /// returns their pids.
     pub fn stop(&mut self) -> Vec<i32> {
         self.stopping = true;
-        self.signal(Signal::SIGTERM);
         let plain = self.list.iter().filter(|d| d.watch.is_none());
+        for d in plain.clone() {
+            signal_group(d, d.spec.stop_signal);
+        }
         plain.filter_map(|d| d.pid).collect()
     }
+}
+
+/// Sends `sig` to a running daemon's process group (it is the leader of a
+/// session of its own).
+fn signal_group(d: &Daemon, sig: i32) {
+    if let (Some(pid), Ok(sig)) = (d.pid, Signal::try_from(sig)) {
+        let _ = kill(Pid::from_raw(-pid), sig);
+    }
+}
+
+fn mtime(p: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+/// A `touch` file changed (created, removed, modified): the running
+/// daemon gets its stop signal and starts again when it exits (a smart one
+/// when its pidfile check finds it gone).
+fn check_touch(d: &mut Daemon) {
+    let mut touched = None;
+    for (path, seen) in d.spec.touch.iter().zip(d.touched.iter_mut()) {
+        let now = mtime(path);
+        if now != *seen {
+            *seen = now;
+            touched = Some(path);
+        }
+    }
+    let (Some(path), Some(pid)) = (touched, d.pid) else {
+        return;
+    };
+    tracing::info!(event = "daemon_touched", command = %d.command, pid, path = %path.display(),
+        "[uwsgi-daemons] {} touched, stopping \"{}\" (pid: {pid}) to start it again",
+        path.display(), d.command);
+    signal_group(d, d.spec.stop_signal);
 }
 
 /// The pid in `pidfile`, if that process is alive (uWSGI's
@@ -220,19 +268,20 @@ fn live_pid(pidfile: &std::path::Path) -> Option<i32> {
 }
 
 /// Seconds to wait before starting again a daemon spawned `spawns` times
-/// that lived `lived` (uWSGI's formula, capped).
-fn throttle(spawns: u64, lived: Duration) -> u64 {
+/// that lived `lived` (uWSGI's formula, capped at `max`).
+fn throttle(spawns: u64, lived: Duration, max: u64) -> u64 {
     if lived > QUICK_EXIT {
         return 0;
     }
-    spawns
-        .saturating_sub(lived.as_secs())
-        .clamp(1, MAX_THROTTLE)
+    spawns.saturating_sub(lived.as_secs()).clamp(1, max.max(1))
 }
 
 fn spawn(d: &mut Daemon) {
     let mut cmd = crate::hooks::command(&d.command);
     cmd.stdin(Stdio::null());
+    if let Some(dir) = &d.spec.chdir {
+        cmd.current_dir(dir);
+    }
     // Plain daemons die with the master; smart ones are on their own.
     let tied = d.watch.is_none();
     // SAFETY: the closure runs in the child between fork and exec and only
@@ -256,11 +305,21 @@ fn spawn(d: &mut Daemon) {
     d.last_spawn = Some(Instant::now());
     match cmd.spawn() {
         // The supervisor reaps it; the handle is not needed.
-        Ok(child) => d.pid = i32::try_from(child.id()).ok(),
+        Ok(child) => {
+            d.pid = i32::try_from(child.id()).ok();
+            if let (true, Some(w), Some(pid)) = (d.spec.daemonize, &d.watch, d.pid) {
+                // The command stays in the foreground: its pidfile is ours
+                // to write (uWSGI's `uwsgi_write_pidfile` in the daemon).
+                if let Err(e) = crate::master::write_pidfile(&w.pidfile, pid) {
+                    tracing::error!(event = "daemon_pidfile_failed", command = %d.command, cause = %e,
+                        "[uwsgi-daemons] cannot write {}: {e}", w.pidfile.display());
+                }
+            }
+        }
         Err(e) => {
             tracing::error!(event = "daemon_failed", command = %d.command, cause = %e,
                 "[uwsgi-daemons] unable to spawn \"{}\": {e}", d.command);
-            let wait = throttle(d.spawns, Duration::ZERO);
+            let wait = throttle(d.spawns, Duration::ZERO, d.spec.max_throttle);
             d.due = Some(Instant::now() + Duration::from_secs(wait));
         }
     }
@@ -273,17 +332,19 @@ mod tests {
     #[test]
     fn quick_exits_are_throttled_as_uwsgi_does() {
         let s = Duration::from_secs;
-        assert_eq!(throttle(1, s(60)), 0);
-        assert_eq!(throttle(1, s(4)), 0);
-        assert_eq!(throttle(1, s(0)), 1);
-        assert_eq!(throttle(5, s(2)), 3);
-        assert_eq!(throttle(2, s(3)), 1);
-        assert_eq!(throttle(10_000, s(0)), MAX_THROTTLE);
+        let max = crate::config::daemon::DEFAULT_MAX_THROTTLE;
+        assert_eq!(throttle(1, s(60), max), 0);
+        assert_eq!(throttle(1, s(4), max), 0);
+        assert_eq!(throttle(1, s(0), max), 1);
+        assert_eq!(throttle(5, s(2), max), 3);
+        assert_eq!(throttle(2, s(3), max), 1);
+        assert_eq!(throttle(10_000, s(0), max), max);
+        assert_eq!(throttle(10_000, s(0), 30), 30);
     }
 
     #[test]
     fn a_daemon_runs_and_is_started_again() {
-        let mut d = Daemons::new(&["exit 3".to_owned()], &[]);
+        let mut d = Daemons::new(&[crate::config::DaemonSpec::plain("exit 3").unwrap()]);
         assert!(d.next_due().is_some());
         d.spawn_due();
         let pid = d.list[0].pid.expect("spawned");

@@ -40,7 +40,7 @@ impl Supervisor {
             return;
         }
         // Daemons start again with the new code, as uWSGI's re-exec does.
-        self.daemons.signal(nix::sys::signal::Signal::SIGTERM);
+        self.daemons.reload();
         if self.next_proto.is_some() || self.old_proto.is_some() {
             tracing::warn!(
                 event = "reload_busy",
