@@ -1027,6 +1027,108 @@ fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
 }
 
 #[test]
+fn hooks_run_at_every_phase_with_uwsgis_actions() {
+    let dir = tmpdir("hookphases");
+    let lines = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let mut s = serve_app_in(
+        dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--processes",
+            "2",
+            "--hook-asap",
+            "mkdir:{dir}/made",
+            "--hook-as-root",
+            "appendn:{dir}/order as-root",
+            "--exec-as-user",
+            "echo as-user >> {dir}/order",
+            "--hook-pre-app",
+            "wait_for_dir:{dir}/made",
+            "--hook-pre-app",
+            "appendn:{dir}/order pre-app",
+            "--hook-accepting",
+            "appendn:{dir}/accepting worker",
+            "--hook-accepting1",
+            "appendn:{dir}/accepting1 worker1",
+            "--hook-accepting1-once",
+            "appendn:{dir}/once worker1",
+            "--hook-as-user-atexit",
+            "print:leaving now",
+            "--hook-asap",
+            "!write:{dir}/secret s3cr3t",
+        ],
+    );
+    assert_eq!(lines("order"), ["as-root", "as-user", "pre-app"]);
+    assert!(s.logged("appendn:"));
+    assert!(s.logged("(as root)..."));
+    // A private hook's arguments stay out of the log.
+    assert!(s.logged("running --- PRIVATE HOOK --- (asap)..."));
+    assert!(!s.logged("s3cr3t"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("secret")).unwrap(),
+        "s3cr3t"
+    );
+    // Each worker runs the accepting hooks before its first request.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lines("accepting").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "accepting hooks: {:?}",
+            lines("accepting")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(lines("accepting1").len(), 1);
+    assert_eq!(lines("once").len(), 1);
+    // Worker 1 again: accepting1 runs, accepting1-once does not.
+    let pid = s
+        .events("spawned")
+        .iter()
+        .find(|e| e["worker"] == 1)
+        .and_then(|e| e["pid"].as_i64())
+        .unwrap() as i32;
+    s.kill_pid(pid, libc::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while lines("accepting1").len() < 2 {
+        assert!(Instant::now() < deadline, "worker 1 not respawned");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(lines("once").len(), 1);
+    assert_eq!(get(s.http.unwrap(), "/").body, b"Hello, World!");
+    assert!(s.terminate().success());
+    assert!(s.logged("leaving now"));
+}
+
+#[test]
+fn a_failing_accepting_hook_stops_the_instance() {
+    let dir = tmpdir("hookaccept");
+    let mut s = Server::start_in(
+        dir,
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            apps().to_str().unwrap(),
+            "--hook-accepting",
+            "exec:exit 2",
+        ],
+        false,
+    );
+    let st = s.wait_exit(Duration::from_secs(20));
+    assert!(st.success(), "{st:?}");
+    assert!(s.logged("exited with non-zero code: 2"));
+    assert!(s.logged("FATAL hook failed, destroying instance"));
+    assert!(s.logged("graceful shutdown triggered"));
+}
+
+#[test]
 fn smart_daemons_are_watched_through_their_pidfile() {
     let dir = tmpdir("smartdaemon");
     let pidfile = dir.join("worker.pid");

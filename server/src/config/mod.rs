@@ -668,25 +668,11 @@ impl Config {
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,
                 "honour-range" => c.honour_range = flag,
-                "hook-asap" | "hook-pre-app" | "hook-post-app" | "exec-asap" | "exec-pre-app"
-                | "exec-post-app" => {
-                    use crate::hooks::{Hook, Phase, parse};
-                    let phase = if spec.name.ends_with("asap") {
-                        Phase::Asap
-                    } else if spec.name.ends_with("pre-app") {
-                        Phase::PreApp
-                    } else {
-                        Phase::PostApp
-                    };
-                    let command = if spec.name.starts_with("exec-") {
-                        parse(&format!("exec:{v}"))
-                    } else {
-                        parse(v)
-                    };
-                    c.hooks.push(Hook {
-                        phase,
-                        command: command.map_err(invalid)?,
-                    });
+                name if crate::hooks::Phase::from_option(name).is_some() => {
+                    use crate::hooks::{Hook, Phase};
+                    let phase = Phase::from_option(name).unwrap_or(Phase::Asap);
+                    let hook = Hook::parse(phase, v, name.starts_with("exec-"));
+                    c.hooks.push(hook.map_err(invalid)?);
                 }
                 "static-gzip-all" => c.static_gzip.all = flag,
                 "static-gzip-dir" => c.static_gzip.dirs.push(PathBuf::from(v)),

@@ -109,6 +109,27 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     if let Some(path) = &config.pidfiles.0 {
         write_master_pidfile(path)?;
     }
+    // What `vacuum` removes: every unix socket made, the stats one too.
+    let unix_paths: Vec<_> = bound
+        .iter()
+        .map(|b| &b.listener)
+        .chain(stats_listener.as_ref())
+        .filter_map(|l| match l {
+            Listener::Unix(_, p) => Some(p.clone()),
+            Listener::Tcp(_) => None,
+        })
+        .collect();
+    // A failed hook stops the start; the sockets made so far are removed.
+    let hooks = |phase| {
+        let ok = crate::hooks::run(&config.hooks, phase);
+        if !ok {
+            vacuum(&config, &unix_paths);
+        }
+        ok
+    };
+    if !hooks(crate::hooks::Phase::AsRoot) {
+        return Ok(1);
+    }
     drop_privileges(&config)?;
     if let Some(path) = &config.pidfiles.1 {
         write_master_pidfile(path)?;
@@ -119,15 +140,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             .with_context(|| format!("cannot open the log {target}"))?;
     }
     sched::apply(config.sched_policy);
-    if !crate::hooks::run(&config.hooks, crate::hooks::Phase::PreApp) {
-        let paths: Vec<_> = bound
-            .iter()
-            .filter_map(|b| match &b.listener {
-                Listener::Unix(_, p) => Some(p.clone()),
-                Listener::Tcp(_) => None,
-            })
-            .collect();
-        vacuum(&config, &paths);
+    if !hooks(crate::hooks::Phase::AsUser) || !hooks(crate::hooks::Phase::PreApp) {
         return Ok(1);
     }
 
@@ -188,12 +201,8 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     });
     let tracker = Arc::new(Tracker::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut unix_paths = Vec::new();
     let mut accepts = Vec::new();
     if let Some(listener) = stats_listener {
-        if let Listener::Unix(_, p) = &listener {
-            unix_paths.push(p.clone());
-        }
         let info = crate::stats::Info {
             sockets: bound
                 .iter()
@@ -220,9 +229,6 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         )));
     }
     for b in bound {
-        if let Listener::Unix(_, p) = &b.listener {
-            unix_paths.push(p.clone());
-        }
         accepts.push(tokio::spawn(accept_loop(
             b,
             ctx.clone(),
@@ -324,6 +330,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         let _ = tokio::time::timeout(Duration::from_secs(10), done_rx).await;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), sup_task).await;
+    crate::hooks::run(&config.hooks, crate::hooks::Phase::AsUserAtexit);
     vacuum(&config, &unix_paths);
     tracing::info!(event = "goodbye", "goodbye to uWSGI.");
     Ok(EXIT_OK)

@@ -105,9 +105,13 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
     }
     match serve_spawns(&control, autoreload::Watch::new(config.py_autoreload)) {
         Exit::Done(code) => code,
-        Exit::Worker(slot, streams) => {
+        Exit::Worker {
+            slot,
+            first,
+            streams,
+        } => {
             drop(control);
-            run_worker(config, slot, streams, app, interned)
+            run_worker(config, (slot, first), streams, app, interned)
         }
     }
 }
@@ -164,7 +168,14 @@ enum Exit {
     /// The prototype is done (the master went away).
     Done(i32),
     /// This process is a newly forked worker, with one channel per thread.
-    Worker(u32, Vec<UnixStream>),
+    Worker {
+        /// Its slot.
+        slot: u32,
+        /// The slot's first worker from this prototype (not a respawn).
+        first: bool,
+        /// One channel per thread.
+        streams: Vec<UnixStream>,
+    },
 }
 
 /// Number of threads of this process, from /proc.
@@ -189,6 +200,8 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
         }
     };
     let mut slots: HashMap<i32, u32> = HashMap::new();
+    // Slots forked before, for the `-once` accepting hooks.
+    let mut forked: std::collections::HashSet<u32> = std::collections::HashSet::new();
     let threads_warned = &mut false;
     loop {
         let mut fds = [
@@ -241,11 +254,16 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
                         "the app started threads while loading; they do not exist in the forked workers"
                     );
                 }
+                let first = forked.insert(slot);
                 match fork_worker() {
                     Ok(ForkResult::Child) => {
                         let _ = mask.thread_unblock();
                         drop(sfd);
-                        return Exit::Worker(slot, fds.into_iter().map(UnixStream::from).collect());
+                        return Exit::Worker {
+                            slot,
+                            first,
+                            streams: fds.into_iter().map(UnixStream::from).collect(),
+                        };
                     }
                     Ok(ForkResult::Parent { child }) => {
                         slots.insert(child.as_raw(), slot);
@@ -333,14 +351,16 @@ fn fork_worker() -> nix::Result<ForkResult> {
     })
 }
 
-/// The worker's life after fork.
+/// The worker's life after fork: `worker` is its slot and whether it is
+/// the slot's first worker.
 fn run_worker(
     config: &Config,
-    slot: u32,
+    worker: (u32, bool),
     streams: Vec<UnixStream>,
     app: Apps,
     interned: Option<wsgi::Interned>,
 ) -> i32 {
+    let (slot, first) = worker;
     // uWSGI calls the post-fork hook before a lazy app loads.
     Python::attach(|py| worker::uwsgi_module::after_fork(py, slot));
     let app = if config.lazy_apps {
@@ -356,12 +376,30 @@ fn run_worker(
         );
         return EXIT_NO_APP;
     }
+    // The accepting hooks, before the first request. A failure stops the
+    // instance, as in uWSGI: the master is asked to shut down.
+    let hooks_ok = crate::hooks::Phase::accepting(slot, first)
+        .all(|phase| py_detached(|| crate::hooks::run(&config.hooks, phase)));
+    if !hooks_ok {
+        let master = worker::uwsgi_module::master_pid();
+        if master > 1 {
+            let master = nix::unistd::Pid::from_raw(master);
+            let _ = nix::sys::signal::kill(master, nix::sys::signal::Signal::SIGINT);
+        }
+        return 1;
+    }
     let recycler = worker::recycle::Recycler::new(&config.recycle, slot);
     let code = worker::serve(streams, app, interned, &static_environ(config), &recycler);
     if code == worker::EXIT_STOPPED {
         Python::attach(|py| worker::uwsgi_module::at_exit(py, config.skip_atexit));
     }
     code
+}
+
+/// Runs `f` with the GIL released (Python threads the app started keep
+/// running while a hook waits).
+fn py_detached<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    Python::attach(|py| py.detach(f))
 }
 
 /// The environ values that follow from the configuration.

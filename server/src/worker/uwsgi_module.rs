@@ -175,6 +175,13 @@ def __getattr__(name):
 
 /// This process's worker id (0 until a worker sets it after fork).
 static WORKER_ID: AtomicU32 = AtomicU32::new(0);
+/// The master's pid (the prototype's parent), recorded by [`install`].
+static MASTER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The master's pid, as `uwsgi.masterpid()` gives it.
+pub fn master_pid() -> i32 {
+    MASTER_PID.load(Ordering::Relaxed)
+}
 
 /// What the app said about the request a thread is serving.
 #[derive(Debug, Default)]
@@ -280,7 +287,8 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
         .unwrap_or_default();
     m.setattr("started_on", now.as_secs())?;
     // The prototype's parent is the master.
-    m.setattr("_masterpid", nix::unistd::getppid().as_raw())?;
+    MASTER_PID.store(nix::unistd::getppid().as_raw(), Ordering::Relaxed);
+    m.setattr("_masterpid", master_pid())?;
     m.setattr("opt", opt(py, &config.exported)?)?;
     let modules = py.import("sys")?.getattr("modules")?;
     modules.set_item("uwsgi", &m)?;
