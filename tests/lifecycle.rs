@@ -1128,6 +1128,21 @@ fn a_failing_accepting_hook_stops_the_instance() {
     assert!(s.logged("graceful shutdown triggered"));
 }
 
+/// Waits for `pidfile` to name a pid other than `not`.
+fn wait_pidfile(pidfile: &std::path::Path, not: Option<i32>) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let pid: Option<i32> = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        if let Some(p) = pid.filter(|&p| Some(p) != not) {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "no new pid in the pidfile");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn smart_daemons_are_watched_through_their_pidfile() {
     let dir = tmpdir("smartdaemon");
@@ -1142,21 +1157,7 @@ fn smart_daemons_are_watched_through_their_pidfile() {
             "{dir}/worker.pid,3 sleep 300 & echo $! > {dir}/worker.pid",
         ],
     );
-    let read_pid = || -> Option<i32> {
-        std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-    };
-    let wait_pid = |not: Option<i32>| -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(p) = read_pid().filter(|&p| Some(p) != not) {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "no new pid in the pidfile");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait_pid = |not: Option<i32>| wait_pidfile(&pidfile, not);
     let first = wait_pid(None);
     s.wait_logged("found changed pidfile", Duration::from_secs(5));
     // Seen running, then gone: started again.
@@ -1245,21 +1246,7 @@ fn smart_attach_daemon2_writes_the_pidfile_of_a_foreground_command() {
         &["--http-socket", "127.0.0.1:0"],
         &["--smart-attach-daemon2", "{dir}/fg.pid,2 sleep 300"],
     );
-    let read_pid = || -> Option<i32> {
-        std::fs::read_to_string(&pidfile)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-    };
-    let wait_pid = |not: Option<i32>| -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(p) = read_pid().filter(|&p| Some(p) != not) {
-                return p;
-            }
-            assert!(Instant::now() < deadline, "no new pid in the pidfile");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
+    let wait_pid = |not: Option<i32>| wait_pidfile(&pidfile, not);
     let first = wait_pid(None);
     // The pid written is the process rwsgi started (`sh -c`, as uWSGI runs
     // it): the master's child.

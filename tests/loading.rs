@@ -3,7 +3,7 @@
 //! `import` / `shared-import` modules.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -96,19 +96,11 @@ fn ini_paste_logged_loads_the_app_and_its_logging_with_the_imports() {
         dir.join("production.ini").display()
     )));
     // The ini file's logging configuration took the app's log line.
-    let log = dir.join("app.log");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("pasteapp: served /first")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no app log line in {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_in_file(
+        &dir.join("app.log"),
+        "pasteapp: served /first",
+        Duration::from_secs(5),
+    );
 }
 
 #[test]

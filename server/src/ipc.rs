@@ -237,23 +237,29 @@ impl ResponseHead {
     }
 }
 
-/// Decodes a HEAD payload.
-pub fn parse_head(payload: Bytes) -> Result<ResponseHead, FrameError> {
-    let bad = FrameError::Malformed(Kind::Head);
+/// Parses a vars block that rwsgi wrote itself (a REQUEST's vars, a HEAD,
+/// the log variables of an END): only the format's own limits apply, the
+/// peer's limits were checked before the block was written.
+pub fn own_vars(block: &[u8]) -> Result<rwsgi_proto::Vars<'_>, rwsgi_proto::DecodeError> {
     let limits = rwsgi_proto::Limits {
         max_block: u16::MAX,
         max_vars: u16::MAX,
     };
-    let vars = rwsgi_proto::Frame {
+    rwsgi_proto::Frame {
         header: rwsgi_proto::Header::new(
             rwsgi_proto::Modifier1::RESPONSE,
             0,
             rwsgi_proto::Modifier2(0),
         ),
-        block: &payload,
+        block,
     }
     .vars(&limits)
-    .map_err(|_| bad)?;
+}
+
+/// Decodes a HEAD payload.
+pub fn parse_head(payload: Bytes) -> Result<ResponseHead, FrameError> {
+    let bad = FrameError::Malformed(Kind::Head);
+    let vars = own_vars(&payload).map_err(|_| bad)?;
     let mut it = vars.iter();
     let (k, status) = it.next().ok_or(bad)?;
     if k != b"STATUS" {

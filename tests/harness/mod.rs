@@ -480,3 +480,20 @@ pub fn uid_of(pid: i64) -> u32 {
         .to_owned();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
+
+/// Waits until `path` holds `needle`; returns the file's text.
+pub fn wait_in_file(path: &std::path::Path, needle: &str, timeout: Duration) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in {} within {timeout:?}:\n{text}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -164,19 +164,7 @@ impl<'a> Entry<'a> {
         if self.logvars.is_empty() {
             return None;
         }
-        let limits = rwsgi_proto::Limits {
-            max_block: u16::MAX,
-            max_vars: u16::MAX,
-        };
-        let frame = rwsgi_proto::Frame {
-            header: rwsgi_proto::Header::new(
-                rwsgi_proto::Modifier1::RESPONSE,
-                0,
-                rwsgi_proto::Modifier2(0),
-            ),
-            block: self.logvars,
-        };
-        frame.vars(&limits).ok()?.get(key)
+        crate::ipc::own_vars(self.logvars).ok()?.get(key)
     }
 }
 

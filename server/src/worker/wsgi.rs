@@ -461,19 +461,7 @@ pub fn handle(
 ) -> Result<Outcome, std::io::Error> {
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     let head = ipc::parse_request(payload).map_err(|e| invalid(e.to_string()))?;
-    let limits = rwsgi_proto::Limits {
-        max_block: u16::MAX,
-        max_vars: u16::MAX,
-    };
-    let frame = rwsgi_proto::Frame {
-        header: rwsgi_proto::Header::new(
-            rwsgi_proto::Modifier1(head.modifier1),
-            0,
-            rwsgi_proto::Modifier2(0),
-        ),
-        block: head.vars,
-    };
-    let vars = frame.vars(&limits).map_err(|e| invalid(e.to_string()))?;
+    let vars = ipc::own_vars(head.vars).map_err(|e| invalid(e.to_string()))?;
     super::uwsgi_module::begin_request(chan);
     let ex = Rc::new(RefCell::new(Exchange {
         chan: chan.clone(),
