@@ -233,3 +233,28 @@ fn the_app_sets_its_own_harakiri() {
     assert_eq!(get(a, "/harakiri_decorated").status, 502);
     assert_eq!(s.events("harakiri").len(), 2);
 }
+
+#[test]
+fn sentrys_sdk_finds_what_it_looks_for_in_uwsgi_opt() {
+    let app = apps().with_file_name("sentry_app.py");
+    let venv = venv();
+    let s = Server::start(&[
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        app.to_str().unwrap(),
+        "--virtualenv",
+        venv.to_str().unwrap(),
+        "--master",
+        "--processes",
+        "2",
+    ]);
+    let v = get(s.http.unwrap(), "/").json();
+    // No "IMPORTANT: We detected the use of uWSGI ... without thread
+    // support" at init, though the command line says nothing of threads:
+    // rwsgi always runs them, and its `uwsgi.opt` says so.
+    assert_eq!(v["at_init"], serde_json::json!([]), "{v}");
+    assert_eq!(v["supported"], true);
+    // The check is live: without those keys it objects.
+    assert_eq!(v["without"], false);
+}
