@@ -258,3 +258,33 @@ fn sentrys_sdk_finds_what_it_looks_for_in_uwsgi_opt() {
     // The check is live: without those keys it objects.
     assert_eq!(v["without"], false);
 }
+
+#[test]
+fn a_stuck_exit_function_does_not_hold_the_worker_slot() {
+    let s = start(&[
+        "--env",
+        "APP_HANG_AT_EXIT=1",
+        "--max-requests",
+        "1",
+        "--min-worker-lifetime",
+        "0",
+        "--worker-reload-mercy",
+        "1",
+    ]);
+    let before = s.events("spawned").len();
+    assert_eq!(text(&s, "/log?x"), "logged");
+    // The worker retires after its request, hangs in atexit, and is ended
+    // after the mercy; its slot gets a new worker.
+    s.wait_logged(
+        "is taking too much time to die...NO MERCY !!!",
+        Duration::from_secs(10),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while s.events("respawned").len() + s.events("spawned").len() <= before {
+        assert!(
+            Instant::now() < deadline,
+            "the slot was not given a new worker"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -39,6 +39,9 @@ def stopping():
 
 uwsgi.atexit = stopping
 atexit.register(lambda: mark("pyatexit-%d" % os.getpid()))
+if os.environ.get("APP_HANG_AT_EXIT"):
+    # An exit function that never returns (run first: atexit is LIFO).
+    atexit.register(lambda: time.sleep(3600))
 
 
 def plain(value):

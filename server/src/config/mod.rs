@@ -230,6 +230,9 @@ pub struct Config {
     /// `skip-atexit`: workers exit without running Python's atexit
     /// handlers.
     pub skip_atexit: bool,
+    /// `worker-reload-mercy`: how long a stopping worker's exit functions
+    /// may run before it is ended.
+    pub worker_reload_mercy: Duration,
     /// `import`: modules (or `.py` files) imported where the app is loaded,
     /// before it.
     pub imports: Vec<String>,
@@ -370,6 +373,7 @@ impl Default for Config {
             exported: Vec::new(),
             locks: 0,
             skip_atexit: false,
+            worker_reload_mercy: Duration::from_secs(60),
             imports: Vec::new(),
             shared_imports: Vec::new(),
             optimize: 0,
@@ -532,6 +536,10 @@ impl Config {
                 "threads" => c.threads = bounded(number()?, 1, 256).map_err(invalid)? as usize,
                 "locks" => c.locks = bounded(number()?, 0, MAX_LOCKS).map_err(invalid)? as u32,
                 "skip-atexit" => c.skip_atexit = flag,
+                "worker-reload-mercy" => {
+                    c.worker_reload_mercy =
+                        Duration::from_secs(bounded(number()?, 1, 86400).map_err(invalid)?);
+                }
                 "uid" => c.uid = Some(v.to_owned()),
                 "gid" => c.gid = Some(v.to_owned()),
                 "reload-mercy" => c.reload_mercy = Duration::from_secs(number()?),

@@ -360,6 +360,13 @@ pub static OPTIONS: &[Spec] = &[
         "user locks besides lock 0 for uwsgi.lock(n) (default 0)",
     ),
     opt(
+        "worker-reload-mercy",
+        &[],
+        None,
+        Value,
+        "seconds a stopping worker's exit functions (uwsgi.atexit, atexit) may take before it is ended (default 60)",
+    ),
+    opt(
         "skip-atexit",
         &[],
         None,
@@ -1263,11 +1270,6 @@ pub static OPTIONS: &[Spec] = &[
         "post-buffering",
         Value,
         "rwsgi streams bodies with backpressure from the master",
-    ),
-    ignored(
-        "worker-reload-mercy",
-        Value,
-        "a reload never stops a busy worker; shutdown waits reload-mercy",
     ),
     ignored("procname", Value, "process titles are not set"),
     ignored("procname-prefix", Value, "process titles are not set"),

@@ -391,7 +391,9 @@ fn run_worker(
     let recycler = worker::recycle::Recycler::new(&config.recycle, slot);
     let code = worker::serve(streams, app, interned, &static_environ(config), &recycler);
     if code == worker::EXIT_STOPPED {
-        Python::attach(|py| worker::uwsgi_module::at_exit(py, config.skip_atexit));
+        Python::attach(|py| {
+            worker::uwsgi_module::at_exit(py, config.skip_atexit, config.worker_reload_mercy)
+        });
     }
     code
 }

@@ -351,8 +351,29 @@ pub fn after_fork(py: Python<'_>, worker: u32) {
 /// In a worker that stops as asked: calls `uwsgi.atexit` when the app set
 /// one, then (unless `skip-atexit`) the functions the app registered with
 /// Python's `atexit` (uWSGI's `uwsgi_python_atexit`, which ends in
-/// `Py_Finalize`).
-pub fn at_exit(py: Python<'_>, skip_atexit: bool) {
+/// `Py_Finalize`). They get `mercy` (`worker-reload-mercy`); past that the
+/// worker ends anyway, as uWSGI's master ends a worker that takes too long
+/// to die, so a stuck exit function never holds a worker slot.
+pub fn at_exit(py: Python<'_>, skip_atexit: bool, mercy: std::time::Duration) {
+    let watchdog = std::thread::Builder::new()
+        .name("rwsgi-exit-mercy".into())
+        .spawn(move || {
+            std::thread::sleep(mercy);
+            tracing::error!(
+                event = "no_mercy",
+                worker = worker_id(),
+                "worker {} (pid: {}) is taking too much time to die...NO MERCY !!!",
+                worker_id(),
+                std::process::id()
+            );
+            // SAFETY: _exit ends the process at once without running
+            // anything else of it, which is the point: its exit functions
+            // did not finish in time.
+            unsafe { libc::_exit(super::EXIT_STOPPED) }
+        });
+    if let Err(e) = watchdog {
+        tracing::warn!(event = "thread_failed", cause = %e, "no mercy watchdog for the exit functions");
+    }
     call_hook(py, "atexit");
     if skip_atexit {
         return;
