@@ -78,6 +78,8 @@ fn the_module_describes_the_server_and_its_options() {
         .as_secs();
     let started = info["started_on"].as_u64().unwrap();
     assert!(started <= now && now - started < 120, "{info}");
+    let micros = info["micros"].as_u64().unwrap();
+    assert!(micros / 1_000_000 >= started && micros / 1_000_000 <= now + 1, "{info}");
     // The options as given: values as written (bytes), True for a bare
     // flag, a list for a repeated option.
     let opt = &info["opt"];
@@ -147,7 +149,7 @@ fn log_variables_and_log_this_reach_the_request_log() {
     ]);
     assert_eq!(text(&s, "/logvar?ann"), "admin None");
     assert_eq!(text(&s, "/logvar?force"), "admin None");
-    // Logging is disabled, but log_this() asks for the line.
+    // Logging is disabled, but log_this_request() asks for the line.
     s.wait_logged(
         "GET /logvar?force 200 user=force role=admin none=-",
         Duration::from_secs(5),

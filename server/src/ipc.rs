@@ -168,7 +168,7 @@ pub const END_EXCEPTION: u8 = 1;
 /// it must not be given another one.
 pub const END_RETIRE: u8 = 2;
 /// END flags: the app asked for this request's log line
-/// (`uwsgi.log_this()`), whatever the logging rules say.
+/// (`uwsgi.log_this_request()`), whatever the logging rules say.
 pub const END_LOG_THIS: u8 = 4;
 /// The fixed part of an END payload.
 pub const END_PREFIX: usize = 9;

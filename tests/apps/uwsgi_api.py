@@ -88,6 +88,7 @@ def application(environ, start_response):
             "mem": rss > 0 and vsz >= rss,
             "opt": {k: plain(v) for k, v in uwsgi.opt.items()},
             "optimize": sys.flags.optimize,
+            "micros": uwsgi.micros(),
         }
         out = json.dumps(body)
     elif path == "/logvar":
@@ -96,7 +97,7 @@ def application(environ, start_response):
         uwsgi.set_logvar("role", "admin")
         out = plain(uwsgi.get_logvar("role")) + " " + repr(uwsgi.get_logvar("nope"))
         if query == "force":
-            uwsgi.log_this()
+            uwsgi.log_this_request()
     elif path == "/log":
         uwsgi.log("from the app: " + query)
         out = "logged"

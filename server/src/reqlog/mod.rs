@@ -72,7 +72,7 @@ pub struct Served {
     pub worker_requests: u64,
     /// Requests served by the instance.
     pub total_requests: u64,
-    /// The app asked for this line (`uwsgi.log_this()`).
+    /// The app asked for this line (`uwsgi.log_this_request()`).
     pub log_this: bool,
     /// The app's log variables (`uwsgi.set_logvar`), a vars block.
     pub logvars: bytes::Bytes,

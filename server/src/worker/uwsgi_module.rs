@@ -15,7 +15,7 @@
 //!   `request_id()`, `masterpid()`, `mule_id()` (always 0), `mem()`;
 //! - `reload()` (SIGHUP to the master: a graceful reload) and `stop()`
 //!   (SIGQUIT: rwsgi's graceful shutdown);
-//! - `set_logvar`/`get_logvar` for `log-format`'s `%(name)`, `log_this()`,
+//! - `set_logvar`/`get_logvar` for `log-format`'s `%(name)`, `log_this_request()`,
 //!   `log()`;
 //! - `lock`/`unlock`/`is_locked` (`locks.rs`);
 //! - `set_user_harakiri(seconds)`: a deadline for the request in flight,
@@ -67,6 +67,10 @@ def masterpid():
 
 def mule_id():
     return 0
+
+def accepting(accepting=True):
+    \"\"\"A worker takes requests as soon as it is ready: nothing to do.\"\"\"
+    return None
 
 def _signal_master(sig):
     try:
@@ -201,7 +205,7 @@ thread_local! {
 /// What a request leaves for its log line.
 #[derive(Debug, Default)]
 pub struct RequestLog {
-    /// `uwsgi.log_this()` was called.
+    /// `uwsgi.log_this_request()` was called.
     pub log_this: bool,
     /// The log variables as a vars block (empty when none were set).
     pub logvars: Vec<u8>,
@@ -249,7 +253,8 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(request_id, &m)?)?;
     m.add_function(wrap_pyfunction!(set_logvar, &m)?)?;
     m.add_function(wrap_pyfunction!(get_logvar, &m)?)?;
-    m.add_function(wrap_pyfunction!(log_this, &m)?)?;
+    m.add_function(wrap_pyfunction!(log_this_request, &m)?)?;
+    m.add_function(wrap_pyfunction!(micros, &m)?)?;
     m.add_function(wrap_pyfunction!(log, &m)?)?;
     m.add_function(wrap_pyfunction!(mem, &m)?)?;
     m.add_function(wrap_pyfunction!(lock, &m)?)?;
@@ -479,11 +484,18 @@ fn set_user_harakiri(py: Python<'_>, seconds: u32) -> PyResult<()> {
         .map_err(|e| PyOSError::new_err(format!("write error: {e}")))
 }
 
-/// `uwsgi.log_this()`: log this request whatever `disable-logging` and the
+/// `uwsgi.log_this_request()`: log this request whatever `disable-logging` and the
 /// `log-*` rules say.
 #[pyfunction]
-fn log_this() {
+fn log_this_request() {
     SLOT.with_borrow_mut(|s| s.log_this = true);
+}
+
+/// `uwsgi.micros()`: the time in microseconds since the epoch.
+#[pyfunction]
+fn micros() -> u64 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(now.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// `uwsgi.log(line)`: writes a line to the server log.

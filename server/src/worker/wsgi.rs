@@ -446,7 +446,7 @@ fn environ<'py>(
 pub struct Outcome {
     /// The app raised.
     pub exception: bool,
-    /// What the app set for the log line (`uwsgi.set_logvar`, `log_this`).
+    /// What the app set for the log line (`uwsgi.set_logvar`, `log_this_request`).
     pub log: super::uwsgi_module::RequestLog,
 }
 
