@@ -79,7 +79,10 @@ fn the_module_describes_the_server_and_its_options() {
     let started = info["started_on"].as_u64().unwrap();
     assert!(started <= now && now - started < 120, "{info}");
     let micros = info["micros"].as_u64().unwrap();
-    assert!(micros / 1_000_000 >= started && micros / 1_000_000 <= now + 1, "{info}");
+    assert!(
+        micros / 1_000_000 >= started && micros / 1_000_000 <= now + 1,
+        "{info}"
+    );
     // The options as given: values as written (bytes), True for a bare
     // flag, a list for a repeated option.
     let opt = &info["opt"];
@@ -289,4 +292,47 @@ fn a_stuck_exit_function_does_not_hold_the_worker_slot() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn workers_and_total_requests_come_from_the_masters_table() {
+    let s = start(&[]);
+    for _ in 0..5 {
+        assert_eq!(text(&s, "/log?x"), "logged");
+    }
+    // The master publishes its table once a second.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = get(s.http.unwrap(), "/workers").json();
+        if v["total"].as_u64().unwrap() >= 5 {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "total_requests stayed at {}",
+            v["total"]
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let spawned: std::collections::HashMap<u64, i64> = s
+        .events("spawned")
+        .iter()
+        .map(|e| (e["worker"].as_u64().unwrap(), e["pid"].as_i64().unwrap()))
+        .collect();
+    let workers = v["workers"].as_array().unwrap();
+    assert_eq!(workers.len(), 2, "{v}");
+    let mut requests = 0;
+    for w in workers {
+        let id = w["id"].as_u64().unwrap();
+        assert_eq!(w["pid"].as_i64(), spawned.get(&id).copied(), "{w}");
+        assert!(
+            ["idle", "busy"].contains(&w["status"].as_str().unwrap()),
+            "{w}"
+        );
+        assert!(w["rss"].as_u64().unwrap() > 0, "{w}");
+        assert_eq!(w["respawn_count"], 0);
+        requests += w["requests"].as_u64().unwrap();
+    }
+    assert!(requests >= 5, "{v}");
+    assert_eq!(v["apps"], serde_json::json!([1, 1]));
 }

@@ -34,6 +34,7 @@ pub mod plugin;
 pub mod protocol;
 pub mod prototype;
 pub mod reqlog;
+pub mod snapshot;
 pub mod staticfiles;
 pub mod stats;
 pub mod telemetry;

@@ -91,6 +91,14 @@ def application(environ, start_response):
             "micros": uwsgi.micros(),
         }
         out = json.dumps(body)
+    elif path == "/workers":
+        out = json.dumps(
+            {
+                "total": uwsgi.total_requests(),
+                "workers": [{k: plain(v) for k, v in w.items() if k != "apps"} for w in uwsgi.workers()],
+                "apps": [len(w["apps"]) for w in uwsgi.workers()],
+            }
+        )
     elif path == "/logvar":
         uwsgi.set_logvar("user_id", query)
         uwsgi.set_logvar("role", "first")

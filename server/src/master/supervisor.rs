@@ -166,6 +166,8 @@ pub struct Supervisor {
     ticks: u64,
     /// `attach-daemon` commands.
     daemons: Daemons,
+    /// The worker table as the workers read it (`uwsgi.workers()`).
+    snapshot: Option<crate::snapshot::Writer>,
 }
 
 impl Supervisor {
@@ -173,6 +175,11 @@ impl Supervisor {
     pub fn new(settings: Settings, pool: Arc<Pool>) -> Supervisor {
         let slots = (0..settings.processes).map(|_| Slot::default()).collect();
         let daemons = Daemons::new(&settings.daemons);
+        let snapshot = crate::snapshot::Writer::new(settings.processes)
+            .inspect_err(|e| {
+                tracing::warn!(event = "snapshot_failed", cause = %e, "uwsgi.workers() will be empty: no shared snapshot")
+            })
+            .ok();
         Supervisor {
             settings,
             pool,
@@ -193,6 +200,7 @@ impl Supervisor {
             epoch: Instant::now(),
             ticks: 0,
             daemons,
+            snapshot,
         }
     }
 
@@ -259,6 +267,7 @@ impl Supervisor {
                 }
                 _ = tick.tick() => self.on_tick(),
                 _ = cycle.tick() => {
+                    self.publish_snapshot();
                     self.daemons.check();
                     self.check_harakiri();
                     self.check_lifetimes();
@@ -288,6 +297,40 @@ impl Supervisor {
         }
     }
 
+    /// Copies the worker table where the workers read it.
+    fn publish_snapshot(&self) {
+        let Some(w) = &self.snapshot else { return };
+        let records: Vec<crate::snapshot::Record> = self
+            .pool
+            .table
+            .snapshot()
+            .into_iter()
+            .map(|v| crate::snapshot::Record {
+                id: u64::from(v.id),
+                pid: u64::try_from(v.pid).unwrap_or(0),
+                requests: v.requests,
+                delta_requests: v.delta_requests,
+                exceptions: v.exceptions,
+                status: if v.cheaped || v.pid <= 0 {
+                    2
+                } else {
+                    u64::from(v.busy)
+                },
+                running_time: v.running_time,
+                last_spawn: v.last_spawn,
+                respawn_count: v.respawn_count,
+                tx: v.tx,
+                avg_rt: v.avg_rt,
+            })
+            .collect();
+        w.write(
+            self.pool
+                .total_requests
+                .load(std::sync::atomic::Ordering::Relaxed),
+            &records,
+        );
+    }
+
     fn start_prototype(&mut self) -> std::io::Result<()> {
         let p = self.launch_prototype()?;
         self.proto = Some(p);
@@ -309,19 +352,25 @@ impl Supervisor {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
         )?;
         let fd = proto_end.as_raw_fd();
+        let snapshot_fd = self.snapshot.as_ref().map(|s| s.fd());
         let mut cmd = Command::new(self_exe()?);
         cmd.args(&self.settings.args)
             .env(ROLE_ENV, "prototype")
             .env(CONTROL_FD_ENV, fd.to_string())
             .process_group(0);
+        if let Some(sfd) = snapshot_fd {
+            cmd.env(crate::snapshot::FD_ENV, sfd.to_string());
+        }
         // SAFETY: the closure runs in the child between fork and exec and
-        // only calls fcntl, which is async-signal-safe, on an fd that is open
+        // only calls fcntl, which is async-signal-safe, on fds that are open
         // in the child (inherited from us).
         unsafe {
             cmd.pre_exec(move || {
-                let flags = libc::fcntl(fd, libc::F_GETFD);
-                if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
-                    return Err(std::io::Error::last_os_error());
+                for fd in std::iter::once(fd).chain(snapshot_fd) {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
                 }
                 Ok(())
             });

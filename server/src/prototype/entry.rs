@@ -41,11 +41,27 @@ fn run() -> i32 {
         eprintln!("rwsgi: {ROLE_ENV}=prototype without {CONTROL_FD_ENV}");
         return 1;
     };
+    // The master's worker table, for `uwsgi.workers()` (optional).
+    let snapshot_fd: Option<i32> = std::env::var(crate::snapshot::FD_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok());
+    // SAFETY: as for the control fd: the master set the variable to an fd
+    // it left open for us, owned by nothing else here.
+    let snapshot = snapshot_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     // SAFETY: single-threaded here; the variables must not leak into the
     // app's environment or its subprocesses.
     unsafe {
         std::env::remove_var(ROLE_ENV);
         std::env::remove_var(CONTROL_FD_ENV);
+        std::env::remove_var(crate::snapshot::FD_ENV);
+    }
+    if let Some(fd) = snapshot {
+        match crate::snapshot::Reader::open(fd) {
+            Ok(r) => crate::worker::uwsgi_module::set_snapshot(r),
+            Err(e) => {
+                tracing::warn!(event = "snapshot_failed", cause = %e, "uwsgi.workers() will be empty")
+            }
+        }
     }
     super::main(&config, control)
 }

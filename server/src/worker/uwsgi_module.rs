@@ -12,7 +12,9 @@
 //!   `py-call-uwsgi-fork-hooks`, which are always on here), `numproc`, `cores`, `buffer_size`,
 //!   `hostname`, `started_on`, `has_threads`, `version`, `version_info`;
 //! - `worker_id()` (0 in the prototype, as in uWSGI's master),
-//!   `request_id()`, `masterpid()`, `mule_id()` (always 0), `mem()`;
+//!   `request_id()`, `masterpid()`, `mule_id()` (always 0), `mem()`,
+//!   `micros()`; `workers()` and `total_requests()` from the master's
+//!   once-a-second snapshot (`snapshot.rs`);
 //! - `reload()` (SIGHUP to the master: a graceful reload) and `stop()`
 //!   (SIGQUIT: rwsgi's graceful shutdown);
 //! - `set_logvar`/`get_logvar` for `log-format`'s `%(name)`, `log_this_request()`,
@@ -92,8 +94,8 @@ def __getattr__(name):
         raise AttributeError(name)
     raise AttributeError(
         'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
-        'masterpid(), reload(), set_logvar(), lock(), set_user_harakiri() and '
-        'post_fork_hook, not '
+        'workers(), masterpid(), reload(), set_logvar(), lock(), '
+        'set_user_harakiri() and post_fork_hook, not '
         \"uWSGI's caches, spooler, mules, signals or timers\" % name)
 ";
 
@@ -182,6 +184,14 @@ static WORKER_ID: AtomicU32 = AtomicU32::new(0);
 /// The master's pid (the prototype's parent), recorded by [`install`].
 static MASTER_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
+/// The master's worker table (`snapshot.rs`), mapped by the prototype.
+static SNAPSHOT: std::sync::OnceLock<crate::snapshot::Reader> = std::sync::OnceLock::new();
+
+/// Gives the module the master's worker table (the prototype, at start).
+pub fn set_snapshot(r: crate::snapshot::Reader) {
+    let _ = SNAPSHOT.set(r);
+}
+
 /// The master's pid, as `uwsgi.masterpid()` gives it.
 pub fn master_pid() -> i32 {
     MASTER_PID.load(Ordering::Relaxed)
@@ -255,6 +265,8 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_logvar, &m)?)?;
     m.add_function(wrap_pyfunction!(log_this_request, &m)?)?;
     m.add_function(wrap_pyfunction!(micros, &m)?)?;
+    m.add_function(wrap_pyfunction!(workers, &m)?)?;
+    m.add_function(wrap_pyfunction!(total_requests, &m)?)?;
     m.add_function(wrap_pyfunction!(log, &m)?)?;
     m.add_function(wrap_pyfunction!(mem, &m)?)?;
     m.add_function(wrap_pyfunction!(lock, &m)?)?;
@@ -491,10 +503,72 @@ fn log_this_request() {
     SLOT.with_borrow_mut(|s| s.log_this = true);
 }
 
+/// `uwsgi.total_requests()`: requests the instance served, as the master
+/// last published it (once a second).
+#[pyfunction]
+fn total_requests() -> u64 {
+    SNAPSHOT
+        .get()
+        .and_then(crate::snapshot::Reader::read)
+        .map_or(0, |(total, _)| total)
+}
+
+/// `uwsgi.workers()`: a tuple with a dict per worker slot, with uWSGI's
+/// keys (`id`, `pid`, `requests`, `delta_requests`, `signals`,
+/// `exceptions`, `status` as bytes, `rss`, `vsz`, `running_time`,
+/// `last_spawn`, `respawn_count`, `tx`, `avg_rt`, `apps`), from the
+/// master's once-a-second snapshot; memory is read from `/proc` now.
+#[pyfunction]
+fn workers(py: Python<'_>) -> PyResult<Bound<'_, PyTuple>> {
+    let records = SNAPSHOT
+        .get()
+        .and_then(crate::snapshot::Reader::read)
+        .map(|(_, r)| r)
+        .unwrap_or_default();
+    let mut out = Vec::with_capacity(records.len());
+    for r in records {
+        let d = PyDict::new(py);
+        let (vsz, rss) = crate::stats::process_memory(i32::try_from(r.pid).unwrap_or(0));
+        d.set_item("id", r.id)?;
+        d.set_item("pid", r.pid)?;
+        d.set_item("requests", r.requests)?;
+        d.set_item("delta_requests", r.delta_requests)?;
+        d.set_item("signals", 0)?;
+        d.set_item("exceptions", r.exceptions)?;
+        d.set_item("status", PyBytes::new(py, r.status_name().as_bytes()))?;
+        d.set_item("rss", rss)?;
+        d.set_item("vsz", vsz)?;
+        d.set_item("running_time", r.running_time)?;
+        d.set_item("last_spawn", r.last_spawn)?;
+        // uWSGI counts respawns after the first spawn.
+        d.set_item("respawn_count", r.respawn_count.saturating_sub(1))?;
+        d.set_item("tx", r.tx)?;
+        d.set_item("avg_rt", r.avg_rt)?;
+        let app = PyDict::new(py);
+        app.set_item("id", 0)?;
+        app.set_item("modifier1", 0)?;
+        app.set_item("mountpoint", PyBytes::new(py, b""))?;
+        app.set_item("startup_time", 0)?;
+        app.set_item("requests", r.requests)?;
+        app.set_item("exceptions", r.exceptions)?;
+        app.set_item("chdir", PyBytes::new(py, b""))?;
+        let apps = if r.pid > 0 {
+            PyTuple::new(py, [app])?
+        } else {
+            PyTuple::empty(py)
+        };
+        d.set_item("apps", apps)?;
+        out.push(d);
+    }
+    PyTuple::new(py, out)
+}
+
 /// `uwsgi.micros()`: the time in microseconds since the epoch.
 #[pyfunction]
 fn micros() -> u64 {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     u64::try_from(now.as_micros()).unwrap_or(u64::MAX)
 }
 
@@ -510,18 +584,9 @@ fn log(line: &Bound<'_, PyAny>) -> PyResult<bool> {
 /// `uwsgi.mem()`: (RSS, address space) of this process in bytes.
 #[pyfunction]
 fn mem() -> (u64, u64) {
-    // /proc/self/statm: size resident ... in pages.
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let mut pages = statm
-        .split_whitespace()
-        .map(|f| f.parse::<u64>().unwrap_or(0));
-    let size = pages.next().unwrap_or(0);
-    let resident = pages.next().unwrap_or(0);
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .map_or(4096, |p| p as u64);
-    (resident * page, size * page)
+    let pid = i32::try_from(std::process::id()).unwrap_or(0);
+    let (vsz, rss) = crate::stats::process_memory(pid);
+    (rss, vsz)
 }
 
 fn lock_error(e: locks::LockError) -> PyErr {
