@@ -672,11 +672,7 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "cmd=celery worker,uid=33",
             "key \"uid\" is not supported",
         ),
-        (
-            "--cron",
-            "0 -1 -1 -1 -1 ./job",
-            "use the platform's scheduler",
-        ),
+        ("--cron2", "legion=x ./job", "legions are not supported"),
         ("--spooler", "/tmp/spool", "use a task queue"),
         ("--gevent", "100", "not in a gevent loop"),
     ] {

@@ -1176,6 +1176,44 @@ fn smart_daemons_are_watched_through_their_pidfile() {
     }
 }
 
+#[test]
+fn cron_commands_run_on_schedule_in_chdir_and_harakiri_stops_them() {
+    let dir = tmpdir("cron");
+    std::fs::create_dir(dir.join("app")).unwrap();
+    let mut s = serve_app_in(
+        dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--chdir",
+            "{dir}/app",
+            // Every minute: due at once.
+            "--cron",
+            "-1 -1 -1 -1 -1 pwd > ran-classic",
+            "--cron2",
+            "echo keyed > ran-keyed",
+            // Never finishes on its own: harakiri after a second.
+            "--cron2",
+            "unique=1,harakiri=1 sleep 300",
+            // Never due (minute 61 does not exist).
+            "--unique-cron",
+            "61 -1 -1 -1 -1 touch never",
+        ],
+    );
+    let app = dir.join("app");
+    wait_in_file(
+        &app.join("ran-classic"),
+        app.to_str().unwrap(),
+        Duration::from_secs(10),
+    );
+    wait_in_file(&app.join("ran-keyed"), "keyed", Duration::from_secs(10));
+    s.wait_logged("[uwsgi-cron] running", Duration::from_secs(5));
+    s.wait_logged("exited after", Duration::from_secs(5));
+    s.wait_logged("*** HARAKIRI ON CRON", Duration::from_secs(10));
+    assert!(!app.join("never").exists());
+    assert!(s.terminate().success());
+}
+
 /// Waits until `path` holds `n` lines equal to `line`.
 fn wait_lines(path: &std::path::Path, line: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(15);

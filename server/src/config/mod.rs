@@ -6,6 +6,7 @@
 //! earlier ones and list options accumulate, as in uWSGI.
 
 pub mod cheaper;
+pub mod cron;
 pub mod daemon;
 pub mod expand;
 pub mod logic;
@@ -16,6 +17,7 @@ pub mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cron::CronSpec;
 pub use daemon::DaemonSpec;
 use options::{Kind, Support};
 use sources::{Origin, RawOption};
@@ -217,6 +219,10 @@ pub struct Config {
     /// `attach-daemon`, `attach-daemon2`, `smart-attach-daemon` and
     /// `smart-attach-daemon2`, in order.
     pub daemons: Vec<DaemonSpec>,
+    /// `cron`, `unique-cron`, `cron2`.
+    pub crons: Vec<CronSpec>,
+    /// `cron-harakiri`: seconds a cron command may run (0: no limit).
+    pub cron_harakiri: u64,
     /// `static-gzip*`.
     pub static_gzip: GzipConfig,
     /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
@@ -368,6 +374,8 @@ impl Default for Config {
             reuse_port: false,
             honour_range: false,
             daemons: Vec::new(),
+            crons: Vec::new(),
+            cron_harakiri: 0,
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
             exported: Vec::new(),
@@ -692,6 +700,10 @@ impl Config {
                 }
                 "attach-daemon" => c.daemons.push(DaemonSpec::plain(v).map_err(invalid)?),
                 "attach-daemon2" => c.daemons.push(DaemonSpec::keyed(v).map_err(invalid)?),
+                "cron" => c.crons.push(CronSpec::classic(v, false).map_err(invalid)?),
+                "unique-cron" => c.crons.push(CronSpec::classic(v, true).map_err(invalid)?),
+                "cron2" => c.crons.push(CronSpec::keyed(v).map_err(invalid)?),
+                "cron-harakiri" => c.cron_harakiri = number()?,
                 "smart-attach-daemon" => {
                     c.daemons
                         .push(DaemonSpec::smart(v, false).map_err(invalid)?);
@@ -771,7 +783,8 @@ impl Config {
         c.logging.backupname = c.logging.backupname.map(abs);
         for d in &mut c.daemons {
             d.pidfile = d.pidfile.take().map(abs);
-            d.chdir = d.chdir.take().map(abs);
+            // uWSGI's master has changed to `chdir` before it starts them.
+            d.chdir = d.chdir.take().map(abs).or_else(|| c.chdir.clone());
             d.touch = std::mem::take(&mut d.touch).into_iter().map(abs).collect();
         }
         if c.logging.maxsize > 0

@@ -891,6 +891,34 @@ pub static OPTIONS: &[Spec] = &[
         "PIDFILE[,FREQ] COMMAND: as smart-attach-daemon, for a command that stays in the foreground (rwsgi writes PIDFILE)",
     ),
     opt(
+        "cron",
+        &[],
+        None,
+        List,
+        "MINUTE HOUR DAY MONTH WEEKDAY COMMAND: run COMMAND on that schedule (-1 any, -N every N)",
+    ),
+    opt(
+        "unique-cron",
+        &[],
+        None,
+        List,
+        "as cron, not started again while the previous run goes on",
+    ),
+    opt(
+        "cron2",
+        &[],
+        None,
+        List,
+        "[minute=,hour=,day=,month=,week=,unique=1,harakiri=S] COMMAND: a scheduled command by keys",
+    ),
+    opt(
+        "cron-harakiri",
+        &[],
+        None,
+        Value,
+        "seconds a cron command may run before it is killed (default 0: no limit)",
+    ),
+    opt(
         "attach-daemon2",
         &[],
         None,
@@ -1554,16 +1582,6 @@ pub static OPTIONS: &[Spec] = &[
         "mules",
         Value,
         "mules are not supported; use a task queue or a separate process",
-    ),
-    unsupported(
-        "cron",
-        Value,
-        "the cron facility is not supported; use the platform's scheduler",
-    ),
-    unsupported(
-        "unique-cron",
-        Value,
-        "the cron facility is not supported; use the platform's scheduler",
     ),
     unsupported(
         "cache2",

@@ -154,6 +154,9 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     let sup = Supervisor::new(
         Settings {
             daemons: config.daemons.clone(),
+            crons: config.crons.clone(),
+            cron_harakiri: config.cron_harakiri,
+            cron_dir: config.chdir.clone(),
             hooks: config.hooks.clone(),
             args,
             processes: config.processes,

@@ -28,6 +28,7 @@ use crate::control::{self, Received};
 use crate::dispatch::{Pool, WorkerConn};
 use crate::ipc::Control;
 
+mod cron;
 mod daemons;
 mod evil;
 mod harakiri;
@@ -93,6 +94,12 @@ struct Prototype {
 pub struct Settings {
     /// The attached daemons.
     pub daemons: Vec<crate::config::DaemonSpec>,
+    /// The scheduled commands.
+    pub crons: Vec<crate::config::CronSpec>,
+    /// `cron-harakiri`.
+    pub cron_harakiri: u64,
+    /// Where cron commands run (`chdir`).
+    pub cron_dir: Option<std::path::PathBuf>,
     /// Startup hooks (`post-app` runs here).
     pub hooks: Vec<crate::hooks::Hook>,
     /// The command line to start the prototype with.
@@ -166,6 +173,8 @@ pub struct Supervisor {
     ticks: u64,
     /// `attach-daemon` commands.
     daemons: Daemons,
+    /// `cron` commands.
+    crons: cron::Crons,
     /// The worker table as the workers read it (`uwsgi.workers()`).
     snapshot: Option<crate::snapshot::Writer>,
 }
@@ -175,6 +184,11 @@ impl Supervisor {
     pub fn new(settings: Settings, pool: Arc<Pool>) -> Supervisor {
         let slots = (0..settings.processes).map(|_| Slot::default()).collect();
         let daemons = Daemons::new(&settings.daemons);
+        let crons = cron::Crons::new(
+            &settings.crons,
+            settings.cron_harakiri,
+            settings.cron_dir.clone(),
+        );
         let snapshot = crate::snapshot::Writer::new(settings.processes)
             .inspect_err(|e| {
                 tracing::warn!(event = "snapshot_failed", cause = %e, "uwsgi.workers() will be empty: no shared snapshot")
@@ -200,6 +214,7 @@ impl Supervisor {
             epoch: Instant::now(),
             ticks: 0,
             daemons,
+            crons,
             snapshot,
         }
     }
@@ -269,6 +284,9 @@ impl Supervisor {
                 _ = cycle.tick() => {
                     self.publish_snapshot();
                     self.daemons.check();
+                    if !self.stopping {
+                        self.crons.check();
+                    }
                     self.check_harakiri();
                     self.check_lifetimes();
                     self.check_memory();
@@ -695,7 +713,7 @@ impl Supervisor {
                 Ok(WaitStatus::StillAlive) | Err(_) => return,
                 Ok(_) => continue,
             };
-            if self.daemons.exited(pid, status) {
+            if self.crons.exited(pid) || self.daemons.exited(pid, status) {
                 continue;
             }
             if self.proto.as_ref().is_some_and(|p| p.pid == pid) {
@@ -719,6 +737,7 @@ impl Supervisor {
         pids.extend(proto_pid);
         pids.extend(self.reload_pids());
         pids.extend(self.daemons.stop());
+        pids.extend(self.crons.stop());
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             pids.retain(|&p| nix::sys::signal::kill(Pid::from_raw(p), None).is_ok());

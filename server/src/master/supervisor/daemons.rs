@@ -15,8 +15,10 @@
 //!   (uWSGI re-execs its master and them); shutdown stops them with their
 //!   stop signal, then SIGKILL. Signals go to the daemon's process group,
 //!   as uWSGI sends them;
-//! - `attach-daemon2`'s `chdir`, `max_throttle` and `touch` (a change of one
-//!   of the files stops the daemon, which then starts again).
+//! - in `attach-daemon2`'s `chdir`, else in the instance's `chdir` (uWSGI's
+//!   master has changed there before it starts them); `max_throttle`;
+//!   `touch` (a change of one of the files stops the daemon, which then
+//!   starts again).
 //!
 //! `smart-attach-daemon = PIDFILE[,FREQ] COMMAND` is for a command that
 //! daemonizes itself and writes its pid to PIDFILE (`core/daemons.c`
