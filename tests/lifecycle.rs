@@ -1,6 +1,6 @@
 use std::io::{BufReader, Write};
 use std::net::TcpStream;
-use std::process::Command;
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -982,6 +982,22 @@ fn attached_daemons_run_are_started_again_and_stop_with_the_server() {
     assert!(gone, "the daemon outlived the server");
 }
 
+/// Starts the test app with one hook option and waits for it to end.
+fn with_hook(dir: std::path::PathBuf, option: &str, value: &str) -> (Server, ExitStatus) {
+    let apps = apps();
+    let args = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        apps.to_str().unwrap(),
+        option,
+        value,
+    ];
+    let mut s = Server::start_in(dir, &args, false);
+    let st = s.wait_exit(Duration::from_secs(20));
+    (s, st)
+}
+
 #[test]
 fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
     let dir = tmpdir("hooks");
@@ -1007,19 +1023,7 @@ fn pre_app_hooks_run_before_the_app_and_a_failing_one_stops_the_start() {
     assert!(s.logged("(post app)..."));
     assert_eq!(get(s.http.unwrap(), "/").body, b"Hello, World!");
     drop(s);
-    let mut s = Server::start_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--hook-pre-app",
-            "exec:exit 4",
-        ],
-        false,
-    );
-    let st = s.wait_exit(Duration::from_secs(20));
+    let (s, st) = with_hook(dir, "--hook-pre-app", "exec:exit 4");
     assert_eq!(st.code(), Some(1));
     assert!(s.logged("exited with non-zero code: 4"));
     assert!(s.logged("FATAL hook failed, destroying instance"));
@@ -1108,20 +1112,7 @@ fn hooks_run_at_every_phase_with_uwsgis_actions() {
 
 #[test]
 fn a_failing_accepting_hook_stops_the_instance() {
-    let dir = tmpdir("hookaccept");
-    let mut s = Server::start_in(
-        dir,
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            apps().to_str().unwrap(),
-            "--hook-accepting",
-            "exec:exit 2",
-        ],
-        false,
-    );
-    let st = s.wait_exit(Duration::from_secs(20));
+    let (s, st) = with_hook(tmpdir("hookaccept"), "--hook-accepting", "exec:exit 2");
     assert!(st.success(), "{st:?}");
     assert!(s.logged("exited with non-zero code: 2"));
     assert!(s.logged("FATAL hook failed, destroying instance"));
