@@ -72,6 +72,8 @@ fn the_module_describes_the_server_and_its_options() {
     assert_eq!(info["hostname"], true);
     assert_eq!(info["mem"], true);
     assert_eq!(info["optimize"], 1);
+    // threads = 2: no `uwsgi.env` (uWSGI sets it only with one thread).
+    assert_eq!(info["env_is_environ"], false);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -208,6 +210,8 @@ fn reload_from_the_app_replaces_the_workers() {
         assert!(seen.insert(key), "request_id repeated: {i}");
     }
     assert!(seen.iter().any(|(_, n)| *n >= 1));
+    // One thread: `uwsgi.env` is the request's environ.
+    assert_eq!(get(s.http.unwrap(), "/info").json()["env_is_environ"], true);
     // Not given, but always on in rwsgi: said so for libraries that look.
     let opt = get(s.http.unwrap(), "/info").json()["opt"].clone();
     assert_eq!(opt["enable-threads"], true);

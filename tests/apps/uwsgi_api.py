@@ -89,6 +89,7 @@ def application(environ, start_response):
             "opt": {k: plain(v) for k, v in uwsgi.opt.items()},
             "optimize": sys.flags.optimize,
             "micros": uwsgi.micros(),
+            "env_is_environ": getattr(uwsgi, "env", None) is environ,
         }
         out = json.dumps(body)
     elif path == "/workers":

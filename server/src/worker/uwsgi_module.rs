@@ -9,7 +9,8 @@
 //! What it offers is what fits rwsgi's processes:
 //! - values: `opt` (the options as given: bytes values, `True` for bare
 //!   flags, a list for repeated ones; plus `enable-threads` and
-//!   `py-call-uwsgi-fork-hooks`, which are always on here), `numproc`, `cores`, `buffer_size`,
+//!   `py-call-uwsgi-fork-hooks`, which are always on here), `env` (set by
+//!   `wsgi.rs` around each request when a worker has one thread), `numproc`, `cores`, `buffer_size`,
 //!   `hostname`, `started_on`, `has_threads`, `version`, `version_info`;
 //! - `worker_id()` (0 in the prototype, as in uWSGI's master),
 //!   `request_id()`, `masterpid()`, `mule_id()` (always 0), `mem()`,

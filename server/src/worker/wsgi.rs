@@ -246,6 +246,10 @@ pub struct Interned {
     multithread: bool,
     multiprocess: bool,
     offer_file_wrapper: bool,
+    /// The `uwsgi` module's namespace, where a single-threaded worker puts
+    /// the environ of the request in flight (`uwsgi.env`, as uWSGI does
+    /// when `threads` < 2).
+    uwsgi_namespace: Option<Py<PyDict>>,
 }
 
 impl std::fmt::Debug for Interned {
@@ -302,6 +306,10 @@ impl Interned {
         py.get_type::<Input>();
         py.get_type::<StartResponse>();
         py.get_type::<Write>();
+        let uwsgi_namespace = match (st.multithread, py.import("uwsgi")) {
+            (false, Ok(m)) => Some(m.dict().unbind()),
+            _ => None,
+        };
         let mut interned = Interned {
             keys: Default::default(),
             version: PyTuple::new(py, [1, 0])?.unbind(),
@@ -310,6 +318,7 @@ impl Interned {
             multithread: st.multithread,
             multiprocess: st.multiprocess,
             offer_file_wrapper: st.file_wrapper,
+            uwsgi_namespace,
         };
         for k in COMMON_KEYS {
             interned.key(py, k)?;
@@ -331,6 +340,7 @@ impl Interned {
             multithread: self.multithread,
             multiprocess: self.multiprocess,
             offer_file_wrapper: self.offer_file_wrapper,
+            uwsgi_namespace: self.uwsgi_namespace.as_ref().map(|d| d.clone_ref(py)),
         }
     }
 
@@ -556,15 +566,27 @@ fn call_app(
         env.set_item("PATH_INFO", decode_latin1(py, rest)?)?;
     }
     let start_response = Py::new(py, StartResponse { ex: ex.clone() })?;
-    let result = picked.app.bind(py).call1((env, start_response))?;
-    let iterated = send_result(py, &result, ex);
-    // PEP 3333: close() is called whatever happened during iteration.
-    let closed = if result.hasattr("close")? {
-        result.call_method0("close").map(|_| ())
-    } else {
-        Ok(())
+    let namespace = interned.uwsgi_namespace.as_ref().map(|d| d.bind(py));
+    if let Some(ns) = namespace {
+        ns.set_item("env", &env)?;
+    }
+    let run = || -> PyResult<()> {
+        let result = picked.app.bind(py).call1((env, start_response))?;
+        let iterated = send_result(py, &result, ex);
+        // PEP 3333: close() is called whatever happened during iteration.
+        let closed = if result.hasattr("close")? {
+            result.call_method0("close").map(|_| ())
+        } else {
+            Ok(())
+        };
+        iterated.and(closed)
     };
-    iterated.and(closed)
+    let outcome = run();
+    if let Some(ns) = namespace {
+        // Gone with the request, as in uWSGI.
+        let _ = ns.del_item("env");
+    }
+    outcome
 }
 
 fn send_result(
