@@ -852,3 +852,37 @@ fn bind_reusing_port(a: SocketAddr) -> std::io::Result<()> {
         if rc == 0 { Ok(()) } else { Err(err) }
     }
 }
+
+#[test]
+fn yaml_and_json_configs_are_read_as_uwsgi_reads_them() {
+    let dir = tmpdir("yamljson");
+    let app = apps();
+    std::fs::write(
+        dir.join("app.yml"),
+        format!(
+            "# a YAML configuration\nuwsgi:\n  http-socket: 127.0.0.1:0\n  wsgi-file: {}\n  callable: osenv\n  processes: 2\n  env: FROM_YAML=yes   # inline comment\nother:\n  processes: 9\n",
+            app.display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_in(dir.clone(), &[dir.join("app.yml").to_str().unwrap()], true);
+    assert_eq!(s.events("spawned").len(), 2);
+    assert_eq!(get(s.http.unwrap(), "/?FROM_YAML").body, b"yes");
+    drop(s);
+    std::fs::write(
+        dir.join("app.json"),
+        serde_json::json!({"uwsgi": {
+            "http-socket": "127.0.0.1:0",
+            "wsgi-file": app.to_str().unwrap(),
+            "callable": "osenv",
+            "env": ["FROM_JSON=1", "SECOND=2"],
+            "master": true,
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let json = dir.join("app.json");
+    let s = Server::start_in(dir, &["--json", json.to_str().unwrap()], true);
+    assert_eq!(get(s.http.unwrap(), "/?SECOND").body, b"2");
+    assert_eq!(get(s.http.unwrap(), "/?FROM_JSON").body, b"1");
+}

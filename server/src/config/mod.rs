@@ -9,6 +9,7 @@ pub mod cheaper;
 pub mod cron;
 pub mod daemon;
 pub mod expand;
+pub mod formats;
 pub mod logic;
 pub mod options;
 pub mod sources;

@@ -677,6 +677,20 @@ pub static OPTIONS: &[Spec] = &[
         "load options from the [uwsgi] section of an ini file (file.ini:section for another)",
     ),
     opt(
+        "yaml",
+        &["yml"],
+        Some('y'),
+        List,
+        "load options from the uwsgi: block of a YAML file (file.yml:section for another)",
+    ),
+    opt(
+        "json",
+        &["js"],
+        Some('j'),
+        List,
+        "load options from the \"uwsgi\" object of a JSON file (file.json:section for another)",
+    ),
+    opt(
         "strict",
         &[],
         None,
@@ -1594,19 +1608,9 @@ pub static OPTIONS: &[Spec] = &[
         "the caching framework is not supported; use Redis or memcached",
     ),
     unsupported(
-        "yaml",
-        Value,
-        "configuration is read from ini files, the command line and UWSGI_* variables",
-    ),
-    unsupported(
-        "json",
-        Value,
-        "configuration is read from ini files, the command line and UWSGI_* variables",
-    ),
-    unsupported(
         "xml",
         Value,
-        "configuration is read from ini files, the command line and UWSGI_* variables",
+        "configuration is read from ini, YAML and JSON files, the command line and UWSGI_* variables",
     ),
     unsupported(
         "vhost",

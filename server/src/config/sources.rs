@@ -140,13 +140,13 @@ pub fn collect(
             let inline = (!rest.is_empty()).then_some(rest);
             let value = take_value(spec, inline, args, &mut i, &origin)?;
             push(&mut out.options, spec, spec.name, value, origin)?;
-        } else if arg.ends_with(".ini") || arg.contains(".ini:") {
-            read_ini(arg, &mut out.options)?;
+        } else if let Some(format) = ConfigFormat::of_path(arg) {
+            read_file(format, arg, &mut out.options)?;
         } else {
             return Err(ConfigError::Invalid {
                 name: "argument".into(),
                 value: arg.clone(),
-                reason: "not an option nor an .ini file".into(),
+                reason: "not an option nor an .ini, .yml/.yaml or .json file".into(),
                 origin,
             });
         }
@@ -187,13 +187,13 @@ fn push(
     value: String,
     origin: Origin,
 ) -> Result<(), ConfigError> {
-    if spec.name == "ini" {
-        return read_ini(&value, out);
+    if let Some(format) = ConfigFormat::of_option(spec.name) {
+        return read_file(format, &value, out);
     }
     if spec.name == "ini-paste" || spec.name == "ini-paste-logged" {
         // uWSGI's `uwsgi_opt_ini_paste`: the file's [uwsgi] section, then
         // its app through PasteDeploy (`paste = config:<absolute path>`).
-        read_ini(&value, out)?;
+        read_file(ConfigFormat::Ini, &value, out)?;
         let path = std::path::absolute(&value).unwrap_or_else(|_| PathBuf::from(&value));
         let derived = |name: &str, value: String| RawOption {
             spec: options::lookup(name),
@@ -216,18 +216,99 @@ fn push(
     Ok(())
 }
 
-/// Reads `path[:section]` and appends its options.
-fn read_ini(arg: &str, out: &mut Vec<RawOption>) -> Result<(), ConfigError> {
-    let (path, section) = match arg.rsplit_once(':') {
-        Some((p, s)) if p.ends_with(".ini") => (p, s),
-        _ => (arg, "uwsgi"),
+/// The configuration file formats uWSGI reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConfigFormat {
+    Ini,
+    Yaml,
+    Json,
+}
+
+impl ConfigFormat {
+    const ALL: [(ConfigFormat, &'static str, &'static [&'static str]); 3] = [
+        (ConfigFormat::Ini, "ini", &[".ini"]),
+        (ConfigFormat::Yaml, "yaml", &[".yml", ".yaml"]),
+        (ConfigFormat::Json, "json", &[".json", ".js"]),
+    ];
+
+    /// The format an option (`ini`, `yaml`, `json`) reads.
+    fn of_option(name: &str) -> Option<ConfigFormat> {
+        Self::ALL
+            .iter()
+            .find(|(_, n, _)| *n == name)
+            .map(|(f, _, _)| *f)
+    }
+
+    /// The format a positional `file[:section]` argument is in, by its
+    /// ending.
+    fn of_path(arg: &str) -> Option<ConfigFormat> {
+        let path = split_section(arg).0;
+        Self::ALL
+            .iter()
+            .find(|(_, _, ends)| ends.iter().any(|e| path.ends_with(e)))
+            .map(|(f, _, _)| *f)
+    }
+}
+
+/// `file[:section]`: the section after the last colon, when what comes
+/// before it is a file of a known kind; else the whole is the file.
+fn split_section(arg: &str) -> (&str, &str) {
+    let known = |p: &str| {
+        [".ini", ".yml", ".yaml", ".json", ".js"]
+            .iter()
+            .any(|e| p.ends_with(e))
     };
+    match arg.rsplit_once(':') {
+        Some((p, s)) if known(p) => (p, s),
+        _ => (arg, "uwsgi"),
+    }
+}
+
+/// Reads `path[:section]` in `format` and appends its options.
+fn read_file(format: ConfigFormat, arg: &str, out: &mut Vec<RawOption>) -> Result<(), ConfigError> {
+    let (path, section) = split_section(arg);
     let path = PathBuf::from(path);
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
         path: path.clone(),
         reason: e.to_string(),
     })?;
     let text = magic(&text, &path);
+    let pairs = match format {
+        ConfigFormat::Ini => ini_pairs(&text, section),
+        ConfigFormat::Yaml => super::formats::yaml_pairs(&text, section),
+        ConfigFormat::Json => {
+            super::formats::json_pairs(&text, section).map_err(|reason| ConfigError::File {
+                path: path.clone(),
+                reason,
+            })?
+        }
+    };
+    let Some(pairs) = pairs else {
+        tracing::warn!(section, file = %path.display(), "config section not found");
+        return Ok(());
+    };
+    for (line, key, value) in pairs {
+        let origin = Origin::Ini {
+            file: path.clone(),
+            line,
+        };
+        match options::lookup(&key) {
+            Some(spec) => push(out, spec, &key, value, origin)?,
+            None => out.push(RawOption {
+                spec: None,
+                name: key,
+                value,
+                origin,
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// The (line, key, value) entries of an ini file's `section`; `None` when
+/// the file has no such section.
+fn ini_pairs(text: &str, section: &str) -> Option<Vec<super::formats::Entry>> {
+    let mut pairs = Vec::new();
     let mut in_section = false;
     let mut found = false;
     for (n, raw) in text.lines().enumerate() {
@@ -247,24 +328,9 @@ fn read_ini(arg: &str, out: &mut Vec<RawOption>) -> Result<(), ConfigError> {
             Some((k, v)) => (k.trim(), v.trim()),
             None => (line, ""),
         };
-        let origin = Origin::Ini {
-            file: path.clone(),
-            line: n + 1,
-        };
-        match options::lookup(key) {
-            Some(spec) => push(out, spec, key, value.to_owned(), origin)?,
-            None => out.push(RawOption {
-                spec: None,
-                name: key.to_owned(),
-                value: value.to_owned(),
-                origin,
-            }),
-        }
+        pairs.push((n + 1, key.to_owned(), value.to_owned()));
     }
-    if !found {
-        tracing::warn!(section, file = %path.display(), "ini section not found");
-    }
-    Ok(())
+    found.then_some(pairs)
 }
 
 /// uWSGI's magic `%X` variables, applied to the raw ini text. `%(` is kept
