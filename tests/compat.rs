@@ -886,3 +886,35 @@ fn yaml_and_json_configs_are_read_as_uwsgi_reads_them() {
     assert_eq!(get(s.http.unwrap(), "/?SECOND").body, b"2");
     assert_eq!(get(s.http.unwrap(), "/?FROM_JSON").body, b"1");
 }
+
+#[test]
+fn static_safe_lets_links_lead_into_its_directories() {
+    let dir = tmpdir("staticsafe");
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::create_dir_all(dir.join("app/assets")).unwrap();
+    std::fs::write(dir.join("app/assets/site.css"), "body{}").unwrap();
+    // What `collectstatic --link` leaves: links into the apps' directories.
+    std::os::unix::fs::symlink(dir.join("app/assets/site.css"), dir.join("static/site.css"))
+        .unwrap();
+    let start = |extra: &[&str]| {
+        let mut args = vec!["--static-map", "/static={dir}/static"];
+        args.extend_from_slice(extra);
+        serve_app_in(
+            dir.clone(),
+            "hello",
+            &["--http-socket", "127.0.0.1:0"],
+            &args,
+        )
+    };
+    // Without static-safe the link is not followed: the app answers.
+    let s = start(&[]);
+    assert_eq!(
+        get(s.http.unwrap(), "/static/site.css").body,
+        b"Hello, World!"
+    );
+    drop(s);
+    let s = start(&["--static-safe", "{dir}/app"]);
+    let r = get(s.http.unwrap(), "/static/site.css");
+    assert_eq!((r.status, &r.body[..]), (200, &b"body{}"[..]));
+    assert_eq!(r.header("content-type"), Some("text/css"));
+}

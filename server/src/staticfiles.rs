@@ -64,6 +64,9 @@ pub struct Statics {
     pub honour_range: bool,
     /// `static-gzip*`.
     pub gzip: GzipRules,
+    /// `static-safe`: real directories a file may resolve into besides its
+    /// mapped one.
+    pub safe: Vec<PathBuf>,
 }
 
 /// What a request asks of a static file.
@@ -242,7 +245,18 @@ impl Statics {
             expires: Vec::new(),
             honour_range: false,
             gzip: GzipRules::default(),
+            safe: Vec::new(),
         }
+    }
+
+    /// Adds `static-safe` directories (by their real paths; one that does
+    /// not exist allows nothing).
+    pub fn with_safe(mut self, dirs: &[PathBuf]) -> Statics {
+        self.safe = dirs
+            .iter()
+            .filter_map(|d| std::fs::canonicalize(d).ok())
+            .collect();
+        self
     }
 
     /// Adds `static-skip-ext` and `static-expires*` (patterns were checked
@@ -466,12 +480,14 @@ impl Statics {
                 p => full.push(p),
             }
         }
-        match file_under(&m.dir, &full)? {
+        let allowed =
+            |real: &Path| real.starts_with(&m.dir) || self.safe.iter().any(|s| real.starts_with(s));
+        match file_under(&full, &allowed)? {
             Entry::File(f) => Some(f),
             Entry::Dir(dir) => {
                 self.index
                     .iter()
-                    .find_map(|name| match file_under(&m.dir, &dir.join(name))? {
+                    .find_map(|name| match file_under(&dir.join(name), &allowed)? {
                         Entry::File(f) => Some(f),
                         Entry::Dir(_) => None,
                     })
@@ -487,10 +503,11 @@ enum Entry {
     Dir(PathBuf),
 }
 
-/// `path` resolved (links followed), if it is still inside `dir`.
-fn file_under(dir: &Path, path: &Path) -> Option<Entry> {
+/// `path` resolved (links followed), if where it leads is `allowed` (its
+/// mapped directory, or a `static-safe` one).
+fn file_under(path: &Path, allowed: &dyn Fn(&Path) -> bool) -> Option<Entry> {
     let real = std::fs::canonicalize(path).ok()?;
-    if !real.starts_with(dir) {
+    if !allowed(&real) {
         return None;
     }
     let meta = std::fs::metadata(&real).ok()?;
@@ -732,6 +749,15 @@ mod tests {
         assert!(s.find(b"/static/../secret.txt").is_none());
         assert!(s.find(b"/static/css/../../../secret.txt").is_none());
         assert!(s.find(b"/static/out.txt").is_none());
+        // ... unless where the link leads is static-safe.
+        let safe = s.clone().with_safe(std::slice::from_ref(&root));
+        assert!(
+            safe.find(b"/static/out.txt")
+                .unwrap()
+                .path
+                .ends_with("secret.txt")
+        );
+        assert!(safe.find(b"/static/../secret.txt").is_none());
         assert!(s.find(b"/static/missing.css").is_none());
         assert!(s.find(b"/other").is_none());
         assert!(s.find(b"/static/a\0b").is_none());

@@ -203,6 +203,9 @@ pub struct Config {
     pub static_maps: Vec<StaticMap>,
     /// `static-index` names.
     pub static_index: Vec<String>,
+    /// `static-safe`: directories a mapped file may resolve into through
+    /// links (relative ones under `chdir`).
+    pub static_safe: Vec<PathBuf>,
     /// `static-skip-ext` suffixes.
     pub static_skip_ext: Vec<String>,
     /// `static-expires*` rules, in the order uWSGI tries them.
@@ -367,6 +370,7 @@ impl Default for Config {
             manage_script_name: false,
             static_maps: Vec::new(),
             static_index: Vec::new(),
+            static_safe: Vec::new(),
             static_skip_ext: Vec::new(),
             static_expires: Vec::new(),
             max_fd: None,
@@ -674,6 +678,7 @@ impl Config {
                     keep_mount: true,
                 }),
                 "static-index" => c.static_index.push(v.to_owned()),
+                "static-safe" => c.static_safe.push(PathBuf::from(v)),
                 "static-skip-ext" if !v.is_empty() => c.static_skip_ext.push(v.to_owned()),
                 "static-skip-ext" => return Err(invalid("expected a file name ending".into())),
                 name if name.starts_with("static-expires") => {
@@ -769,6 +774,10 @@ impl Config {
         // master has changed to it when it serves files).
         let base = c.chdir.clone().unwrap_or_else(|| cwd.clone());
         c.static_gzip.dirs = std::mem::take(&mut c.static_gzip.dirs)
+            .into_iter()
+            .map(|d| base.join(d))
+            .collect();
+        c.static_safe = std::mem::take(&mut c.static_safe)
             .into_iter()
             .map(|d| base.join(d))
             .collect();

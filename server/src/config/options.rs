@@ -947,6 +947,13 @@ pub static OPTIONS: &[Spec] = &[
         "static files answer a Range header with 206 Partial Content (apps always see Range)",
     ),
     opt(
+        "static-safe",
+        &[],
+        None,
+        List,
+        "a directory static files may resolve into through links (as collectstatic --link makes)",
+    ),
+    opt(
         "static-index",
         &[],
         None,
@@ -1666,11 +1673,6 @@ pub static OPTIONS: &[Spec] = &[
         "exec-post-jail",
         List,
         "rwsgi has no jails or post-fork hook phase; use hook-as-root, hook-as-user, hook-pre-app or hook-accepting",
-    ),
-    unsupported(
-        "static-safe",
-        List,
-        "links out of a mapped directory are never followed; map the directory they point to",
     ),
     unsupported(
         "chdir2",

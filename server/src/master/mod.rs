@@ -195,7 +195,8 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 &config.static_expires,
                 config.honour_range,
             )
-            .with_gzip(&config.static_gzip),
+            .with_gzip(&config.static_gzip)
+            .with_safe(&config.static_safe),
         log_format: config
             .log_format
             .as_deref()
