@@ -52,7 +52,7 @@ fn the_module_describes_the_server_and_its_options() {
         "[uwsgi]\nstatic-map = /a=/tmp\nstatic-map = /b=/tmp\nbuffer-size = 32768\nthreads = 2\nenable-threads = true\noptimize = 1\n",
     )
     .unwrap();
-    let s = start(&["--ini", ini.to_str().unwrap()]);
+    let s = start(&["--ini", ini.to_str().unwrap(), "--chdir2", "/tmp"]);
     let info = get(s.http.unwrap(), "/info").json();
     let wid = info["worker_id"].as_u64().unwrap();
     assert!((1..=2).contains(&wid), "{info}");
@@ -72,6 +72,8 @@ fn the_module_describes_the_server_and_its_options() {
     assert_eq!(info["hostname"], true);
     assert_eq!(info["mem"], true);
     assert_eq!(info["optimize"], 1);
+    // chdir2: after the app was loaded.
+    assert_eq!(info["cwd"], "/tmp");
     // threads = 2: no `uwsgi.env` (uWSGI sets it only with one thread).
     assert_eq!(info["env_is_environ"], false);
     let now = std::time::SystemTime::now()

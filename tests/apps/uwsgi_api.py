@@ -90,6 +90,7 @@ def application(environ, start_response):
             "optimize": sys.flags.optimize,
             "micros": uwsgi.micros(),
             "env_is_environ": getattr(uwsgi, "env", None) is environ,
+            "cwd": os.getcwd(),
         }
         out = json.dumps(body)
     elif path == "/workers":

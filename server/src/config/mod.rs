@@ -100,6 +100,8 @@ pub struct Config {
     pub app: Option<AppSpec>,
     /// Directory to change to before loading the app.
     pub chdir: Option<PathBuf>,
+    /// `chdir2`: directory to change to after loading the app.
+    pub chdir2: Option<PathBuf>,
     /// Directories prepended to `sys.path`.
     pub pythonpath: Vec<PathBuf>,
     /// The virtualenv.
@@ -310,6 +312,7 @@ impl Default for Config {
             sockets: Vec::new(),
             app: None,
             chdir: None,
+            chdir2: None,
             pythonpath: Vec::new(),
             home: None,
             env: Vec::new(),
@@ -500,6 +503,7 @@ impl Config {
                 "optimize" => c.optimize = bounded(number()?, 0, 2).map_err(invalid)? as u8,
                 "callable" => callable = v.to_owned(),
                 "chdir" => c.chdir = Some(PathBuf::from(v)),
+                "chdir2" => c.chdir2 = Some(PathBuf::from(v)),
                 "pythonpath" => c.pythonpath.push(PathBuf::from(v)),
                 "home" => c.home = Some(PathBuf::from(v)),
                 "env" => {
@@ -766,6 +770,7 @@ impl Config {
         let abs = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
         c.home = c.home.map(abs);
         c.chdir = c.chdir.map(abs);
+        c.chdir2 = c.chdir2.map(abs);
         c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
         c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
         c.touch_reload = c.touch_reload.into_iter().map(abs).collect();

@@ -260,6 +260,13 @@ pub static OPTIONS: &[Spec] = &[
         "change to this directory before loading the app",
     ),
     opt(
+        "chdir2",
+        &[],
+        None,
+        Value,
+        "change to this directory after loading the app",
+    ),
+    opt(
         "pythonpath",
         &["python-path", "pp"],
         None,
@@ -1673,11 +1680,6 @@ pub static OPTIONS: &[Spec] = &[
         "exec-post-jail",
         List,
         "rwsgi has no jails or post-fork hook phase; use hook-as-root, hook-as-user, hook-pre-app or hook-accepting",
-    ),
-    unsupported(
-        "chdir2",
-        Value,
-        "use chdir (applied before the app is imported)",
     ),
     unsupported(
         "http-enable-proxy-protocol",

@@ -117,8 +117,8 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
 }
 
 /// Imports the `import` modules, then loads the app (`module`/`wsgi-file`/
-/// `paste`) and the `mount`ed ones, logging as uWSGI does; an app that
-/// fails to load is logged and left out.
+/// `paste`) and the `mount`ed ones, logging as uWSGI does (an app that
+/// fails to load is logged and left out), then changes to `chdir2`.
 fn load_apps(py: Python<'_>, config: &Config) -> Apps {
     app::import_all(py, &config.imports);
     let mut apps = Apps {
@@ -148,6 +148,14 @@ fn load_apps(py: Python<'_>, config: &Config) -> Apps {
                 apps.mounted.push((mountpoint.to_owned(), a));
             }
             Err(e) => e.print(py),
+        }
+    }
+    if let Some(dir) = &config.chdir2 {
+        match std::env::set_current_dir(dir) {
+            Ok(()) => tracing::info!(event = "chdir", "chdir() to {}", dir.display()),
+            Err(e) => {
+                tracing::error!(event = "chdir_failed", cause = %e, "chdir() to {} failed", dir.display())
+            }
         }
     }
     if apps.is_empty() && (config.app.is_some() || !config.mounts.is_empty()) {
