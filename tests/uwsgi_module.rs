@@ -240,6 +240,8 @@ fn the_app_sets_its_own_harakiri() {
     s.wait_logged("*** HARAKIRI ON WORKER", Duration::from_secs(5));
     // A deadline cleared with 0 does not fire.
     assert_eq!(text(&s, "/harakiri_cleared"), "survived");
+    // Any number of them in a row is fine for the master.
+    assert_eq!(text(&s, "/harakiri_storm"), "survived");
     // uwsgidecorators.harakiri sets it around the function.
     assert_eq!(get(a, "/harakiri_decorated").status, 502);
     assert_eq!(s.events("harakiri").len(), 2);

@@ -125,23 +125,28 @@ impl Link {
     /// A complete frame if one is buffered; with `read_ok` false, a READ is
     /// left in the buffer.
     fn buffered(&mut self, read_ok: bool) -> Result<Option<(Kind, Bytes)>, Gone> {
-        let Some(rbuf) = self.lease.conn().map(|c| &mut c.rbuf) else {
-            return Err(self.gone("has no channel"));
-        };
-        let Some(head) = rbuf.first_chunk::<FRAME_HEADER>() else {
-            return Ok(None);
-        };
-        let (kind, len) = match ipc::parse_header(*head) {
-            Ok(h) => h,
-            Err(e) => return Err(self.gone(&e.to_string())),
-        };
-        if (!read_ok && kind == Kind::Read) || rbuf.len() < FRAME_HEADER + len {
-            rbuf.reserve(FRAME_HEADER + len);
-            return Ok(None);
-        }
-        rbuf.advance(FRAME_HEADER);
-        let payload = rbuf.split_to(len).freeze();
-        if kind == Kind::Harakiri {
+        // A loop, not recursion: an app may send any number of HARAKIRI
+        // frames in a row.
+        loop {
+            let Some(rbuf) = self.lease.conn().map(|c| &mut c.rbuf) else {
+                return Err(self.gone("has no channel"));
+            };
+            let Some(head) = rbuf.first_chunk::<FRAME_HEADER>() else {
+                return Ok(None);
+            };
+            let (kind, len) = match ipc::parse_header(*head) {
+                Ok(h) => h,
+                Err(e) => return Err(self.gone(&e.to_string())),
+            };
+            if (!read_ok && kind == Kind::Read) || rbuf.len() < FRAME_HEADER + len {
+                rbuf.reserve(FRAME_HEADER + len);
+                return Ok(None);
+            }
+            rbuf.advance(FRAME_HEADER);
+            let payload = rbuf.split_to(len).freeze();
+            if kind != Kind::Harakiri {
+                return Ok(Some((kind, payload)));
+            }
             // Not an event: the app's deadline for this request, for the
             // supervisor's harakiri check.
             let secs = payload
@@ -149,9 +154,7 @@ impl Link {
                 .map(|b| u32::from_le_bytes(*b))
                 .ok_or_else(|| self.gone("sent a malformed HARAKIRI"))?;
             self.lease.user_harakiri(secs);
-            return self.buffered(read_ok);
         }
-        Ok(Some((kind, payload)))
     }
 
     /// Sends a BODY frame.

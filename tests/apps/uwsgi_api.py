@@ -150,6 +150,11 @@ def application(environ, start_response):
         uwsgi.set_user_harakiri(0)
         time.sleep(2.5)
         out = "survived"
+    elif path == "/harakiri_storm":
+        for _ in range(20000):
+            uwsgi.set_user_harakiri(100)
+        uwsgi.set_user_harakiri(0)
+        out = "survived"
     elif path == "/harakiri_decorated":
         too_slow()
         out = "survived"
