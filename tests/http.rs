@@ -174,3 +174,36 @@ fn slow_client_is_dropped() {
         "the server held an idle half-request"
     );
 }
+
+#[test]
+fn the_proxy_protocol_gives_the_clients_address() {
+    let s = serve_app(
+        "echo",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--enable-proxy-protocol"],
+    );
+    let a = s.http.unwrap();
+    let ask = |head: &str| {
+        let mut c = TcpStream::connect(a).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.write_all(head.as_bytes()).unwrap();
+        c.write_all(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        read_response(&mut BufReader::new(c), "GET")
+    };
+    // A load balancer's header: the client's address and port.
+    let r = ask("PROXY TCP4 203.0.113.7 10.0.0.1 40000 80\r\n").unwrap();
+    let env = r.json()["environ"].clone();
+    assert_eq!(env["REMOTE_ADDR"], "203.0.113.7");
+    assert_eq!(env["REMOTE_PORT"], "40000");
+    assert_eq!(env["PATH_INFO"], "/x");
+    // UNKNOWN, or no header at all: the peer's own address.
+    let r = ask("PROXY UNKNOWN\r\n").unwrap();
+    assert_eq!(r.json()["environ"]["REMOTE_ADDR"], "127.0.0.1");
+    let r = ask("").unwrap();
+    assert_eq!(r.json()["environ"]["REMOTE_ADDR"], "127.0.0.1");
+    // A broken header closes that connection, with a logged reason.
+    assert!(ask("PROXY TCP4 nonsense\r\n").is_err());
+    s.wait_logged("invalid PROXY header", Duration::from_secs(5));
+    assert_eq!(get(a, "/ok").status, 200);
+}

@@ -102,6 +102,8 @@ pub struct Config {
     pub chdir: Option<PathBuf>,
     /// `chdir2`: directory to change to after loading the app.
     pub chdir2: Option<PathBuf>,
+    /// `enable-proxy-protocol`: read PROXY v1 headers on HTTP sockets.
+    pub proxy_protocol: bool,
     /// Directories prepended to `sys.path`.
     pub pythonpath: Vec<PathBuf>,
     /// The virtualenv.
@@ -313,6 +315,7 @@ impl Default for Config {
             app: None,
             chdir: None,
             chdir2: None,
+            proxy_protocol: false,
             pythonpath: Vec::new(),
             home: None,
             env: Vec::new(),
@@ -504,6 +507,7 @@ impl Config {
                 "callable" => callable = v.to_owned(),
                 "chdir" => c.chdir = Some(PathBuf::from(v)),
                 "chdir2" => c.chdir2 = Some(PathBuf::from(v)),
+                "enable-proxy-protocol" => c.proxy_protocol = flag,
                 "pythonpath" => c.pythonpath.push(PathBuf::from(v)),
                 "home" => c.home = Some(PathBuf::from(v)),
                 "env" => {

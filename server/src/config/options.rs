@@ -260,6 +260,13 @@ pub static OPTIONS: &[Spec] = &[
         "change to this directory before loading the app",
     ),
     opt(
+        "enable-proxy-protocol",
+        &["http-enable-proxy-protocol"],
+        None,
+        Flag,
+        "HTTP connections may start with a PROXY v1 header that gives the client's address",
+    ),
+    opt(
         "chdir2",
         &[],
         None,
@@ -1680,11 +1687,6 @@ pub static OPTIONS: &[Spec] = &[
         "exec-post-jail",
         List,
         "rwsgi has no jails or post-fork hook phase; use hook-as-root, hook-as-user, hook-pre-app or hook-accepting",
-    ),
-    unsupported(
-        "http-enable-proxy-protocol",
-        Flag,
-        "the PROXY protocol is not read; let nginx or the ingress pass X-Forwarded-For",
     ),
     unsupported(
         "threads-stacksize",

@@ -202,6 +202,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             .as_deref()
             .map(|f| Arc::new(crate::reqlog::Template::parse(f))),
         hostname,
+        proxy_protocol: config.proxy_protocol,
     });
     let tracker = Arc::new(Tracker::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -412,19 +413,13 @@ async fn accept_loop(
                     protocol::uwsgi::serve(Lazy::new(s), String::from("unix"), ctx).await
                 }
                 (Accepted::Tcp(s, peer), Protocol::Http) => {
-                    let ip = match peer.ip() {
-                        std::net::IpAddr::V6(v6) => v6
-                            .to_ipv4_mapped()
-                            .map_or(v6.to_string(), |v4| v4.to_string()),
-                        v4 => v4.to_string(),
-                    };
                     let info = ConnInfo {
-                        remote_addr: ip,
+                        remote_addr: protocol::ip_string(peer.ip()),
                         remote_port: peer.port().to_string(),
                         server_name: ctx.hostname.clone(),
                         server_port: port,
                     };
-                    protocol::http::serve(Lazy::new(s), info, ctx, shutdown).await
+                    protocol::http::serve_accepted(Lazy::new(s), info, ctx, shutdown).await
                 }
                 (Accepted::Unix(s), Protocol::Http) => {
                     let info = ConnInfo {
@@ -433,7 +428,7 @@ async fn accept_loop(
                         server_name: ctx.hostname.clone(),
                         server_port: port,
                     };
-                    protocol::http::serve(Lazy::new(s), info, ctx, shutdown).await
+                    protocol::http::serve_accepted(Lazy::new(s), info, ctx, shutdown).await
                 }
             }
         });

@@ -91,6 +91,41 @@ impl BodySource for HttpBody {
     }
 }
 
+/// Serves an accepted HTTP connection: with `enable-proxy-protocol`, its
+/// PROXY header first gives the client's address (`proxy.rs`); one that
+/// does not parse closes the connection with a logged reason.
+pub async fn serve_accepted<S>(
+    mut stream: S,
+    mut conn: ConnInfo,
+    ctx: Arc<Ctx>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    if !ctx.proxy_protocol {
+        return serve(stream, conn, ctx, shutdown).await;
+    }
+    match super::proxy::read_header(&mut stream, ctx.socket_timeout).await {
+        Ok((header, rest)) => {
+            if let super::proxy::Header::Client(ip, port) = header {
+                conn.remote_addr = super::ip_string(ip);
+                conn.remote_port = port.to_string();
+            }
+            serve(
+                super::proxy::Prefixed::new(rest, stream),
+                conn,
+                ctx,
+                shutdown,
+            )
+            .await;
+        }
+        Err(e) => {
+            tracing::info!(event = "proxy_header_invalid", peer = %conn.remote_addr, cause = %e,
+            "closing the connection: {e}")
+        }
+    }
+}
+
 /// Serves one HTTP connection until it closes or shutdown is signalled.
 pub async fn serve<S>(stream: S, conn: ConnInfo, ctx: Arc<Ctx>, mut shutdown: watch::Receiver<bool>)
 where

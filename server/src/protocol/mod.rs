@@ -4,6 +4,7 @@
 //! they read requests and write responses.
 
 pub mod http;
+pub mod proxy;
 pub mod response;
 pub mod uwsgi;
 
@@ -33,4 +34,18 @@ pub struct Ctx {
     pub log_format: Option<Arc<crate::reqlog::Template>>,
     /// `SERVER_NAME` for HTTP requests.
     pub hostname: String,
+    /// `enable-proxy-protocol`: HTTP connections may start with a PROXY v1
+    /// header (`proxy.rs`).
+    pub proxy_protocol: bool,
+}
+
+/// An address as `REMOTE_ADDR` shows it: an IPv4-mapped IPv6 address as
+/// plain IPv4.
+pub fn ip_string(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(v6.to_string(), |v4| v4.to_string()),
+        v4 => v4.to_string(),
+    }
 }
