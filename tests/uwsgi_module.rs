@@ -344,3 +344,46 @@ fn workers_and_total_requests_come_from_the_masters_table() {
     assert!(requests >= 5, "{v}");
     assert_eq!(v["apps"], serde_json::json!([1, 1]));
 }
+
+#[test]
+fn caches_are_shared_by_the_workers() {
+    let s = start(&[
+        "--cache2",
+        "name=shared,items=16,blocksize=64",
+        "--cache",
+        "4",
+    ]);
+    let a = s.http.unwrap();
+    assert_eq!(text(&s, "/cache_set?greeting=hello"), "True");
+    // cache_set does not replace.
+    assert_eq!(text(&s, "/cache_set?greeting=again"), "None");
+    // Every worker sees it: one asks while the other is busy, then the
+    // busy one (the most recently idle afterwards) asks.
+    let check = || {
+        let v = get(a, "/cache_get?greeting").json();
+        assert_eq!(v["value"], "hello", "{v}");
+        assert_eq!(v["exists"], true);
+        assert_eq!(v["keys"], serde_json::json!(["greeting"]));
+        // The legacy cache (`cache = 4`) is the default one, and separate.
+        assert_eq!(v["default"], serde_json::Value::Null);
+        v["pid"].as_i64().unwrap()
+    };
+    let busy = std::thread::spawn(move || get(a, "/hold?1.0").status);
+    std::thread::sleep(Duration::from_millis(300));
+    let first = check();
+    busy.join().unwrap();
+    let second = check();
+    assert_ne!(first, second, "both workers answered");
+    // Increments from both workers at once are all counted (the lock).
+    let incs: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || get(a, "/cache_inc").body))
+        .collect();
+    for i in incs {
+        assert_eq!(i.join().unwrap(), b"True");
+    }
+    assert_eq!(text(&s, "/cache_num"), "20");
+    assert_eq!(
+        text(&s, "/cache_bad"),
+        "no local uWSGI cache available named \"nope\""
+    );
+}

@@ -158,6 +158,29 @@ def application(environ, start_response):
     elif path == "/harakiri_decorated":
         too_slow()
         out = "survived"
+    elif path == "/cache_set":
+        k, v = query.split("=")
+        out = repr(uwsgi.cache_set(k, v.encode(), 0, "shared"))
+    elif path == "/cache_get":
+        out = json.dumps(
+            {
+                "value": plain(uwsgi.cache_get(query, "shared")),
+                "default": plain(uwsgi.cache_get(query)),
+                "exists": uwsgi.cache_exists(query, "shared"),
+                "keys": sorted(plain(k) for k in uwsgi.cache_keys("shared")),
+                "pid": os.getpid(),
+            }
+        )
+    elif path == "/cache_inc":
+        out = repr(uwsgi.cache_inc("hits", 1, 0, "shared"))
+    elif path == "/cache_num":
+        out = str(uwsgi.cache_num("hits", "shared"))
+    elif path == "/cache_bad":
+        try:
+            uwsgi.cache_get("x", "nope")
+            out = "found?"
+        except ValueError as e:
+            out = str(e)
     elif path == "/reload":
         out = str(uwsgi.reload())
     else:

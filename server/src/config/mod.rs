@@ -229,6 +229,8 @@ pub struct Config {
     pub daemons: Vec<DaemonSpec>,
     /// `cron`, `unique-cron`, `cron2`.
     pub crons: Vec<CronSpec>,
+    /// `cache2` (and the legacy `cache`), in order.
+    pub caches: Vec<crate::worker::cache::CacheSpec>,
     /// `cron-harakiri`: seconds a cron command may run (0: no limit).
     pub cron_harakiri: u64,
     /// `static-gzip*`.
@@ -386,6 +388,7 @@ impl Default for Config {
             honour_range: false,
             daemons: Vec::new(),
             crons: Vec::new(),
+            caches: Vec::new(),
             cron_harakiri: 0,
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
@@ -439,6 +442,8 @@ impl Config {
         let mut module: Option<(String, Origin)> = None;
         let mut file: Option<PathBuf> = None;
         let mut paste: Option<String> = None;
+        // The legacy `cache` (items) and `cache-blocksize`.
+        let mut legacy_cache: (Option<u64>, u64) = (None, 65536);
         let mut paste_logger = false;
         let mut callable = String::from("application");
         let mut ch = cheaper::Raw::default();
@@ -718,6 +723,11 @@ impl Config {
                 "unique-cron" => c.crons.push(CronSpec::classic(v, true).map_err(invalid)?),
                 "cron2" => c.crons.push(CronSpec::keyed(v).map_err(invalid)?),
                 "cron-harakiri" => c.cron_harakiri = number()?,
+                "cache2" => c
+                    .caches
+                    .push(crate::worker::cache::CacheSpec::keyed(v).map_err(invalid)?),
+                "cache" => legacy_cache.0 = Some(number()?),
+                "cache-blocksize" => legacy_cache.1 = number()?,
                 "smart-attach-daemon" => {
                     c.daemons
                         .push(DaemonSpec::smart(v, false).map_err(invalid)?);
@@ -754,6 +764,13 @@ impl Config {
             }
         }
         c.cheaper = cheaper::validate(ch, c.processes, &mut warnings).map_err(ConfigError::Rule)?;
+        if let (Some(items), blocksize) = legacy_cache {
+            let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+            let spec =
+                crate::worker::cache::CacheSpec::legacy(as_usize(items), as_usize(blocksize))
+                    .map_err(ConfigError::Rule)?;
+            c.caches.insert(0, spec);
+        }
         // uWSGI tries the file path, then PATH_INFO, then REQUEST_URI, then
         // the content type; in each, the "now" rules before the mtime ones
         // (`core/static.c` `uwsgi_real_file_serve`). Stable: list order

@@ -919,6 +919,27 @@ pub static OPTIONS: &[Spec] = &[
         "PIDFILE[,FREQ] COMMAND: as smart-attach-daemon, for a command that stays in the foreground (rwsgi writes PIDFILE)",
     ),
     opt(
+        "cache2",
+        &[],
+        None,
+        List,
+        "name=NAME,items=N[,blocksize=B][,keysize=K]: a cache shared by the workers (uwsgi.cache_*)",
+    ),
+    opt(
+        "cache",
+        &[],
+        None,
+        Value,
+        "the legacy cache named default, with this many items",
+    ),
+    opt(
+        "cache-blocksize",
+        &[],
+        None,
+        Value,
+        "largest value of the legacy cache in bytes (default 65536)",
+    ),
+    opt(
         "cron",
         &[],
         None,
@@ -1617,16 +1638,6 @@ pub static OPTIONS: &[Spec] = &[
         "mules",
         Value,
         "mules are not supported; use a task queue or a separate process",
-    ),
-    unsupported(
-        "cache2",
-        Value,
-        "the caching framework is not supported; use Redis or memcached",
-    ),
-    unsupported(
-        "cache",
-        Value,
-        "the caching framework is not supported; use Redis or memcached",
     ),
     unsupported(
         "xml",

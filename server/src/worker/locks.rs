@@ -42,20 +42,14 @@ pub enum LockError {
     Refused(usize, io::Error),
 }
 
-/// Maps lock 0 and `extra` more. Called once, in the prototype before the
-/// app is imported; later calls keep the first mapping.
-pub fn init(extra: u32) -> io::Result<()> {
-    if LOCKS.get().is_some() {
-        return Ok(());
-    }
-    let count = extra as usize + 1;
-    let size = count * std::mem::size_of::<libc::pthread_mutex_t>();
+/// A shared anonymous mapping of `size` bytes (zeroed), never unmapped.
+pub(crate) fn shared_mapping(size: usize) -> io::Result<*mut u8> {
     // SAFETY: an anonymous shared mapping of `size` bytes; the result is
     // checked against MAP_FAILED before use.
     let base = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
-            size,
+            size.max(1),
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_SHARED | libc::MAP_ANONYMOUS,
             -1,
@@ -65,31 +59,87 @@ pub fn init(extra: u32) -> io::Result<()> {
     if base == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
-    let base = base.cast::<libc::pthread_mutex_t>();
+    Ok(base.cast())
+}
+
+/// Initialises a robust, process-shared, error-checking mutex at `m`.
+///
+/// # Safety
+/// `m` must point to writable memory of a `pthread_mutex_t`, aligned, that
+/// no process uses yet.
+pub(crate) unsafe fn init_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
     // SAFETY: the attribute object is initialised before it is set and
-    // destroyed after the last use; each mutex lies inside the fresh
-    // mapping (`i < count`) and is initialised exactly once, before any
-    // other process exists that could use it.
+    // destroyed after the last use; `m` is as the caller promises.
     unsafe {
         let mut attr = std::mem::MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
         check(libc::pthread_mutexattr_init(attr.as_mut_ptr()))?;
         let attr = attr.as_mut_ptr();
-        check(libc::pthread_mutexattr_setpshared(
+        let set = check(libc::pthread_mutexattr_setpshared(
             attr,
             libc::PTHREAD_PROCESS_SHARED,
-        ))?;
-        check(libc::pthread_mutexattr_setrobust(
-            attr,
-            libc::PTHREAD_MUTEX_ROBUST,
-        ))?;
-        check(libc::pthread_mutexattr_settype(
-            attr,
-            libc::PTHREAD_MUTEX_ERRORCHECK,
-        ))?;
-        for i in 0..count {
-            check(libc::pthread_mutex_init(base.add(i), attr))?;
-        }
+        ))
+        .and_then(|()| {
+            check(libc::pthread_mutexattr_setrobust(
+                attr,
+                libc::PTHREAD_MUTEX_ROBUST,
+            ))
+        })
+        .and_then(|()| {
+            check(libc::pthread_mutexattr_settype(
+                attr,
+                libc::PTHREAD_MUTEX_ERRORCHECK,
+            ))
+        })
+        .and_then(|()| check(libc::pthread_mutex_init(m, attr)));
         libc::pthread_mutexattr_destroy(attr);
+        set
+    }
+}
+
+/// Takes the mutex at `m`, waiting as long as it takes (call it without
+/// the GIL). A holder that died leaves it to us.
+///
+/// # Safety
+/// `m` must be a mutex made by [`init_mutex`], in memory that stays mapped.
+pub(crate) unsafe fn lock_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+    // SAFETY: as the caller promises.
+    match unsafe { libc::pthread_mutex_lock(m) } {
+        0 => Ok(()),
+        libc::EOWNERDEAD => {
+            // The holder died: the lock is ours now; what it guarded is the
+            // caller's to check, as with uWSGI.
+            // SAFETY: we hold `m` after EOWNERDEAD, as the call requires.
+            unsafe { libc::pthread_mutex_consistent(m) };
+            Ok(())
+        }
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+/// Releases the mutex at `m`, which this thread must hold.
+///
+/// # Safety
+/// As for [`lock_mutex`].
+pub(crate) unsafe fn unlock_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+    // SAFETY: as the caller promises; an error-checking mutex reports EPERM
+    // when this thread does not hold it.
+    check(unsafe { libc::pthread_mutex_unlock(m) })
+}
+
+/// Maps lock 0 and `extra` more. Called once, in the prototype before the
+/// app is imported; later calls keep the first mapping.
+pub fn init(extra: u32) -> io::Result<()> {
+    if LOCKS.get().is_some() {
+        return Ok(());
+    }
+    let count = extra as usize + 1;
+    let base = shared_mapping(count * std::mem::size_of::<libc::pthread_mutex_t>())?;
+    let base = base.cast::<libc::pthread_mutex_t>();
+    for i in 0..count {
+        // SAFETY: each mutex lies inside the fresh, page-aligned mapping
+        // (`i < count`) and is initialised once, before any other process
+        // exists that could use it.
+        unsafe { init_mutex(base.add(i))? };
     }
     let _ = LOCKS.set(Locks { base, count });
     Ok(())
@@ -116,34 +166,14 @@ fn mutex(n: i64) -> Result<*mut libc::pthread_mutex_t, LockError> {
 pub fn lock(n: i64) -> Result<(), LockError> {
     let m = mutex(n)?;
     // SAFETY: `m` is an initialised mutex in the shared mapping.
-    match unsafe { libc::pthread_mutex_lock(m) } {
-        0 => Ok(()),
-        libc::EOWNERDEAD => {
-            // The holder died: the lock is ours now; what it guarded is the
-            // app's to check, as with uWSGI.
-            // SAFETY: we hold `m` after EOWNERDEAD, as the call requires.
-            unsafe { libc::pthread_mutex_consistent(m) };
-            Ok(())
-        }
-        e => Err(LockError::Refused(
-            n as usize,
-            io::Error::from_raw_os_error(e),
-        )),
-    }
+    unsafe { lock_mutex(m) }.map_err(|e| LockError::Refused(n as usize, e))
 }
 
 /// Releases lock `n`, which this thread must hold.
 pub fn unlock(n: i64) -> Result<(), LockError> {
     let m = mutex(n)?;
-    // SAFETY: `m` is an initialised mutex; an error-checking mutex reports
-    // EPERM when this thread does not hold it.
-    match unsafe { libc::pthread_mutex_unlock(m) } {
-        0 => Ok(()),
-        e => Err(LockError::Refused(
-            n as usize,
-            io::Error::from_raw_os_error(e),
-        )),
-    }
+    // SAFETY: `m` is an initialised mutex in the shared mapping.
+    unsafe { unlock_mutex(m) }.map_err(|e| LockError::Refused(n as usize, e))
 }
 
 /// Whether lock `n` is held (by anyone, this thread included).

@@ -4,6 +4,7 @@
 //! or when the channel breaks.
 
 pub mod apps;
+pub mod cache;
 pub mod channel;
 pub mod input;
 pub mod locks;

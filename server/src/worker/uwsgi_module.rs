@@ -26,9 +26,14 @@
 //! - `post_fork_hook` and `atexit`, called when uWSGI calls them: after
 //!   fork in each worker, and when a worker stops.
 //!
-//! Anything else (caches, the spooler, mules, signals, timers, RPC,
-//! websockets, sharedarea…) raises an `AttributeError` that says rwsgi does
-//! not have it, so an app finds out at once rather than with a `None`.
+//! - the cache API (`cache_get`, `cache_set`, `cache_update`, `cache_del`,
+//!   `cache_exists`, `cache_clear`, `cache_keys`, `cache_num`, `cache_inc`,
+//!   `cache_dec`, `cache_mul`, `cache_div`) on the `cache2` caches
+//!   (`cache.rs`); an unknown cache name is a `ValueError`.
+//!
+//! Anything else (the spooler, mules, signals, timers, RPC, websockets,
+//! sharedarea…) raises an `AttributeError` that says rwsgi does not have
+//! it, so an app finds out at once rather than with a `None`.
 //!
 //! Log variables live in a per-thread slot: a worker thread serves one
 //! request at a time, and `wsgi::handle` opens and closes the slot around
@@ -95,9 +100,9 @@ def __getattr__(name):
         raise AttributeError(name)
     raise AttributeError(
         'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
-        'workers(), masterpid(), reload(), set_logvar(), lock(), '
+        'workers(), masterpid(), reload(), set_logvar(), lock(), cache_*(), '
         'set_user_harakiri() and post_fork_hook, not '
-        \"uWSGI's caches, spooler, mules, signals or timers\" % name)
+        \"uWSGI's spooler, mules, signals, timers or RPC\" % name)
 ";
 
 const DECORATORS_SOURCE: &std::ffi::CStr = c"
@@ -259,6 +264,9 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     if let Err(e) = locks::init(config.locks) {
         tracing::error!(event = "locks_failed", cause = %e, "cannot map the user locks");
     }
+    if let Err(e) = super::cache::init(&config.caches) {
+        tracing::error!(event = "cache_failed", cause = %e, "cannot map the caches");
+    }
     let m = PyModule::from_code(py, UWSGI_SOURCE, c"<uwsgi>", c"uwsgi")?;
     m.add_function(wrap_pyfunction!(worker_id, &m)?)?;
     m.add_function(wrap_pyfunction!(request_id, &m)?)?;
@@ -274,6 +282,18 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(unlock, &m)?)?;
     m.add_function(wrap_pyfunction!(is_locked, &m)?)?;
     m.add_function(wrap_pyfunction!(set_user_harakiri, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_get, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_exists, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_set, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_update, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_del, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_clear, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_keys, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_num, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_inc, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_dec, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_mul, &m)?)?;
+    m.add_function(wrap_pyfunction!(cache_div, &m)?)?;
     let (major, minor, revision) = API_VERSION;
     m.setattr(
         "version",
@@ -616,4 +636,188 @@ fn unlock(n: i64) -> PyResult<()> {
 #[pyo3(signature = (n = 0))]
 fn is_locked(n: i64) -> PyResult<bool> {
     locks::is_locked(n).map_err(lock_error)
+}
+
+fn cache_error(e: super::cache::CacheError) -> PyErr {
+    match e {
+        super::cache::CacheError::Lock(_) => PyRuntimeError::new_err(e.to_string()),
+        _ => PyValueError::new_err(e.to_string()),
+    }
+}
+
+/// Runs `f` on the named (else the first) cache, without the GIL.
+fn on_cache<T: Send>(
+    py: Python<'_>,
+    cache: Option<&str>,
+    f: impl FnOnce(&super::cache::Cache) -> Result<T, super::cache::CacheError> + Send,
+) -> PyResult<T> {
+    let c = super::cache::by_name(cache).map_err(cache_error)?;
+    py.detach(|| f(c)).map_err(cache_error)
+}
+
+/// uWSGI's answer: `True` for done, `None` for not done.
+fn done(ok: bool) -> Option<bool> {
+    ok.then_some(true)
+}
+
+/// `uwsgi.cache_get(key, cache=None)`: the value as bytes, or `None`.
+#[pyfunction]
+#[pyo3(signature = (key, cache = None))]
+fn cache_get<'py>(
+    py: Python<'py>,
+    key: &Bound<'py, PyAny>,
+    cache: Option<&str>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let key = text(key, "the key")?;
+    let v = on_cache(py, cache, |c| c.get(&key))?;
+    Ok(v.map(|v| PyBytes::new(py, &v)))
+}
+
+/// `uwsgi.cache_exists(key, cache=None)`: `True` or `None`.
+#[pyfunction]
+#[pyo3(signature = (key, cache = None))]
+fn cache_exists(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    let key = text(key, "the key")?;
+    Ok(done(on_cache(py, cache, |c| c.get(&key))?.is_some()))
+}
+
+/// `uwsgi.cache_set(key, value, expires=0, cache=None)`: stores a key that
+/// is not there yet.
+#[pyfunction]
+#[pyo3(signature = (key, value, expires = 0, cache = None))]
+fn cache_set(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    let (key, value) = (text(key, "the key")?, text(value, "the value")?);
+    Ok(done(on_cache(py, cache, |c| {
+        c.set(&key, &value, expires, false)
+    })?))
+}
+
+/// `uwsgi.cache_update(key, value, expires=0, cache=None)`: stores or
+/// replaces.
+#[pyfunction]
+#[pyo3(signature = (key, value, expires = 0, cache = None))]
+fn cache_update(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    let (key, value) = (text(key, "the key")?, text(value, "the value")?);
+    Ok(done(on_cache(py, cache, |c| {
+        c.set(&key, &value, expires, true)
+    })?))
+}
+
+/// `uwsgi.cache_del(key, cache=None)`.
+#[pyfunction]
+#[pyo3(signature = (key, cache = None))]
+fn cache_del(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    let key = text(key, "the key")?;
+    Ok(done(on_cache(py, cache, |c| c.delete(&key))?))
+}
+
+/// `uwsgi.cache_clear(cache=None)`.
+#[pyfunction]
+#[pyo3(signature = (cache = None))]
+fn cache_clear(py: Python<'_>, cache: Option<&str>) -> PyResult<Option<bool>> {
+    on_cache(py, cache, |c| c.clear())?;
+    Ok(Some(true))
+}
+
+/// `uwsgi.cache_keys(cache=None)`: the keys, as bytes.
+#[pyfunction]
+#[pyo3(signature = (cache = None))]
+fn cache_keys<'py>(py: Python<'py>, cache: Option<&str>) -> PyResult<Bound<'py, PyList>> {
+    let keys = on_cache(py, cache, |c| c.keys())?;
+    PyList::new(py, keys.iter().map(|k| PyBytes::new(py, k)))
+}
+
+/// `uwsgi.cache_num(key, cache=None)`: the 64-bit number at `key` (0 when
+/// missing or not a number).
+#[pyfunction]
+#[pyo3(signature = (key, cache = None))]
+fn cache_num(py: Python<'_>, key: &Bound<'_, PyAny>, cache: Option<&str>) -> PyResult<i64> {
+    let key = text(key, "the key")?;
+    let v = on_cache(py, cache, |c| c.get(&key))?;
+    Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, i64::from_ne_bytes))
+}
+
+/// The arithmetic of `cache_inc` and friends.
+fn cache_math(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    cache: Option<&str>,
+    expires: u64,
+    op: impl FnOnce(i64) -> Option<i64> + Send,
+) -> PyResult<Option<bool>> {
+    let key = text(key, "the key")?;
+    Ok(done(on_cache(py, cache, |c| c.math(&key, op, expires))?))
+}
+
+/// `uwsgi.cache_inc(key, value=1, expires=0, cache=None)`.
+#[pyfunction]
+#[pyo3(signature = (key, value = 1, expires = 0, cache = None))]
+fn cache_inc(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    cache_math(py, key, cache, expires, move |v| v.checked_add(value))
+}
+
+/// `uwsgi.cache_dec(key, value=1, expires=0, cache=None)`.
+#[pyfunction]
+#[pyo3(signature = (key, value = 1, expires = 0, cache = None))]
+fn cache_dec(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    cache_math(py, key, cache, expires, move |v| v.checked_sub(value))
+}
+
+/// `uwsgi.cache_mul(key, value=2, expires=0, cache=None)`.
+#[pyfunction]
+#[pyo3(signature = (key, value = 2, expires = 0, cache = None))]
+fn cache_mul(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    cache_math(py, key, cache, expires, move |v| v.checked_mul(value))
+}
+
+/// `uwsgi.cache_div(key, value=2, expires=0, cache=None)`.
+#[pyfunction]
+#[pyo3(signature = (key, value = 2, expires = 0, cache = None))]
+fn cache_div(
+    py: Python<'_>,
+    key: &Bound<'_, PyAny>,
+    value: i64,
+    expires: u64,
+    cache: Option<&str>,
+) -> PyResult<Option<bool>> {
+    cache_math(py, key, cache, expires, move |v| v.checked_div(value))
 }
