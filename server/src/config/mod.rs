@@ -5,6 +5,7 @@
 //! said and where; [`Config`] is typed. Later scalar occurrences override
 //! earlier ones and list options accumulate, as in uWSGI.
 
+pub mod cache;
 pub mod cheaper;
 pub mod cron;
 pub mod daemon;
@@ -18,6 +19,7 @@ pub mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use cache::CacheSpec;
 pub use cron::CronSpec;
 pub use daemon::DaemonSpec;
 use options::{Kind, Support};
@@ -230,7 +232,7 @@ pub struct Config {
     /// `cron`, `unique-cron`, `cron2`.
     pub crons: Vec<CronSpec>,
     /// `cache2` (and the legacy `cache`), in order.
-    pub caches: Vec<crate::worker::cache::CacheSpec>,
+    pub caches: Vec<CacheSpec>,
     /// `cron-harakiri`: seconds a cron command may run (0: no limit).
     pub cron_harakiri: u64,
     /// `static-gzip*`.
@@ -723,9 +725,7 @@ impl Config {
                 "unique-cron" => c.crons.push(CronSpec::classic(v, true).map_err(invalid)?),
                 "cron2" => c.crons.push(CronSpec::keyed(v).map_err(invalid)?),
                 "cron-harakiri" => c.cron_harakiri = number()?,
-                "cache2" => c
-                    .caches
-                    .push(crate::worker::cache::CacheSpec::keyed(v).map_err(invalid)?),
+                "cache2" => c.caches.push(CacheSpec::keyed(v).map_err(invalid)?),
                 "cache" => legacy_cache.0 = Some(number()?),
                 "cache-blocksize" => legacy_cache.1 = number()?,
                 "smart-attach-daemon" => {
@@ -766,9 +766,8 @@ impl Config {
         c.cheaper = cheaper::validate(ch, c.processes, &mut warnings).map_err(ConfigError::Rule)?;
         if let (Some(items), blocksize) = legacy_cache {
             let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
-            let spec =
-                crate::worker::cache::CacheSpec::legacy(as_usize(items), as_usize(blocksize))
-                    .map_err(ConfigError::Rule)?;
+            let spec = CacheSpec::legacy(as_usize(items), as_usize(blocksize))
+                .map_err(ConfigError::Rule)?;
             c.caches.insert(0, spec);
         }
         // uWSGI tries the file path, then PATH_INFO, then REQUEST_URI, then
