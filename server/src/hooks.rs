@@ -372,6 +372,31 @@ fn wait_until(action: &str, arg: &str, ready: impl Fn() -> bool) -> Result<(), S
     Ok(())
 }
 
+/// [`command`] for a process the master starts and leaves running (daemons,
+/// cron): stdin on `/dev/null`, in `dir`, in a session of its own (so its
+/// process group can be signalled), killed with the master when `tied`.
+pub fn session_command(cmd: &str, dir: Option<&Path>, tied: bool) -> Command {
+    let mut c = command(cmd);
+    c.stdin(std::process::Stdio::null());
+    if let Some(dir) = dir {
+        c.current_dir(dir);
+    }
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // calls setsid and prctl, which are async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            if libc::setsid() < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if tied {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+            }
+            Ok(())
+        });
+    }
+    c
+}
+
 /// `/bin/sh -c CMD`, or the words of `CMD` where there is no shell.
 pub fn command(cmd: &str) -> Command {
     if Path::new("/bin/sh").exists() {

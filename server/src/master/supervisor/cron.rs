@@ -13,8 +13,6 @@
 //! shutdown the commands still running get SIGTERM (then SIGKILL with every
 //! other straggler), so nothing is left behind.
 
-use std::os::unix::process::CommandExt;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -124,21 +122,7 @@ impl Crons {
 }
 
 fn run(job: &mut Job, default_harakiri: u64, cwd: Option<&std::path::Path>, now: Instant) {
-    let mut cmd = crate::hooks::command(&job.spec.command);
-    cmd.stdin(Stdio::null());
-    if let Some(dir) = cwd {
-        cmd.current_dir(dir);
-    }
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls setsid, which is async-signal-safe.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = crate::hooks::session_command(&job.spec.command, cwd, false);
     match cmd.spawn() {
         Ok(child) => {
             let pid = i32::try_from(child.id()).unwrap_or(0);

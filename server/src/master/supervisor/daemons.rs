@@ -37,9 +37,7 @@
 //! The supervisor reaps them (it reaps every child, and as a subreaper it
 //! also gets daemonized grandchildren) and tells this table.
 
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::config::DaemonSpec;
@@ -279,26 +277,9 @@ fn throttle(spawns: u64, lived: Duration, max: u64) -> u64 {
 }
 
 fn spawn(d: &mut Daemon) {
-    let mut cmd = crate::hooks::command(&d.command);
-    cmd.stdin(Stdio::null());
-    if let Some(dir) = &d.spec.chdir {
-        cmd.current_dir(dir);
-    }
     // Plain daemons die with the master; smart ones are on their own.
     let tied = d.watch.is_none();
-    // SAFETY: the closure runs in the child between fork and exec and only
-    // calls setsid and prctl, which are async-signal-safe.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if tied {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
-            }
-            Ok(())
-        });
-    }
+    let mut cmd = crate::hooks::session_command(&d.command, d.spec.chdir.as_deref(), tied);
     let again = if d.spawns > 0 { "re" } else { "" };
     tracing::info!(event = "daemon_spawn", command = %d.command,
         "[uwsgi-daemons] {again}spawning \"{}\" (uid: {} gid: {})",
