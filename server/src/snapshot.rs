@@ -34,7 +34,7 @@ pub struct Record {
     pub delta_requests: u64,
     /// Requests that raised.
     pub exceptions: u64,
-    /// 0 idle, 1 busy, 2 cheap.
+    /// An index into `stats::table::STATUSES` (0 idle, 1 busy, 2 cheap).
     pub status: u64,
     /// Busy time in µs.
     pub running_time: u64,
@@ -96,11 +96,12 @@ impl Record {
 
     /// uWSGI's status word.
     pub fn status_name(&self) -> &'static str {
-        match self.status {
-            1 => "busy",
-            2 => "cheap",
-            _ => "idle",
-        }
+        let statuses = crate::stats::table::STATUSES;
+        usize::try_from(self.status)
+            .ok()
+            .and_then(|i| statuses.get(i))
+            .copied()
+            .unwrap_or(statuses[0])
     }
 }
 

@@ -329,11 +329,10 @@ impl Supervisor {
                 requests: v.requests,
                 delta_requests: v.delta_requests,
                 exceptions: v.exceptions,
-                status: if v.cheaped || v.pid <= 0 {
-                    2
-                } else {
-                    u64::from(v.busy)
-                },
+                status: crate::stats::table::STATUSES
+                    .iter()
+                    .position(|s| *s == v.status())
+                    .unwrap_or(0) as u64,
                 running_time: v.running_time,
                 last_spawn: v.last_spawn,
                 respawn_count: v.respawn_count,

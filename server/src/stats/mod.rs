@@ -68,13 +68,7 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
         .into_iter()
         .map(|w| {
             let (vsz, rss) = process_memory(w.pid);
-            let status = if w.cheaped || w.pid == 0 {
-                "cheap"
-            } else if w.busy {
-                "busy"
-            } else {
-                "idle"
-            };
+            let status = w.status();
             let apps = if w.id > 0 {
                 vec![json!({
                     "id": 0, "modifier1": 0, "mountpoint": "", "startup_time": 0,

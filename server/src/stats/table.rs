@@ -60,6 +60,23 @@ pub struct SlotView {
     pub cores: Vec<Core>,
 }
 
+/// uWSGI's status words for a worker slot, in the order the shared
+/// snapshot numbers them (`snapshot.rs`).
+pub const STATUSES: [&str; 3] = ["idle", "busy", "cheap"];
+
+impl SlotView {
+    /// uWSGI's status word: `cheap` with no worker, else `busy` or `idle`.
+    pub fn status(&self) -> &'static str {
+        if self.cheaped || self.pid == 0 {
+            "cheap"
+        } else if self.busy {
+            "busy"
+        } else {
+            "idle"
+        }
+    }
+}
+
 /// One slot's busy state at an instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BusySample {
