@@ -490,6 +490,12 @@ impl Config {
             let v = o.value.as_str();
             let flag = spec.kind == Kind::Flag && value::parse_bool(v);
             let number = || value::parse_number(v).map_err(invalid);
+            // `hook-PHASE` and `exec-PHASE` (hooks.rs knows the phases).
+            if let Some(phase) = crate::hooks::Phase::from_option(spec.name) {
+                let hook = crate::hooks::Hook::parse(phase, v, spec.name.starts_with("exec-"));
+                c.hooks.push(hook.map_err(invalid)?);
+                continue;
+            }
             match spec.name {
                 "socket" => c.sockets.push(socket(v, Protocol::Uwsgi).map_err(invalid)?),
                 "http-socket" | "http" => {
@@ -705,12 +711,6 @@ impl Config {
                 "so-keepalive" => c.so_keepalive = flag,
                 "reuse-port" => c.reuse_port = flag,
                 "honour-range" => c.honour_range = flag,
-                name if crate::hooks::Phase::from_option(name).is_some() => {
-                    use crate::hooks::{Hook, Phase};
-                    let phase = Phase::from_option(name).unwrap_or(Phase::Asap);
-                    let hook = Hook::parse(phase, v, name.starts_with("exec-"));
-                    c.hooks.push(hook.map_err(invalid)?);
-                }
                 "static-gzip-all" => c.static_gzip.all = flag,
                 "static-gzip-dir" => c.static_gzip.dirs.push(PathBuf::from(v)),
                 "static-gzip-ext" => c.static_gzip.exts.push(v.to_owned()),
