@@ -17,6 +17,8 @@ mod lifecycle;
 mod loading;
 /// nginx `uwsgi_pass` end to end, over a unix socket and TCP.
 mod nginx;
+/// uWSGI signals: handlers, targets, timers, file monitors, modifier1 110.
+mod signals;
 /// The `uwsgi` Python module and `uwsgidecorators`.
 mod uwsgi_module;
 /// The uwsgi listener: raw packets, ping, malformed input, uwsgi_curl.

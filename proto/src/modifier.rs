@@ -24,6 +24,10 @@ impl Modifier1 {
     pub const WSGI_STRIP_SCRIPT_NAME: Modifier1 = Modifier1(30);
     /// Ping: a header-only packet answered by a pong.
     pub const PING: Modifier1 = Modifier1(100);
+    /// Raise a uWSGI signal, its number in modifier2; answered with a bare
+    /// RESPONSE header whose modifier2 is 1 (sent) or 0 (uWSGI's
+    /// `plugins/signal/signal_plugin.c`).
+    pub const SIGNAL: Modifier1 = Modifier1(110);
     /// The generic response modifier.
     pub const RESPONSE: Modifier1 = Modifier1(255);
 
@@ -38,6 +42,7 @@ impl Modifier1 {
             0 => Some("wsgi"),
             30 => Some("wsgi-strip-script-name"),
             100 => Some("ping"),
+            110 => Some("signal"),
             255 => Some("response"),
             _ => None,
         }
@@ -76,6 +81,7 @@ mod tests {
         assert!(Modifier1(30).is_wsgi());
         assert!(!Modifier1(100).is_wsgi());
         assert!(!Modifier1(5).is_wsgi());
+        assert_eq!(Modifier1::SIGNAL.name(), Some("signal"));
     }
 
     #[test]

@@ -179,6 +179,9 @@ struct State {
     idle: Vec<WorkerConn>,
     busy: Vec<Busy>,
     waiters: VecDeque<oneshot::Sender<Grant>>,
+    /// Leases that want one slot's worker (a uWSGI signal for `workerN`),
+    /// served before `waiters` when that slot's channel comes free.
+    slot_waiters: Vec<(u32, oneshot::Sender<Lease>)>,
     /// Slots the supervisor wants idle, and since when.
     held: Vec<(u32, Instant)>,
     closed: bool,
@@ -208,6 +211,8 @@ pub struct Pool {
     pipeline: bool,
     /// Requests served by the whole instance.
     pub total_requests: AtomicU64,
+    /// uWSGI signals being delivered (waiting for a worker or running).
+    pub signal_queue: AtomicU64,
 }
 
 impl Pool {
@@ -221,6 +226,7 @@ impl Pool {
             max_waiting,
             pipeline,
             total_requests: AtomicU64::new(0),
+            signal_queue: AtomicU64::new(0),
         })
     }
 
@@ -287,6 +293,35 @@ impl Pool {
         st.closed = true;
         st.idle.clear();
         st.waiters.clear();
+        st.slot_waiters.clear();
+    }
+
+    /// Waits for an idle channel of worker `slot` (never a place behind a
+    /// request: the lease is for that worker, whatever it is doing). The
+    /// waiters are bounded like the queue.
+    pub async fn lease_slot(self: &Arc<Self>, slot: u32) -> Result<Lease, Unavailable> {
+        let rx = {
+            let mut st = self.state();
+            if st.closed {
+                return Err(Unavailable::Closed);
+            }
+            let free = st
+                .idle
+                .iter()
+                .rposition(|c| c.slot == slot && c.alive.load(Ordering::Acquire));
+            if let Some(i) = free {
+                let c = st.idle.remove(i);
+                return Ok(self.start(&mut st, c));
+            }
+            st.slot_waiters.retain(|(_, w)| !w.is_closed());
+            if st.slot_waiters.len() >= self.max_waiting {
+                return Err(Unavailable::QueueFull);
+            }
+            let (tx, rx) = oneshot::channel();
+            st.slot_waiters.push((slot, tx));
+            rx
+        };
+        rx.await.map_err(|_| Unavailable::Closed)
     }
 
     /// Waits for a channel, or a place on a busy one.
@@ -418,23 +453,43 @@ impl Pool {
         if st.closed || !c.alive.load(Ordering::Acquire) {
             return;
         }
+        while let Some(i) = st.slot_waiters.iter().position(|(s, _)| *s == c.slot) {
+            let (_, waiter) = st.slot_waiters.remove(i);
+            match self.offer(st, c, |lease| waiter.send(lease).err()) {
+                Some(back) => c = back,
+                None => return,
+            }
+        }
         while let Some(waiter) = st.waiters.pop_front() {
             if waiter.is_closed() {
                 continue;
             }
-            let lease = self.start(st, c);
-            // The waiter left: take the channel back and try the next.
-            let Err(Grant::Ready(mut lease)) = waiter.send(Grant::Ready(lease)) else {
-                return;
+            let refused = |lease| match waiter.send(Grant::Ready(lease)) {
+                Err(Grant::Ready(lease)) => Some(lease),
+                _ => None,
             };
-            let Some(back) = lease.conn.take() else {
-                return;
-            };
-            st.take_busy(back.slot, back.core);
-            self.table.end(back.slot, back.core, None);
-            c = back;
+            match self.offer(st, c, refused) {
+                Some(back) => c = back,
+                None => return,
+            }
         }
         st.idle.push(c);
+    }
+
+    /// Starts a lease on `c` and hands it over with `send`, which gives it
+    /// back when its receiver left: then the lease is undone and the
+    /// channel returned, for the next waiter.
+    fn offer(
+        self: &Arc<Self>,
+        st: &mut State,
+        c: WorkerConn,
+        send: impl FnOnce(Lease) -> Option<Lease>,
+    ) -> Option<WorkerConn> {
+        let lease = self.start(st, c);
+        let back = send(lease)?.conn.take()?;
+        st.take_busy(back.slot, back.core);
+        self.table.end(back.slot, back.core, None);
+        Some(back)
     }
 
     /// The end of a lease on `c`: the channel goes to the first request
@@ -712,6 +767,47 @@ mod tests {
         fourth.await.unwrap().unwrap();
         third.finish(done());
         assert_eq!(p.total_requests.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_lease_for_one_slot_waits_for_it_ahead_of_the_queue() {
+        let p = Pool::new(8, 2, 1, false);
+        let mut workers = Vec::new();
+        for slot in [1, 2] {
+            let (master, worker) = UnixStream::pair().unwrap();
+            p.table.spawned(slot, 40 + slot as i32);
+            let alive = Arc::new(AtomicBool::new(true));
+            p.add(WorkerConn::new(slot, 40 + slot as i32, 0, master, alive));
+            workers.push(worker);
+        }
+        // Slot 2 is idle: leased at once, even with slot 1 idle too.
+        let two = p.lease_slot(2).await.unwrap();
+        assert_eq!(two.ids(), (2, 42));
+        let one = ready(p.lease().await.unwrap());
+        // Both busy: a lease for slot 2 and a plain one wait.
+        let for_two = tokio::spawn({
+            let p = p.clone();
+            async move { p.lease_slot(2).await.map(|l| l.ids().0) }
+        });
+        let any = tokio::spawn({
+            let p = p.clone();
+            async move { p.lease().await.map(|g| ready(g).ids().0) }
+        });
+        tokio::task::yield_now().await;
+        // Slot 2 comes free: it goes to the lease that wants it, although
+        // the plain one could take it too.
+        two.release();
+        assert_eq!(for_two.await.unwrap(), Ok(2));
+        one.release();
+        assert_eq!(any.await.unwrap(), Ok(1));
+        // Closing the pool ends waiting slot leases.
+        let waiting = tokio::spawn({
+            let p = p.clone();
+            async move { p.lease_slot(1).await.map(|_| ()) }
+        });
+        tokio::task::yield_now().await;
+        p.close();
+        assert_eq!(waiting.await.unwrap(), Err(Unavailable::Closed));
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -32,6 +32,16 @@ pub trait BodySource: Send {
     fn read(&mut self, max: usize) -> impl Future<Output = io::Result<Bytes>> + Send;
 }
 
+/// A request without a body (a uWSGI signal's delivery).
+#[derive(Debug)]
+pub struct NoBody;
+
+impl BodySource for NoBody {
+    async fn read(&mut self, _max: usize) -> io::Result<Bytes> {
+        Ok(Bytes::new())
+    }
+}
+
 /// What the worker said.
 #[derive(Debug)]
 pub enum Event {
@@ -232,6 +242,25 @@ impl<B: BodySource> Exchange<B> {
         })
     }
 
+    /// Leases worker `slot` itself, when it is free, and sends it `frame`.
+    pub async fn start_on(
+        pool: &Arc<Pool>,
+        slot: u32,
+        frame: &[u8],
+        body: B,
+    ) -> Result<Self, StartError> {
+        let lease = pool
+            .lease_slot(slot)
+            .await
+            .map_err(StartError::Unavailable)?;
+        let mut link = Link { lease };
+        link.write(frame).await?;
+        Ok(Exchange {
+            link: Some(link),
+            body,
+        })
+    }
+
     /// The worker's slot and pid.
     pub fn ids(&self) -> (u32, i32) {
         self.link.as_ref().map_or((0, 0), |l| l.lease.ids())
@@ -294,6 +323,14 @@ impl<B: BodySource> Exchange<B> {
     pub fn finish(mut self, done: crate::dispatch::Done) {
         if let Some(link) = self.link.take() {
             link.lease.finish(done);
+        }
+    }
+
+    /// Gives the worker back after END without counting a request (a
+    /// signal's delivery).
+    pub fn release(mut self) {
+        if let Some(link) = self.link.take() {
+            link.lease.release();
         }
     }
 

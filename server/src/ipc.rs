@@ -11,6 +11,8 @@
 //!                            | uwsgi vars block (the proto crate's encoding)
 //!                   BODY     bytes of the request body; empty = end of body
 //!                   STOP     exit after the current request (cheap, shutdown)
+//!                   SIGNAL   num u8: run the app's handler of this uWSGI signal
+//!                            (`uwsgi_signal.rs`), then END as after a request
 //! worker -> master  READ     max u32 LE: the app wants up to max body bytes
 //!                   HEAD     a vars block: ("STATUS", "200 OK") then the headers in order
 //!                   CHUNK    response body bytes
@@ -33,7 +35,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// The version of this format.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// The largest payload of one frame.
 pub const MAX_FRAME: usize = 1 << 20;
 /// The size of a frame header.
@@ -53,6 +55,8 @@ pub enum Kind {
     Body = 2,
     /// master → worker: exit when idle.
     Stop = 3,
+    /// master → worker: run a uWSGI signal's handler.
+    Signal = 4,
     /// worker → master: wants body bytes.
     Read = 16,
     /// worker → master: status and headers.
@@ -74,6 +78,7 @@ impl Kind {
             1 => Kind::Request,
             2 => Kind::Body,
             3 => Kind::Stop,
+            4 => Kind::Signal,
             16 => Kind::Read,
             17 => Kind::Head,
             18 => Kind::Chunk,

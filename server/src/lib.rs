@@ -39,4 +39,5 @@ pub mod staticfiles;
 pub mod stats;
 pub mod telemetry;
 pub mod trim;
+pub mod uwsgi_signal;
 pub mod worker;

@@ -140,8 +140,8 @@ def application(environ, start_response):
         out = "lock 1 free"
     elif path == "/missing":
         try:
-            uwsgi.register_signal(1, "workers", print)
-            out = "signals?"
+            uwsgi.spool({b"task": b"x"})
+            out = "spooled?"
         except AttributeError as e:
             out = str(e)
     elif path == "/user_harakiri":

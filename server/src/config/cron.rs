@@ -98,24 +98,32 @@ impl CronSpec {
     /// Whether it is due at this broken-down time (minute, hour, day of
     /// month, month 1-12, weekday 0-6), uWSGI's rules.
     pub fn matches(&self, now: [i32; 5]) -> bool {
-        let [minute, hour, day, month, week] = self.when;
-        let week = if week == 7 { 0 } else { week };
-        // A negative field is an interval: -1 any, -N every N.
-        let resolve = |field: i32, actual: i32| {
-            if field < 0 && actual % field.abs() == 0 {
-                actual
-            } else {
-                field
-            }
-        };
-        let [n_min, n_hour, n_day, n_month, n_week] = now;
-        let same = |field, actual| resolve(field, actual) == actual;
-        let base = same(minute, n_min) && same(hour, n_hour) && same(month, n_month);
-        if day >= 0 && week >= 0 {
-            base && (same(day, n_day) || same(week, n_week))
+        schedule_matches(self.when, now)
+    }
+}
+
+/// Whether a schedule (minute, hour, day of month, month, weekday; -1 any,
+/// -N every N) is due at this broken-down time, uWSGI's rules
+/// (`uwsgi_cron_task_needs_execution`); also used by `uwsgi.add_cron`.
+pub fn schedule_matches(when: [i32; 5], now: [i32; 5]) -> bool {
+    let [minute, hour, day, month, week] = when;
+    let week = if week == 7 { 0 } else { week };
+    // A negative field is an interval: -1 any, -N every N (saturating: a
+    // field may come from an app, and i32::MIN has no absolute value).
+    let resolve = |field: i32, actual: i32| {
+        if field < 0 && actual % field.saturating_abs() == 0 {
+            actual
         } else {
-            base && same(day, n_day) && same(week, n_week)
+            field
         }
+    };
+    let [n_min, n_hour, n_day, n_month, n_week] = now;
+    let same = |field, actual| resolve(field, actual) == actual;
+    let base = same(minute, n_min) && same(hour, n_hour) && same(month, n_month);
+    if day >= 0 && week >= 0 {
+        base && (same(day, n_day) || same(week, n_week))
+    } else {
+        base && same(day, n_day) && same(week, n_week)
     }
 }
 
@@ -163,5 +171,7 @@ mod tests {
         // 7 is Sunday.
         assert!(at("35 15 -1 -1 7").matches([35, 15, 6, 12, 0]));
         assert!(!at("35 15 -1 12 -1").matches([35, 15, 4, 11, 3]));
+        // The most negative field does not overflow.
+        assert!(!schedule_matches([i32::MIN, -1, -1, -1, -1], now));
     }
 }

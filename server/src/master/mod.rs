@@ -150,7 +150,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         config.threads,
         config.worker_pipeline,
     );
-    let (sup_tx, sup_rx) = mpsc::channel(4);
+    let (sup_tx, sup_rx) = mpsc::channel(64);
     let sup = Supervisor::new(
         Settings {
             daemons: config.daemons.clone(),
@@ -203,6 +203,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             .map(|f| Arc::new(crate::reqlog::Template::parse(f))),
         hostname,
         proxy_protocol: config.proxy_protocol,
+        signals: sup_tx.clone(),
     });
     let tracker = Arc::new(Tracker::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

@@ -35,6 +35,7 @@ mod harakiri;
 mod lifetime;
 mod reload;
 mod scaling;
+mod signals;
 
 /// Environment variable that makes the binary run as the prototype.
 pub const ROLE_ENV: &str = "RWSGI_ROLE";
@@ -62,6 +63,8 @@ pub enum Request {
     Delta(i64),
     /// Reload gracefully (`reload.rs`); the string says what asked.
     Reload(&'static str),
+    /// Route a uWSGI signal (a uwsgi packet with modifier1 110).
+    Signal(u8),
 }
 
 /// One worker slot.
@@ -87,6 +90,9 @@ struct Slot {
 struct Prototype {
     control: AsyncFd<OwnedFd>,
     pid: i32,
+    /// Its generation's uWSGI signal socket and table (`signals.rs`).
+    signals: signals::Inbox,
+    signal_table: signals::Table,
 }
 
 /// What the supervisor needs to know.
@@ -252,6 +258,7 @@ impl Supervisor {
                 .iter()
                 .filter_map(|s| s.respawn_at)
                 .chain(self.daemons.next_due())
+                .chain(self.next_signal_timer())
                 .min();
             let sleep = async {
                 match next_respawn {
@@ -279,6 +286,7 @@ impl Supervisor {
                 _ = sleep => {
                     self.respawn_due();
                     self.daemons.spawn_due();
+                    self.fire_signal_timers();
                 }
                 _ = tick.tick() => self.on_tick(),
                 _ = cycle.tick() => {
@@ -286,10 +294,20 @@ impl Supervisor {
                     self.daemons.check();
                     if !self.stopping {
                         self.crons.check();
+                        self.check_signal_schedules();
                     }
                     self.check_harakiri();
                     self.check_lifetimes();
                     self.check_memory();
+                }
+                msgs = signals::recv(self.proto.as_ref().map(|p| &p.signals)) => {
+                    self.on_signal_messages(signals::Generation::Current, msgs);
+                }
+                msgs = signals::recv(self.next_proto.as_ref().map(|p| &p.signals)) => {
+                    self.on_signal_messages(signals::Generation::Next, msgs);
+                }
+                msgs = signals::recv(self.old_proto.as_ref().map(|p| &p.signals)) => {
+                    self.on_signal_messages(signals::Generation::Old, msgs);
                 }
                 msg = recv_control(self.next_proto.as_ref()) => self.on_next_control(msg),
                 msg = recv_control(self.old_proto.as_ref()) => self.on_old_control(msg),
@@ -302,6 +320,10 @@ impl Supervisor {
                         }
                         Some(Request::Reload(why)) => {
                             self.start_reload(why);
+                            continue;
+                        }
+                        Some(Request::Signal(sig)) => {
+                            self.raise(sig);
                             continue;
                         }
                         Some(Request::Stop(done)) => Some(done),
@@ -369,11 +391,14 @@ impl Supervisor {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::empty()),
         )?;
         let fd = proto_end.as_raw_fd();
+        let (inbox, signal_end) = signals::Inbox::pair()?;
+        let signal_fd = signal_end.as_raw_fd();
         let snapshot_fd = self.snapshot.as_ref().map(|s| s.fd());
         let mut cmd = Command::new(self_exe()?);
         cmd.args(&self.settings.args)
             .env(ROLE_ENV, "prototype")
             .env(CONTROL_FD_ENV, fd.to_string())
+            .env(crate::uwsgi_signal::FD_ENV, signal_fd.to_string())
             .process_group(0);
         if let Some(sfd) = snapshot_fd {
             cmd.env(crate::snapshot::FD_ENV, sfd.to_string());
@@ -383,7 +408,7 @@ impl Supervisor {
         // in the child (inherited from us).
         unsafe {
             cmd.pre_exec(move || {
-                for fd in std::iter::once(fd).chain(snapshot_fd) {
+                for fd in [fd, signal_fd].into_iter().chain(snapshot_fd) {
                     let flags = libc::fcntl(fd, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
                         return Err(std::io::Error::last_os_error());
@@ -394,6 +419,7 @@ impl Supervisor {
         }
         let child = cmd.spawn()?;
         drop(proto_end);
+        drop(signal_end);
         let pid = child.id() as i32;
         // The child is reaped through waitpid(-1) in `reap`.
         drop(child);
@@ -405,7 +431,12 @@ impl Supervisor {
         // SAFETY: `master_end` is an OwnedFd that the AsyncFd owns from here
         // on; it is not closed or registered elsewhere while registered here.
         let control = unsafe { AsyncFd::register(master_end) }.map_err(|e| e.into_parts().1)?;
-        Ok(Prototype { control, pid })
+        Ok(Prototype {
+            control,
+            pid,
+            signals: inbox,
+            signal_table: signals::Table::default(),
+        })
     }
 
     fn on_control(&mut self, m: Control, _fds: Vec<OwnedFd>) -> Option<Outcome> {

@@ -37,6 +37,9 @@ pub struct Ctx {
     /// `enable-proxy-protocol`: HTTP connections may start with a PROXY v1
     /// header (`proxy.rs`).
     pub proxy_protocol: bool,
+    /// Where a uwsgi packet with modifier1 110 raises a uWSGI signal (the
+    /// supervisor).
+    pub signals: tokio::sync::mpsc::Sender<crate::master::supervisor::Request>,
 }
 
 /// An address as `REMOTE_ADDR` shows it: an IPv4-mapped IPv6 address as

@@ -110,6 +110,21 @@ where
         let _ = writer.write_all(&Header::PONG.to_bytes()).await;
         return;
     }
+    if header.modifier1 == Modifier1::SIGNAL {
+        let sig = header.modifier2.0;
+        let sent = ctx
+            .signals
+            .try_send(crate::master::supervisor::Request::Signal(sig))
+            .is_ok();
+        tracing::debug!(event = "remote_signal", %peer, signum = sig, sent, "uwsgi signal raised by a packet");
+        let reply = Header::new(
+            Modifier1::RESPONSE,
+            0,
+            rwsgi_proto::Modifier2(u8::from(sent)),
+        );
+        let _ = writer.write_all(&reply.to_bytes()).await;
+        return;
+    }
     if !header.modifier1.is_wsgi() {
         tracing::info!(event = "unavailable_modifier", %peer, modifier1 = header.modifier1.0,
             "-- unavailable modifier requested: {} --", header.modifier1.0);

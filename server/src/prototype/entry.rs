@@ -48,12 +48,22 @@ fn run() -> i32 {
     // SAFETY: as for the control fd: the master set the variable to an fd
     // it left open for us, owned by nothing else here.
     let snapshot = snapshot_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // This generation's uWSGI signal socket (`uwsgi_signal.rs`).
+    let signal_fd: Option<i32> = std::env::var(crate::uwsgi_signal::FD_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok());
+    // SAFETY: as for the control fd.
+    let signals = signal_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     // SAFETY: single-threaded here; the variables must not leak into the
     // app's environment or its subprocesses.
     unsafe {
         std::env::remove_var(ROLE_ENV);
         std::env::remove_var(CONTROL_FD_ENV);
         std::env::remove_var(crate::snapshot::FD_ENV);
+        std::env::remove_var(crate::uwsgi_signal::FD_ENV);
+    }
+    if let Some(fd) = signals {
+        crate::worker::signals::set_socket(fd);
     }
     if let Some(fd) = snapshot {
         match crate::snapshot::Reader::open(fd) {

@@ -8,8 +8,10 @@
 //! cheaper slots with `id` 0 and status `cheap`), all numbers are integers,
 //! the pretty form is tab-indented with `"key":value`, and `stats-http`
 //! answers with exactly `Content-Type: application/json`. Version 1 of
-//! rwsgi's stats schema; fields rwsgi has no counterpart for (signals,
-//! offloading, static files) are always 0.
+//! rwsgi's stats schema; fields rwsgi has no counterpart for (a worker's
+//! own signal queue, offloading, static files) are always 0. `signals` is
+//! the uWSGI signals a worker handled, the top-level `signal_queue` those
+//! being delivered.
 
 pub mod json;
 pub mod server;
@@ -92,7 +94,7 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
             json!({
                 "id": w.id, "pid": w.pid, "accepting": u8::from(w.accepting), "requests": w.requests,
                 "delta_requests": w.delta_requests, "exceptions": w.exceptions, "harakiri_count": w.harakiri_count,
-                "signals": 0, "signal_queue": 0, "status": status, "rss": rss, "vsz": vsz,
+                "signals": w.signals, "signal_queue": 0, "status": status, "rss": rss, "vsz": vsz,
                 "running_time": w.running_time, "last_spawn": w.last_spawn,
                 "respawn_count": w.respawn_count, "tx": w.tx, "avg_rt": w.avg_rt,
                 "apps": apps, "cores": cores,
@@ -106,7 +108,10 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
     );
     doc.insert("listen_queue".into(), json!(queue));
     doc.insert("listen_queue_errors".into(), json!(0));
-    doc.insert("signal_queue".into(), json!(0));
+    doc.insert(
+        "signal_queue".into(),
+        json!(pool.signal_queue.load(std::sync::atomic::Ordering::Relaxed)),
+    );
     doc.insert("load".into(), json!(queue));
     doc.insert("pid".into(), json!(std::process::id()));
     doc.insert("uid".into(), json!(nix::unistd::getuid().as_raw()));

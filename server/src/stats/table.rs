@@ -56,6 +56,8 @@ pub struct SlotView {
     pub respawn_count: u64,
     /// Harakiri incidents (a request killed for running too long).
     pub harakiri_count: u64,
+    /// uWSGI signals whose handler it ran.
+    pub signals: u64,
     /// Per thread.
     pub cores: Vec<Core>,
 }
@@ -265,6 +267,11 @@ impl Table {
     /// Counts a harakiri on `slot`.
     pub fn harakiri(&self, slot: u32) {
         self.with(slot, |s| s.view.harakiri_count += 1);
+    }
+
+    /// `slot` ran a uWSGI signal's handler.
+    pub fn signal(&self, slot: u32) {
+        self.with(slot, |s| s.view.signals += 1);
     }
 
     /// Every slot's busy state now.

@@ -21,7 +21,7 @@ pub struct Channel {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     out: Vec<u8>,
-    queued: Option<Vec<u8>>,
+    queued: Option<(Kind, Vec<u8>)>,
 }
 
 impl Channel {
@@ -74,23 +74,24 @@ impl Channel {
     /// Reads one frame, with the GIL released: a request queued during the
     /// previous one first. `Ok(None)` is a clean EOF.
     pub fn read_frame(&mut self, py: Python<'_>) -> io::Result<Option<(Kind, Vec<u8>)>> {
-        if let Some(payload) = self.queued.take() {
-            return Ok(Some((Kind::Request, payload)));
+        if let Some(frame) = self.queued.take() {
+            return Ok(Some(frame));
         }
         let reader = &mut self.reader;
         py.detach(|| read_frame(reader))
     }
 
     /// Reads the master's answer to a READ, with the GIL released, keeping
-    /// a REQUEST queued meanwhile for later (at most one can be).
+    /// a REQUEST (or a SIGNAL) queued meanwhile for later (at most one can
+    /// be).
     pub fn read_reply(&mut self, py: Python<'_>) -> io::Result<Option<(Kind, Vec<u8>)>> {
         loop {
             let reader = &mut self.reader;
             match py.detach(|| read_frame(reader))? {
-                Some((Kind::Request, payload)) if self.queued.is_none() => {
-                    self.queued = Some(payload);
+                Some((kind @ (Kind::Request | Kind::Signal), payload)) if self.queued.is_none() => {
+                    self.queued = Some((kind, payload));
                 }
-                Some((Kind::Request, _)) => {
+                Some((Kind::Request | Kind::Signal, _)) => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "a second request was queued on this worker",

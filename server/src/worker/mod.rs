@@ -9,6 +9,7 @@ pub mod channel;
 pub mod input;
 pub mod locks;
 pub mod recycle;
+pub mod signals;
 pub mod support;
 pub mod trace;
 pub mod uwsgi_module;
@@ -103,6 +104,23 @@ fn serve_one(
             let payload = match frame {
                 Ok(Some((Kind::Request, payload))) => payload,
                 Ok(Some((Kind::Stop, _))) | Ok(None) => return EXIT_STOPPED,
+                Ok(Some((Kind::Signal, payload))) => {
+                    // A request without a client: the handler runs, END
+                    // gives the worker back (not counted as a request).
+                    let ok = payload.first().is_some_and(|&sig| signals::run(py, sig));
+                    let end = ipc::end_payload(&ipc::EndInfo {
+                        exception: !ok,
+                        requests,
+                        ..Default::default()
+                    });
+                    let mut c = chan.borrow_mut();
+                    c.push(Kind::End, &end);
+                    if let Err(e) = c.flush(py) {
+                        tracing::debug!(event = "channel_failed", cause = %e, "worker channel failed");
+                        return EXIT_CHANNEL;
+                    }
+                    continue;
+                }
                 Ok(Some((kind, _))) => {
                     tracing::error!(
                         event = "unexpected_frame",

@@ -31,9 +31,13 @@
 //!   `cache_dec`, `cache_mul`, `cache_div`) on the `cache2` caches
 //!   (`cache.rs`); an unknown cache name is a `ValueError`.
 //!
-//! Anything else (the spooler, mules, signals, timers, RPC, websockets,
-//! sharedarea…) raises an `AttributeError` that says rwsgi does not have
-//! it, so an app finds out at once rather than with a `None`.
+//! - uWSGI signals (`register_signal`, `signal`, `add_timer`, `add_cron`,
+//!   …; `signals.rs`) and the `uwsgidecorators` built on them (`signal`,
+//!   `timer`, `rbtimer`, `cron`, `filemon`).
+//!
+//! Anything else (the spooler, mules, RPC, websockets, sharedarea…) raises
+//! an `AttributeError` that says rwsgi does not have it, so an app finds
+//! out at once rather than with a `None`.
 //!
 //! Log variables live in a per-thread slot: a worker thread serves one
 //! request at a time, and `wsgi::handle` opens and closes the slot around
@@ -101,8 +105,9 @@ def __getattr__(name):
     raise AttributeError(
         'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
         'workers(), masterpid(), reload(), set_logvar(), lock(), cache_*(), '
-        'set_user_harakiri() and post_fork_hook, not '
-        \"uWSGI's spooler, mules, signals, timers or RPC\" % name)
+        'set_user_harakiri(), register_signal(), signal(), add_timer(), '
+        'add_cron() and post_fork_hook, not '
+        \"uWSGI's spooler, mules or RPC\" % name)
 ";
 
 const DECORATORS_SOURCE: &std::ffi::CStr = c"
@@ -110,7 +115,8 @@ import functools as _functools
 import threading as _threading
 import uwsgi
 
-__all__ = ['postfork', 'lock', 'thread', 'harakiri']
+__all__ = ['postfork', 'lock', 'thread', 'harakiri', 'signal', 'timer',
+           'rbtimer', 'cron', 'filemon', 'get_free_signal']
 
 _chain = []
 
@@ -176,13 +182,85 @@ def thread(f):
         return t
     return started
 
+def get_free_signal():
+    \"\"\"The lowest signal number this process has not registered.\"\"\"
+    for num in range(256):
+        if not uwsgi.signal_registered(num):
+            return num
+    raise Exception('No free uwsgi signal available')
+
+class signal:
+    \"\"\"Registers the function as the handler of signal `num`.\"\"\"
+
+    def __init__(self, num, **kwargs):
+        self.num = num
+        self.target = kwargs.get('target', '')
+
+    def __call__(self, f):
+        uwsgi.register_signal(self.num, self.target, f)
+        return f
+
+class timer:
+    \"\"\"Runs the function every `secs` seconds.\"\"\"
+
+    def __init__(self, secs, **kwargs):
+        self.num = kwargs.get('signum', None)
+        if self.num is None:
+            self.num = get_free_signal()
+        self.secs = secs
+        self.target = kwargs.get('target', '')
+
+    def __call__(self, f):
+        uwsgi.register_signal(self.num, self.target, f)
+        uwsgi.add_timer(self.num, self.secs)
+        return f
+
+class rbtimer(timer):
+    \"\"\"Runs the function every `secs` seconds .\"\"\"
+
+    def __call__(self, f):
+        uwsgi.register_signal(self.num, self.target, f)
+        uwsgi.add_rb_timer(self.num, self.secs)
+        return f
+
+class cron:
+    \"\"\"Runs the function on a cron schedule (-1: any, -N: every N).\"\"\"
+
+    def __init__(self, minute, hour, day, month, dayweek, **kwargs):
+        self.num = kwargs.get('signum', None)
+        if self.num is None:
+            self.num = get_free_signal()
+        self.when = (minute, hour, day, month, dayweek)
+        self.target = kwargs.get('target', '')
+
+    def __call__(self, f):
+        uwsgi.register_signal(self.num, self.target, f)
+        uwsgi.add_cron(self.num, *self.when)
+        return f
+
+class filemon:
+    \"\"\"Runs the function when the file or directory changes.\"\"\"
+
+    def __init__(self, fsobj, **kwargs):
+        self.num = kwargs.get('signum', None)
+        if self.num is None:
+            self.num = get_free_signal()
+        self.fsobj = fsobj
+        self.target = kwargs.get('target', '')
+
+    def __call__(self, f):
+        uwsgi.register_signal(self.num, self.target, f)
+        uwsgi.add_file_monitor(self.num, self.fsobj)
+        return f
+
 def __getattr__(name):
     if name.startswith('__'):
         raise AttributeError(name)
     raise AttributeError(
         'uwsgidecorators.%s is not available: it needs a part of uWSGI '
-        '(spooler, mules, signals, timers, cron, RPC) that rwsgi does not '
-        'have; rwsgi provides postfork, lock, thread and harakiri' % name)
+        '(spooler, mules, RPC) that rwsgi does not have; rwsgi provides '
+        'postfork, lock, thread, harakiri, signal, timer, rbtimer, cron and '
+        'filemon' % name)
 ";
 
 /// This process's worker id (0 until a worker sets it after fork).
@@ -294,6 +372,7 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cache_dec, &m)?)?;
     m.add_function(wrap_pyfunction!(cache_mul, &m)?)?;
     m.add_function(wrap_pyfunction!(cache_div, &m)?)?;
+    super::signals::add_to(&m)?;
     let (major, minor, revision) = API_VERSION;
     m.setattr(
         "version",
@@ -449,7 +528,7 @@ fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
 
 /// `uwsgi.worker_id()`.
 #[pyfunction]
-fn worker_id() -> u32 {
+pub fn worker_id() -> u32 {
     WORKER_ID.load(Ordering::Relaxed)
 }
 

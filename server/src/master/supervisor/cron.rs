@@ -143,7 +143,7 @@ fn run(job: &mut Job, default_harakiri: u64, cwd: Option<&std::path::Path>, now:
 }
 
 /// The local time as (minute, hour, day of month, month 1-12, weekday 0-6).
-fn local_now() -> Option<[i32; 5]> {
+pub(super) fn local_now() -> Option<[i32; 5]> {
     // SAFETY: time(NULL) and localtime_r with a zeroed tm we own; the result
     // is checked for NULL before the tm is read.
     unsafe {

@@ -1,0 +1,197 @@
+//! uWSGI signals: handlers an app registers (`tests/apps/signals_app.py`),
+//! raised by requests, timers, an rb-timer, a file monitor and a uwsgi
+//! packet with modifier1 110, run in real forked workers.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn start() -> Server {
+    let app = apps().with_file_name("signals_app.py");
+    Server::start_in(
+        tmpdir("signals"),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            app.to_str().unwrap(),
+            "--master",
+            "--processes",
+            "2",
+            "--stats",
+            "127.0.0.1:0",
+            "--env",
+            "SIGNAL_OUT={dir}",
+        ],
+        true,
+    )
+}
+
+/// The "<worker id> <pid>" lines a handler wrote.
+fn lines(dir: &Path, name: &str) -> Vec<(u32, i32)> {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| {
+            let (w, p) = l.split_once(' ').unwrap();
+            (w.parse().unwrap(), p.parse().unwrap())
+        })
+        .collect()
+}
+
+/// Waits until the handler's file has `n` lines.
+fn wait_lines(dir: &Path, name: &str, n: usize, timeout: Duration) -> Vec<(u32, i32)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = lines(dir, name);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {} of {n} lines within {timeout:?}",
+            got.len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn raise(s: &Server, sig: u8) {
+    let r = get(s.http.unwrap(), &format!("/raise/{sig}"));
+    assert_eq!(r.status, 200);
+}
+
+#[test]
+fn handlers_run_in_the_workers_their_targets_name() {
+    let s = start();
+    let dir = s.dir.clone();
+    assert!(s.logged(
+        "[uwsgi-signal] signum 17 registered (wid: 0 modifier1: 0 target: default, any worker)"
+    ));
+    assert!(s.logged("[uwsgi-signal] signum 18 registered (wid: 0 modifier1: 0 target: workers)"));
+    let info = get(s.http.unwrap(), "/info").json();
+    let errors: Vec<String> = info["import_errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().to_owned())
+        .collect();
+    // Registering twice in the prototype (uWSGI's master) is refused; the
+    // spooler and mules are not targets here; 300 is not a signal.
+    assert_eq!(errors.len(), 4, "{errors:?}");
+    assert_eq!(errors[0], "unable to register signal");
+    assert!(errors[1].contains("no spooler"), "{errors:?}");
+    assert!(errors[2].contains("no spooler"), "{errors:?}");
+    assert!(errors[3].contains("300"), "{errors:?}");
+    assert!(s.logged("[uwsgi-signal] you cannot re-register a signal as the master !!!"));
+    // @timer(1) took signal 0, @filemon signal 1: the lowest free ones.
+    assert_eq!(
+        info["registered"],
+        serde_json::json!([0, 1, 17, 18, 19, 20, 21, 22])
+    );
+    assert_eq!(info["free"], 2);
+
+    // Any worker, once.
+    raise(&s, 17);
+    let any = wait_lines(&dir, "sig17", 1, Duration::from_secs(5));
+    assert!([1, 2].contains(&any[0].0), "{any:?}");
+    // Every worker.
+    raise(&s, 18);
+    let mut all: Vec<u32> = wait_lines(&dir, "sig18", 2, Duration::from_secs(5))
+        .iter()
+        .map(|l| l.0)
+        .collect();
+    all.sort();
+    assert_eq!(all, [1, 2]);
+    // Worker 2 only, however many times.
+    for _ in 0..3 {
+        raise(&s, 19);
+    }
+    let second = wait_lines(&dir, "sig19", 3, Duration::from_secs(5));
+    assert!(second.iter().all(|l| l.0 == 2), "{second:?}");
+
+    // A uwsgi packet with modifier1 110 raises one too, and is answered
+    // with a bare header (modifier1 255, modifier2 1).
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    c.write_all(&[110, 0, 0, 17]).unwrap();
+    let mut reply = Vec::new();
+    c.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, [255, 0, 0, 1]);
+    wait_lines(&dir, "sig17", 2, Duration::from_secs(5));
+
+    // A handler that raises: uWSGI's line and the traceback; the worker
+    // keeps serving.
+    raise(&s, 21);
+    s.wait_logged("error managing signal 21 on worker", Duration::from_secs(5));
+    s.wait_logged("RuntimeError: this handler fails", Duration::from_secs(5));
+    for _ in 0..4 {
+        assert_eq!(get(s.http.unwrap(), "/info").status, 200);
+    }
+
+    // The stats count the handlers each worker ran.
+    let stats: std::net::SocketAddr = s.events("stats_bound")[0]["name"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut doc = String::new();
+    TcpStream::connect(stats)
+        .unwrap()
+        .read_to_string(&mut doc)
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let handled: u64 = doc["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["signals"].as_u64().unwrap())
+        .sum();
+    assert!(handled >= 8, "{doc}");
+}
+
+#[test]
+fn timers_rb_timers_and_file_monitors_raise_signals() {
+    let s = start();
+    let dir = s.dir.clone();
+    // @timer(1): once a second, in the workers.
+    let t0 = Instant::now();
+    let ticks = wait_lines(&dir, "timer", 3, Duration::from_secs(6));
+    assert!(t0.elapsed() >= Duration::from_millis(1500), "{ticks:?}");
+    assert!(ticks.iter().all(|l| [1, 2].contains(&l.0)), "{ticks:?}");
+    // add_rb_timer(20, 1, 2): twice, then never again.
+    wait_lines(&dir, "rb20", 2, Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(lines(&dir, "rb20").len(), 2);
+    // @filemon: a change to the file raises its signal.
+    std::fs::write(dir.join("watched"), "1").unwrap();
+    wait_lines(&dir, "filemon", 1, Duration::from_secs(5));
+    // A reload: the new generation registers the timer again, and it
+    // replaces the old one rather than doubling it.
+    s.signal(libc::SIGHUP);
+    s.wait_logged("chain reloading complete", Duration::from_secs(30));
+    let before = lines(&dir, "timer").len();
+    std::thread::sleep(Duration::from_secs(4));
+    let during = lines(&dir, "timer").len() - before;
+    assert!((3..=5).contains(&during), "{during} ticks in 4 s");
+}
+
+#[test]
+fn a_handler_holds_its_worker_and_requests_go_to_the_other() {
+    let s = start();
+    let dir = s.dir.clone();
+    raise(&s, 22);
+    let slow = wait_lines(&dir, "slow-start", 1, Duration::from_secs(5));
+    // While the handler sleeps, requests are served, by the other worker.
+    for _ in 0..5 {
+        let t = Instant::now();
+        let info = get(s.http.unwrap(), "/info").json();
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert_ne!(u64::from(slow[0].0), info["worker_id"].as_u64().unwrap());
+    }
+    wait_lines(&dir, "slow-end", 1, Duration::from_secs(10));
+}
