@@ -677,7 +677,7 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "key \"uid\" is not supported",
         ),
         ("--cron2", "legion=x ./job", "legions are not supported"),
-        ("--spooler", "/tmp/spool", "use a task queue"),
+        ("--mule", "worker.py", "mules are not supported"),
         ("--gevent", "100", "not in a gevent loop"),
     ] {
         let out = Command::new(bin())

@@ -19,6 +19,8 @@ mod loading;
 mod nginx;
 /// uWSGI signals: handlers, targets, timers, file monitors, modifier1 110.
 mod signals;
+/// The spooler: @spool tasks run in spooler processes.
+mod spooler;
 /// The `uwsgi` Python module and `uwsgidecorators`.
 mod uwsgi_module;
 /// The uwsgi listener: raw packets, ping, malformed input, uwsgi_curl.

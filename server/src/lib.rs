@@ -35,6 +35,8 @@ pub mod protocol;
 pub mod prototype;
 pub mod reqlog;
 pub mod snapshot;
+pub mod spool;
+pub mod spooler;
 pub mod staticfiles;
 pub mod stats;
 pub mod telemetry;

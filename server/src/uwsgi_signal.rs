@@ -126,7 +126,7 @@ pub enum Target {
 
 impl Target {
     /// Reads a target name. The spooler, mules and farms are not targets
-    /// here (rwsgi has none of them): the error says so.
+    /// here (rwsgi runs handlers in workers only): the error says so.
     pub fn parse(s: &str) -> Result<Target, String> {
         match s {
             "" | "worker" | "worker0" => return Ok(Target::Any),
@@ -142,7 +142,7 @@ impl Target {
         }
         if s.starts_with("spooler") || s.starts_with("mule") || s.starts_with("farm") {
             return Err(format!(
-                "signal target {s:?} is not available: rwsgi has no spooler, mules or farms \
+                "signal target {s:?} is not available: rwsgi delivers signals to workers only \
                  (use \"worker\", \"workers\" or \"workerN\")"
             ));
         }
@@ -200,8 +200,12 @@ mod tests {
         assert_eq!(Target::parse("workers"), Ok(Target::All));
         assert_eq!(Target::parse("worker12"), Ok(Target::Worker(12)));
         assert!(Target::parse("workerx").is_err());
-        assert!(Target::parse("spooler").unwrap_err().contains("no spooler"));
-        assert!(Target::parse("mule1").unwrap_err().contains("no spooler"));
+        assert!(
+            Target::parse("spooler")
+                .unwrap_err()
+                .contains("workers only")
+        );
+        assert!(Target::parse("mule1").unwrap_err().contains("workers only"));
         assert!(Target::parse("subscribed").is_err());
     }
 }

@@ -140,8 +140,8 @@ def application(environ, start_response):
         out = "lock 1 free"
     elif path == "/missing":
         try:
-            uwsgi.spool({b"task": b"x"})
-            out = "spooled?"
+            uwsgi.mule_msg(b"x")
+            out = "sent to a mule?"
         except AttributeError as e:
             out = str(e)
     elif path == "/user_harakiri":

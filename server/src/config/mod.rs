@@ -14,6 +14,7 @@ pub mod formats;
 pub mod logic;
 pub mod options;
 pub mod sources;
+pub mod spooler;
 pub mod value;
 
 use std::path::PathBuf;
@@ -235,6 +236,8 @@ pub struct Config {
     pub caches: Vec<CacheSpec>,
     /// `cron-harakiri`: seconds a cron command may run (0: no limit).
     pub cron_harakiri: u64,
+    /// `spooler` and its options.
+    pub spooling: spooler::Spooling,
     /// `static-gzip*`.
     pub static_gzip: GzipConfig,
     /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
@@ -392,6 +395,7 @@ impl Default for Config {
             crons: Vec::new(),
             caches: Vec::new(),
             cron_harakiri: 0,
+            spooling: spooler::Spooling::default(),
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
             exported: Vec::new(),
@@ -725,6 +729,18 @@ impl Config {
                 "unique-cron" => c.crons.push(CronSpec::classic(v, true).map_err(invalid)?),
                 "cron2" => c.crons.push(CronSpec::keyed(v).map_err(invalid)?),
                 "cron-harakiri" => c.cron_harakiri = number()?,
+                "spooler" => c.spooling.dirs.push(PathBuf::from(v)),
+                "spooler-external" => c.spooling.external.push(PathBuf::from(v)),
+                "spooler-processes" => {
+                    let n = bounded(number()?, 1, spooler::MAX_PROCESSES).map_err(invalid)?;
+                    c.spooling.processes = n as u32;
+                }
+                "spooler-frequency" => c.spooling.frequency = number()?.max(1),
+                "spooler-harakiri" => c.spooling.harakiri = number()?,
+                "spooler-max-tasks" => c.spooling.max_tasks = number()?,
+                "spooler-quiet" => c.spooling.quiet = flag,
+                "spooler-chdir" => c.spooling.chdir = Some(PathBuf::from(v)),
+                "spooler-import" => c.spooling.imports.push(v.to_owned()),
                 "cache2" => c.caches.push(CacheSpec::keyed(v).map_err(invalid)?),
                 "cache" => legacy_cache.0 = Some(number()?),
                 "cache-blocksize" => legacy_cache.1 = number()?,

@@ -17,6 +17,7 @@ pub mod app;
 pub mod autoreload;
 pub mod entry;
 pub mod interp;
+pub mod spoolers;
 pub mod warmup;
 
 use std::collections::HashMap;
@@ -55,13 +56,17 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         return 1;
     }
     let st = static_environ(config);
-    let (app, interned) = Python::attach(|py| {
+    let loaded = Python::attach(|py| {
         if let Err(e) = interp::setup_path(py, &config.pythonpath) {
             e.print(py);
         }
         // Before the app's import, which may `import uwsgi`.
         if let Err(e) = worker::uwsgi_module::install(py, config) {
             e.print(py);
+        }
+        if let Err(e) = worker::spool_api::init(&config.spooling) {
+            tracing::error!(event = "spooler_failed", cause = %e, "[spooler directory] {e}");
+            return None;
         }
         app::import_all(py, &config.shared_imports);
         // What every worker's requests need, made once here and shared.
@@ -75,7 +80,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
                     "warmup-url is ignored with lazy-apps: each worker loads its own app"
                 );
             }
-            return (Apps::default(), interned);
+            return Some((Apps::default(), interned));
         }
         let app = load_apps(py, config);
         if let (false, Some(interned)) = (app.is_empty(), &mut interned) {
@@ -92,8 +97,11 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
                 e.print(py);
             }
         }
-        (app, interned)
+        Some((app, interned))
     });
+    let Some((app, interned)) = loaded else {
+        return 1;
+    };
     crate::trim::release_and_log();
     let ok = config.lazy_apps || !app.is_empty();
     if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, &[]) {
@@ -113,7 +121,27 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
             drop(control);
             run_worker(config, (slot, first), streams, app, interned)
         }
+        Exit::Spooler { index, parent } => {
+            drop(control);
+            run_spooler(config, index, parent)
+        }
     }
+}
+
+/// A spooler process's life after fork (`spooler.rs`).
+fn run_spooler(config: &Config, index: usize, parent: i32) -> i32 {
+    spoolers::tie_to_parent(parent);
+    worker::spool_api::become_spooler(index);
+    Python::attach(|py| {
+        // uWSGI runs the post-fork hooks in its spoolers too.
+        worker::uwsgi_module::after_fork(py, 0);
+        if config.lazy_apps {
+            // The app sets `uwsgi.spooler` when it is imported.
+            drop(load_apps(py, config));
+        }
+        app::import_all(py, &config.spooling.imports);
+    });
+    crate::spooler::run(&config.spooling, index)
 }
 
 /// Imports the `import` modules, then loads the app (`module`/`wsgi-file`/
@@ -175,6 +203,13 @@ fn load_apps(py: Python<'_>, config: &Config) -> Apps {
 enum Exit {
     /// The prototype is done (the master went away).
     Done(i32),
+    /// This process is a newly forked spooler process.
+    Spooler {
+        /// Its index among the spooler processes.
+        index: usize,
+        /// The prototype's pid.
+        parent: i32,
+    },
     /// This process is a newly forked worker, with one channel per thread.
     Worker {
         /// Its slot.
@@ -208,17 +243,39 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
         }
     };
     let mut slots: HashMap<i32, u32> = HashMap::new();
+    let mut spooler_procs = spoolers::Procs::new();
     // Slots forked before, for the `-once` accepting hooks.
     let mut forked: std::collections::HashSet<u32> = std::collections::HashSet::new();
     let threads_warned = &mut false;
     loop {
+        for index in spooler_procs.take_due(Instant::now()) {
+            let parent = std::process::id() as i32;
+            match fork_worker() {
+                Ok(ForkResult::Child) => {
+                    let _ = mask.thread_unblock();
+                    drop(sfd);
+                    return Exit::Spooler { index, parent };
+                }
+                Ok(ForkResult::Parent { child }) => spooler_procs.spawned(index, child.as_raw()),
+                Err(e) => {
+                    tracing::error!(event = "fork_failed", cause = %e, "fork() of a spooler failed");
+                    spooler_procs.retry(index);
+                }
+            }
+        }
         let mut fds = [
             PollFd::new(control.as_fd(), PollFlags::POLLIN),
             PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
         ];
-        let wait = watch
-            .as_ref()
-            .map_or(PollTimeout::NONE, |w| PollTimeout::from(w.wait_ms()));
+        let spooler_ms = spooler_procs.next_due().map(|t| {
+            let ms = t.saturating_duration_since(Instant::now()).as_millis() + 1;
+            u16::try_from(ms).unwrap_or(u16::MAX)
+        });
+        let watch_ms = watch.as_ref().map(|w| w.wait_ms());
+        let wait = match (watch_ms, spooler_ms) {
+            (None, None) => PollTimeout::NONE,
+            (a, b) => PollTimeout::from(a.into_iter().chain(b).min().unwrap_or(u16::MAX)),
+        };
         match poll(&mut fds, wait) {
             Ok(_) => {}
             Err(nix::errno::Errno::EINTR) => continue,
@@ -245,7 +302,7 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
         let control_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         if child_ready {
             while let Ok(Some(_)) = sfd.read_signal() {}
-            reap(control, &mut slots);
+            reap(control, &mut slots, &mut spooler_procs);
         }
         if !control_ready {
             continue;
@@ -316,8 +373,9 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
     }
 }
 
-/// Reaps exited workers and reports them.
-fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>) {
+/// Reaps exited workers and reports them; spooler processes are started
+/// again.
+fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>, spoolers: &mut spoolers::Procs) {
     loop {
         let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => (pid, code),
@@ -325,6 +383,9 @@ fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>) {
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => continue,
         };
+        if spoolers.exited(pid.as_raw()) {
+            continue;
+        }
         let Some(slot) = slots.remove(&pid.as_raw()) else {
             continue;
         };

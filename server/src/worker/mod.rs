@@ -10,6 +10,7 @@ pub mod input;
 pub mod locks;
 pub mod recycle;
 pub mod signals;
+pub mod spool_api;
 pub mod support;
 pub mod trace;
 pub mod uwsgi_module;

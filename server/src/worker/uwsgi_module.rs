@@ -33,9 +33,11 @@
 //!
 //! - uWSGI signals (`register_signal`, `signal`, `add_timer`, `add_cron`,
 //!   …; `signals.rs`) and the `uwsgidecorators` built on them (`signal`,
-//!   `timer`, `rbtimer`, `cron`, `filemon`).
+//!   `timer`, `rbtimer`, `cron`, `filemon`);
+//! - the spooler (`spool`, `spooler_jobs`, …; `spool_api.rs`) and the
+//!   `spool`, `spoolforever` and `spoolraw` decorators.
 //!
-//! Anything else (the spooler, mules, RPC, websockets, sharedarea…) raises
+//! Anything else (mules, RPC, websockets, sharedarea…) raises
 //! an `AttributeError` that says rwsgi does not have it, so an app finds
 //! out at once rather than with a `None`.
 //!
@@ -106,8 +108,8 @@ def __getattr__(name):
         'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
         'workers(), masterpid(), reload(), set_logvar(), lock(), cache_*(), '
         'set_user_harakiri(), register_signal(), signal(), add_timer(), '
-        'add_cron() and post_fork_hook, not '
-        \"uWSGI's spooler, mules or RPC\" % name)
+        'add_cron(), spool() and post_fork_hook, not '
+        \"uWSGI's mules, RPC or websockets\" % name)
 ";
 
 const DECORATORS_SOURCE: &std::ffi::CStr = c"
@@ -115,8 +117,11 @@ import functools as _functools
 import threading as _threading
 import uwsgi
 
+import pickle as _pickle
+
 __all__ = ['postfork', 'lock', 'thread', 'harakiri', 'signal', 'timer',
-           'rbtimer', 'cron', 'filemon', 'get_free_signal']
+           'rbtimer', 'cron', 'filemon', 'get_free_signal', 'spool',
+           'spoolforever', 'spoolraw']
 
 _chain = []
 
@@ -253,14 +258,103 @@ class filemon:
         uwsgi.add_file_monitor(self.num, self.fsobj)
         return f
 
+spooler_functions = {}
+
+def _text(v):
+    if isinstance(v, bytes):
+        try:
+            return v.decode('utf-8')
+        except UnicodeDecodeError:
+            return v
+    return v
+
+def _manage_spool_request(task):
+    \"\"\"uwsgi.spooler for the @spool decorators: runs the function the task
+    names. Keys and values come back as str where they are UTF-8; the
+    pickled arguments and the body stay bytes.\"\"\"
+    vals = {}
+    for k, v in task.items():
+        k = _text(k)
+        vals[k] = v if k in ('args', 'kwargs', 'body') else _text(v)
+    f = spooler_functions[vals['ud_spool_func']]
+    if 'args' in vals:
+        args = _pickle.loads(vals.pop('args'))
+        kwargs = _pickle.loads(vals.pop('kwargs'))
+        ret = f(*args, **kwargs)
+    else:
+        ret = f(vals)
+    if 'ud_spool_ret' not in vals:
+        return ret
+    return int(vals['ud_spool_ret'])
+
+class _spoolraw:
+    \"\"\"f.spool(...) (or calling the decorated function) spools a task that
+    runs f in a spooler process; f's return value is the task's (SPOOL_OK,
+    SPOOL_RETRY, SPOOL_IGNORE).\"\"\"
+
+    _ret = None
+
+    def __init__(self, f, pass_arguments):
+        if 'spooler' not in uwsgi.opt and 'spooler-external' not in uwsgi.opt:
+            raise Exception('you have to enable the uWSGI spooler to use @%s decorator'
+                            % self.__class__.__name__.lstrip('_'))
+        self.f = f
+        spooler_functions[f.__name__] = f
+        f.spool = self.__call__
+        self.pass_arguments = pass_arguments
+        self.base_dict = {'ud_spool_func': f.__name__}
+        if getattr(uwsgi, 'spooler', None) is None:
+            uwsgi.spooler = _manage_spool_request
+
+    def __call__(self, *args, **kwargs):
+        arguments = dict(self.base_dict)
+        if self._ret is not None:
+            arguments['ud_spool_ret'] = str(self._ret)
+        if not self.pass_arguments:
+            if args:
+                arguments.update(args[0])
+            arguments.update(kwargs)
+        else:
+            for key in ('spooler', 'priority', 'at', 'body'):
+                if key in kwargs:
+                    arguments[key] = kwargs.pop(key)
+            arguments['args'] = _pickle.dumps(args)
+            arguments['kwargs'] = _pickle.dumps(kwargs)
+        return uwsgi.spool(arguments)
+
+    def spool(self, *args, **kwargs):
+        return self.__call__(*args, **kwargs)
+
+class _spool(_spoolraw):
+    _ret = uwsgi.SPOOL_OK
+
+class _spoolforever(_spoolraw):
+    _ret = uwsgi.SPOOL_RETRY
+
+def _decorate(f, pass_arguments, cls):
+    if f is None:
+        return lambda g: cls(g, pass_arguments)
+    return cls(f, pass_arguments)
+
+def spoolraw(f=None, pass_arguments=False):
+    return _decorate(f, pass_arguments, _spoolraw)
+
+def spool(f=None, pass_arguments=False):
+    \"\"\"The task is done once the function returns (SPOOL_OK).\"\"\"
+    return _decorate(f, pass_arguments, _spool)
+
+def spoolforever(f=None, pass_arguments=False):
+    \"\"\"The task runs again at every scan (SPOOL_RETRY).\"\"\"
+    return _decorate(f, pass_arguments, _spoolforever)
+
 def __getattr__(name):
     if name.startswith('__'):
         raise AttributeError(name)
     raise AttributeError(
         'uwsgidecorators.%s is not available: it needs a part of uWSGI '
-        '(spooler, mules, RPC) that rwsgi does not have; rwsgi provides '
-        'postfork, lock, thread, harakiri, signal, timer, rbtimer, cron and '
-        'filemon' % name)
+        '(mules, RPC) that rwsgi does not have; rwsgi provides '
+        'postfork, lock, thread, harakiri, signal, timer, rbtimer, cron, '
+        'filemon, spool, spoolforever and spoolraw' % name)
 ";
 
 /// This process's worker id (0 until a worker sets it after fork).
@@ -373,6 +467,7 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cache_mul, &m)?)?;
     m.add_function(wrap_pyfunction!(cache_div, &m)?)?;
     super::signals::add_to(&m)?;
+    super::spool_api::add_to(&m)?;
     let (major, minor, revision) = API_VERSION;
     m.setattr(
         "version",

@@ -1,0 +1,186 @@
+//! The spooler: tasks spooled by a real app (`tests/apps/spooler_app.py`,
+//! with `uwsgidecorators`' `@spool`) run in real spooler processes forked
+//! by the prototype.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn start(extra: &[&str]) -> Server {
+    let app = apps().with_file_name("spooler_app.py");
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        app.to_str().unwrap(),
+        "--master",
+        "--processes",
+        "2",
+        "--spooler",
+        "{dir}/spool",
+        "--spooler-external",
+        "{dir}/ext",
+        "--spooler-frequency",
+        "1",
+        "--env",
+        "SPOOL_OUT={dir}",
+    ];
+    args.extend_from_slice(extra);
+    Server::start_in(tmpdir("spooler"), &args, true)
+}
+
+fn lines(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_lines(dir: &Path, name: &str, n: usize, timeout: Duration) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = lines(dir, name);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {got:?}, wanted {n} lines within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn call(s: &Server, path: &str) -> serde_json::Value {
+    let r = get(s.http.unwrap(), path);
+    assert_eq!(r.status, 200, "{path}");
+    r.json()
+}
+
+#[test]
+fn spooled_tasks_run_in_the_spooler_process() {
+    let s = start(&[]);
+    let dir = s.dir.clone();
+    let spool = std::fs::canonicalize(dir.join("spool")).unwrap();
+    s.wait_logged(
+        &format!("spawned the uWSGI spooler on dir {}", spool.display()),
+        Duration::from_secs(5),
+    );
+    let info = call(&s, "/info");
+    let pid = info["pid"].as_i64().unwrap();
+    assert!(pid > 0, "{info}");
+    assert_eq!(info["pids"], serde_json::json!([pid]));
+    assert_eq!(info["i_am"], serde_json::Value::Null);
+
+    // @spool with keyword arguments: runs once, in the spooler (worker id 0),
+    // and the task file goes.
+    let file = call(&s, "/mail")["file"].as_str().unwrap().to_owned();
+    assert!(
+        file.starts_with(&format!("{}/uwsgi_spoolfile_on_", spool.display())),
+        "{file}"
+    );
+    assert_eq!(
+        wait_lines(&dir, "mail", 1, Duration::from_secs(10)),
+        ["a@b.c True 0"]
+    );
+    s.wait_logged("done with task uwsgi_spoolfile_on_", Duration::from_secs(5));
+    assert!(s.logged(&format!(
+        "[spooler {} pid: {pid}] managing request",
+        spool.display()
+    )));
+    assert!(s.logged("[spooler] written "));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&file).exists() {
+        assert!(Instant::now() < deadline, "{file} was not removed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // pass_arguments: the function's own arguments, pickled.
+    call(&s, "/resize");
+    assert_eq!(
+        wait_lines(&dir, "resize", 1, Duration::from_secs(10)),
+        ["/img.png 300"]
+    );
+    // A body of 100 KB, past the 64 KiB of the arguments.
+    call(&s, "/body");
+    assert_eq!(
+        wait_lines(&dir, "body", 1, Duration::from_secs(10)),
+        ["100000 b'\\x00\\x01\\x00\\x01'"]
+    );
+    // A priority subdirectory.
+    let prio = call(&s, "/prio")["file"].as_str().unwrap().to_owned();
+    assert!(
+        prio.starts_with(&format!("{}/5/", spool.display())),
+        "{prio}"
+    );
+    wait_lines(&dir, "mail", 2, Duration::from_secs(10));
+    // SPOOL_RETRY runs it again at the next scans, until SPOOL_OK.
+    call(&s, "/flaky");
+    wait_lines(&dir, "flaky", 3, Duration::from_secs(15));
+    // `at`: not before its time.
+    let t = Instant::now();
+    call(&s, "/later");
+    let later = wait_lines(&dir, "mail", 3, Duration::from_secs(15));
+    assert_eq!(later[2], "later True 0");
+    assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
+
+    // spooler-external: written there, not run here; read back.
+    let ext = call(&s, "/external");
+    let ext_file = ext["file"].as_str().unwrap();
+    assert!(Path::new(ext_file).exists());
+    assert_eq!(ext["task"]["x"], "y");
+    assert_eq!(ext["task"]["spooler_task_name"], ext_file);
+    // What cannot be spooled says why.
+    let bad = call(&s, "/bad");
+    let errors = bad["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 3, "{bad}");
+    assert!(errors[0].as_str().unwrap().contains("priority"), "{bad}");
+    assert!(
+        errors[1].as_str().unwrap().contains("unable to spool"),
+        "{bad}"
+    );
+    assert!(errors[2].as_str().unwrap().contains("64 KiB"), "{bad}");
+
+    // A task that raises: the traceback, and it stays to run again.
+    call(&s, "/fail");
+    wait_lines(&dir, "failing", 2, Duration::from_secs(10));
+    assert!(s.logged("RuntimeError: this task fails"));
+    assert_eq!(call(&s, "/info")["jobs"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn a_task_past_spooler_harakiri_is_killed_and_the_spooler_respawned() {
+    let s = start(&["--spooler-harakiri", "1", "--spooler-max-tasks", "2"]);
+    let dir = s.dir.clone();
+    s.wait_logged("spawned the uWSGI spooler on dir", Duration::from_secs(5));
+    let first = call(&s, "/info")["pid"].as_i64().unwrap();
+    // Two quick tasks: then the process is recycled.
+    call(&s, "/mail");
+    call(&s, "/resize");
+    wait_lines(&dir, "resize", 1, Duration::from_secs(10));
+    s.wait_logged(
+        "maximum number of tasks reached (2) recycling ...",
+        Duration::from_secs(10),
+    );
+    s.wait_logged(
+        "OOOPS the spooler is no more...trying respawn...",
+        Duration::from_secs(5),
+    );
+    // A task that sleeps 30 s is killed after one.
+    call(&s, "/slow");
+    wait_lines(&dir, "slow", 1, Duration::from_secs(10));
+    s.wait_logged("*** HARAKIRI ON THE SPOOLER (pid: ", Duration::from_secs(5));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = call(&s, "/info")["pid"].as_i64().unwrap();
+        if now > 0 && now != first && s.events("spooler_spawned").len() >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no new spooler");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Requests were served all along.
+    assert_eq!(get(s.http.unwrap(), "/info").status, 200);
+}
