@@ -15,6 +15,8 @@ mod http;
 mod lifecycle;
 /// Loading apps with PasteDeploy, and the `import` modules.
 mod loading;
+/// Mules: @mulefunc, mule scripts, farms, respawn.
+mod mules;
 /// nginx `uwsgi_pass` end to end, over a unix socket and TCP.
 mod nginx;
 /// uWSGI signals: handlers, targets, timers, file monitors, modifier1 110.

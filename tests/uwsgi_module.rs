@@ -101,7 +101,7 @@ fn the_module_describes_the_server_and_its_options() {
     // Whatever rwsgi does not have says so.
     let missing = text(&s, "/missing");
     assert!(
-        missing.starts_with("uwsgi.mule_msg is not available"),
+        missing.starts_with("uwsgi.sharedarea_read is not available"),
         "{missing}"
     );
 }

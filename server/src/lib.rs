@@ -30,6 +30,7 @@ pub mod listen;
 pub mod logfile;
 pub mod logrotate;
 pub mod master;
+pub mod mule;
 pub mod plugin;
 pub mod protocol;
 pub mod prototype;

@@ -140,8 +140,8 @@ def application(environ, start_response):
         out = "lock 1 free"
     elif path == "/missing":
         try:
-            uwsgi.mule_msg(b"x")
-            out = "sent to a mule?"
+            uwsgi.sharedarea_read(0, 1)
+            out = "read a shared area?"
         except AttributeError as e:
             out = str(e)
     elif path == "/user_harakiri":

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod expand;
 pub mod formats;
 pub mod logic;
+pub mod mules;
 pub mod options;
 pub mod sources;
 pub mod spooler;
@@ -238,6 +239,8 @@ pub struct Config {
     pub cron_harakiri: u64,
     /// `spooler` and its options.
     pub spooling: spooler::Spooling,
+    /// `mule`, `mules`, `farm`, `mule-msg-size`.
+    pub mules: mules::Mules,
     /// `static-gzip*`.
     pub static_gzip: GzipConfig,
     /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
@@ -396,6 +399,7 @@ impl Default for Config {
             caches: Vec::new(),
             cron_harakiri: 0,
             spooling: spooler::Spooling::default(),
+            mules: mules::Mules::default(),
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
             exported: Vec::new(),
@@ -741,6 +745,13 @@ impl Config {
                 "spooler-quiet" => c.spooling.quiet = flag,
                 "spooler-chdir" => c.spooling.chdir = Some(PathBuf::from(v)),
                 "spooler-import" => c.spooling.imports.push(v.to_owned()),
+                "mule" => c.mules.add(v).map_err(invalid)?,
+                "mules" => c.mules.add_plain(number()?).map_err(invalid)?,
+                "farm" => c.mules.add_farm(v).map_err(invalid)?,
+                "mule-msg-size" => {
+                    let n = bounded(number()?, 1, mules::MAX_MSG_SIZE as u64).map_err(invalid)?;
+                    c.mules.msg_size = n as usize;
+                }
                 "cache2" => c.caches.push(CacheSpec::keyed(v).map_err(invalid)?),
                 "cache" => legacy_cache.0 = Some(number()?),
                 "cache-blocksize" => legacy_cache.1 = number()?,
@@ -810,6 +821,17 @@ impl Config {
         c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
         c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
         c.touch_reload = c.touch_reload.into_iter().map(abs).collect();
+        // uWSGI resolves spooler directories when it reads the option.
+        c.spooling.dirs = std::mem::take(&mut c.spooling.dirs)
+            .into_iter()
+            .map(abs)
+            .collect();
+        c.spooling.external = std::mem::take(&mut c.spooling.external)
+            .into_iter()
+            .map(abs)
+            .collect();
+        c.spooling.chdir = c.spooling.chdir.take().map(abs);
+        c.mules.check().map_err(ConfigError::Rule)?;
         c.pidfiles = (c.pidfiles.0.map(abs), c.pidfiles.1.map(abs));
         // Static directories are relative to `chdir`, as in uWSGI (whose
         // master has changed to it when it serves files).

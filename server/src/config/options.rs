@@ -443,6 +443,28 @@ pub static OPTIONS: &[Spec] = &[
         List,
         "import a module in the spooler processes only",
     ),
+    opt(
+        "mule",
+        &[],
+        None,
+        List,
+        "add a mule; it runs this .py file or module:function first, if given",
+    ),
+    opt("mules", &[], None, Value, "add this many mules"),
+    opt(
+        "farm",
+        &[],
+        None,
+        List,
+        "a named group of mules sharing a message queue: name:1,2",
+    ),
+    opt(
+        "mule-msg-size",
+        &[],
+        None,
+        Value,
+        "the largest mule message in bytes (default 65536)",
+    ),
     ignored(
         "spooler-ordered",
         Flag,
@@ -1686,16 +1708,6 @@ pub static OPTIONS: &[Spec] = &[
         "sharedarea",
         Value,
         "the shared area is not supported; use Redis or memcached",
-    ),
-    unsupported(
-        "mule",
-        Value,
-        "mules are not supported; use a task queue or a separate process",
-    ),
-    unsupported(
-        "mules",
-        Value,
-        "mules are not supported; use a task queue or a separate process",
     ),
     unsupported(
         "xml",

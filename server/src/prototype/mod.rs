@@ -16,8 +16,8 @@
 pub mod app;
 pub mod autoreload;
 pub mod entry;
+pub mod helpers;
 pub mod interp;
-pub mod spoolers;
 pub mod warmup;
 
 use std::collections::HashMap;
@@ -66,6 +66,10 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         }
         if let Err(e) = worker::spool_api::init(&config.spooling) {
             tracing::error!(event = "spooler_failed", cause = %e, "[spooler directory] {e}");
+            return None;
+        }
+        if let Err(e) = worker::mule_api::init(&config.mules) {
+            tracing::error!(event = "mules_failed", cause = %e, "cannot make the mule queues: {e}");
             return None;
         }
         app::import_all(py, &config.shared_imports);
@@ -121,27 +125,35 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
             drop(control);
             run_worker(config, (slot, first), streams, app, interned)
         }
-        Exit::Spooler { index, parent } => {
+        Exit::Helper { helper, parent } => {
             drop(control);
-            run_spooler(config, index, parent)
+            run_helper(config, helper, parent)
         }
     }
 }
 
-/// A spooler process's life after fork (`spooler.rs`).
-fn run_spooler(config: &Config, index: usize, parent: i32) -> i32 {
-    spoolers::tie_to_parent(parent);
-    worker::spool_api::become_spooler(index);
+/// A helper process's life after fork (`spooler.rs`, `mule.rs`).
+fn run_helper(config: &Config, helper: helpers::Helper, parent: i32) -> i32 {
+    helpers::tie_to_parent(parent);
+    match helper {
+        helpers::Helper::Spooler(index) => worker::spool_api::become_spooler(index),
+        helpers::Helper::Mule(id) => worker::mule_api::become_mule(id),
+    }
     Python::attach(|py| {
-        // uWSGI runs the post-fork hooks in its spoolers too.
+        // uWSGI runs the post-fork hooks in its spoolers and mules too.
         worker::uwsgi_module::after_fork(py, 0);
         if config.lazy_apps {
-            // The app sets `uwsgi.spooler` when it is imported.
+            // The app sets `uwsgi.spooler` or `mule_msg_hook` when imported.
             drop(load_apps(py, config));
         }
-        app::import_all(py, &config.spooling.imports);
+        if matches!(helper, helpers::Helper::Spooler(_)) {
+            app::import_all(py, &config.spooling.imports);
+        }
     });
-    crate::spooler::run(&config.spooling, index)
+    match helper {
+        helpers::Helper::Spooler(index) => crate::spooler::run(&config.spooling, index),
+        helpers::Helper::Mule(id) => crate::mule::run(id),
+    }
 }
 
 /// Imports the `import` modules, then loads the app (`module`/`wsgi-file`/
@@ -203,10 +215,10 @@ fn load_apps(py: Python<'_>, config: &Config) -> Apps {
 enum Exit {
     /// The prototype is done (the master went away).
     Done(i32),
-    /// This process is a newly forked spooler process.
-    Spooler {
-        /// Its index among the spooler processes.
-        index: usize,
+    /// This process is a newly forked spooler process or mule.
+    Helper {
+        /// Which.
+        helper: helpers::Helper,
         /// The prototype's pid.
         parent: i32,
     },
@@ -243,23 +255,23 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
         }
     };
     let mut slots: HashMap<i32, u32> = HashMap::new();
-    let mut spooler_procs = spoolers::Procs::new();
+    let mut helper_procs = helpers::Procs::new();
     // Slots forked before, for the `-once` accepting hooks.
     let mut forked: std::collections::HashSet<u32> = std::collections::HashSet::new();
     let threads_warned = &mut false;
     loop {
-        for index in spooler_procs.take_due(Instant::now()) {
+        for helper in helper_procs.take_due(Instant::now()) {
             let parent = std::process::id() as i32;
             match fork_worker() {
                 Ok(ForkResult::Child) => {
                     let _ = mask.thread_unblock();
                     drop(sfd);
-                    return Exit::Spooler { index, parent };
+                    return Exit::Helper { helper, parent };
                 }
-                Ok(ForkResult::Parent { child }) => spooler_procs.spawned(index, child.as_raw()),
+                Ok(ForkResult::Parent { child }) => helper_procs.spawned(helper, child.as_raw()),
                 Err(e) => {
-                    tracing::error!(event = "fork_failed", cause = %e, "fork() of a spooler failed");
-                    spooler_procs.retry(index);
+                    tracing::error!(event = "fork_failed", cause = %e, ?helper, "fork() of a helper process failed");
+                    helper_procs.retry(helper);
                 }
             }
         }
@@ -267,12 +279,12 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
             PollFd::new(control.as_fd(), PollFlags::POLLIN),
             PollFd::new(sfd.as_fd(), PollFlags::POLLIN),
         ];
-        let spooler_ms = spooler_procs.next_due().map(|t| {
+        let helper_ms = helper_procs.next_due().map(|t| {
             let ms = t.saturating_duration_since(Instant::now()).as_millis() + 1;
             u16::try_from(ms).unwrap_or(u16::MAX)
         });
         let watch_ms = watch.as_ref().map(|w| w.wait_ms());
-        let wait = match (watch_ms, spooler_ms) {
+        let wait = match (watch_ms, helper_ms) {
             (None, None) => PollTimeout::NONE,
             (a, b) => PollTimeout::from(a.into_iter().chain(b).min().unwrap_or(u16::MAX)),
         };
@@ -302,7 +314,7 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
         let control_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
         if child_ready {
             while let Ok(Some(_)) = sfd.read_signal() {}
-            reap(control, &mut slots, &mut spooler_procs);
+            reap(control, &mut slots, &mut helper_procs);
         }
         if !control_ready {
             continue;
@@ -373,9 +385,9 @@ fn serve_spawns(control: &OwnedFd, mut watch: Option<autoreload::Watch>) -> Exit
     }
 }
 
-/// Reaps exited workers and reports them; spooler processes are started
-/// again.
-fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>, spoolers: &mut spoolers::Procs) {
+/// Reaps exited workers and reports them; helper processes (spoolers,
+/// mules) are started again.
+fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>, helpers: &mut helpers::Procs) {
     loop {
         let (pid, status) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::Exited(pid, code)) => (pid, code),
@@ -383,7 +395,7 @@ fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>, spoolers: &mut spooler
             Ok(WaitStatus::StillAlive) | Err(_) => return,
             Ok(_) => continue,
         };
-        if spoolers.exited(pid.as_raw()) {
+        if helpers.exited(pid.as_raw()) {
             continue;
         }
         let Some(slot) = slots.remove(&pid.as_raw()) else {

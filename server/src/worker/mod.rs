@@ -8,6 +8,7 @@ pub mod cache;
 pub mod channel;
 pub mod input;
 pub mod locks;
+pub mod mule_api;
 pub mod recycle;
 pub mod signals;
 pub mod spool_api;

@@ -13,7 +13,7 @@
 //!   `wsgi.rs` around each request when a worker has one thread), `numproc`, `cores`, `buffer_size`,
 //!   `hostname`, `started_on`, `has_threads`, `version`, `version_info`;
 //! - `worker_id()` (0 in the prototype, as in uWSGI's master),
-//!   `request_id()`, `masterpid()`, `mule_id()` (always 0), `mem()`,
+//!   `request_id()`, `masterpid()`, `mem()`,
 //!   `micros()`; `workers()` and `total_requests()` from the master's
 //!   once-a-second snapshot (`snapshot.rs`);
 //! - `reload()` (SIGHUP to the master: a graceful reload) and `stop()`
@@ -35,9 +35,12 @@
 //!   …; `signals.rs`) and the `uwsgidecorators` built on them (`signal`,
 //!   `timer`, `rbtimer`, `cron`, `filemon`);
 //! - the spooler (`spool`, `spooler_jobs`, …; `spool_api.rs`) and the
-//!   `spool`, `spoolforever` and `spoolraw` decorators.
+//!   `spool`, `spoolforever` and `spoolraw` decorators;
+//! - mules (`mule_msg`, `mule_get_msg`, `mule_id`, farms; `mule_api.rs`)
+//!   and the `mulefunc`, `mule`, `muleloop`, `mulemsg` and `farm`
+//!   decorators.
 //!
-//! Anything else (mules, RPC, websockets, sharedarea…) raises
+//! Anything else (RPC, websockets, sharedarea…) raises
 //! an `AttributeError` that says rwsgi does not have it, so an app finds
 //! out at once rather than with a `None`.
 //!
@@ -79,9 +82,6 @@ applications = None
 def masterpid():
     return _masterpid
 
-def mule_id():
-    return 0
-
 def accepting(accepting=True):
     \"\"\"A worker takes requests as soon as it is ready: nothing to do.\"\"\"
     return None
@@ -108,8 +108,8 @@ def __getattr__(name):
         'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
         'workers(), masterpid(), reload(), set_logvar(), lock(), cache_*(), '
         'set_user_harakiri(), register_signal(), signal(), add_timer(), '
-        'add_cron(), spool() and post_fork_hook, not '
-        \"uWSGI's mules, RPC or websockets\" % name)
+        'add_cron(), spool(), mule_msg() and post_fork_hook, not '
+        \"uWSGI's RPC, sharedarea or websockets\" % name)
 ";
 
 const DECORATORS_SOURCE: &std::ffi::CStr = c"
@@ -121,7 +121,8 @@ import pickle as _pickle
 
 __all__ = ['postfork', 'lock', 'thread', 'harakiri', 'signal', 'timer',
            'rbtimer', 'cron', 'filemon', 'get_free_signal', 'spool',
-           'spoolforever', 'spoolraw']
+           'spoolforever', 'spoolraw', 'mulefunc', 'mule', 'muleloop',
+           'mulemsg', 'farm']
 
 _chain = []
 
@@ -347,14 +348,132 @@ def spoolforever(f=None, pass_arguments=False):
     \"\"\"The task runs again at every scan (SPOOL_RETRY).\"\"\"
     return _decorate(f, pass_arguments, _spoolforever)
 
+mule_functions = {}
+
+def mule_msg_dispatcher(message):
+    \"\"\"uwsgi.mule_msg_hook for @mulefunc: runs the function a message names.\"\"\"
+    msg = _pickle.loads(message)
+    if msg['service'] == 'uwsgi_mulefunc':
+        return mule_functions[msg['func']](*msg['args'], **msg['kwargs'])
+
+class mulefunc:
+    \"\"\"Calling the function runs it in a mule: any mule, @mulefunc(N) mule N,
+    @mulefunc('farm') a mule of that farm.\"\"\"
+
+    def __init__(self, f):
+        if callable(f):
+            self.fname, self.mule = f.__name__, 0
+            mule_functions[f.__name__] = f
+        else:
+            self.fname, self.mule = None, f
+        if getattr(uwsgi, 'mule_msg_hook', None) is None:
+            uwsgi.mule_msg_hook = mule_msg_dispatcher
+
+    def real_call(self, *args, **kwargs):
+        uwsgi.mule_msg(_pickle.dumps({
+            'service': 'uwsgi_mulefunc',
+            'func': self.fname,
+            'args': args,
+            'kwargs': kwargs,
+        }), self.mule)
+
+    def __call__(self, *args, **kwargs):
+        if not self.fname:
+            self.fname = args[0].__name__
+            mule_functions[self.fname] = args[0]
+            return self.real_call
+        return self.real_call(*args, **kwargs)
+
+def _fatal():
+    import sys
+    sys.excepthook(*sys.exc_info())
+    sys.exit(1)
+
+class _in_mule:
+    \"\"\"A post-fork entry that runs only in one mule.\"\"\"
+
+    def __init__(self, num, body):
+        self.num, self.body = num, body
+        _chain.append(self)
+        uwsgi.post_fork_hook = _run_chain
+
+    def _fire(self):
+        if uwsgi.mule_id() == self.num:
+            self.body()
+
+class mule:
+    \"\"\"@mule(N): the function runs once in mule N, after fork.\"\"\"
+
+    def __init__(self, num):
+        self.num = num
+
+    def __call__(self, f):
+        def body():
+            try:
+                f()
+            except BaseException:
+                _fatal()
+        _in_mule(self.num, body)
+        return f
+
+class muleloop(mule):
+    \"\"\"@muleloop(N): the function runs again and again in mule N.\"\"\"
+
+    def __call__(self, f):
+        def body():
+            while True:
+                try:
+                    f()
+                except BaseException:
+                    _fatal()
+        _in_mule(self.num, body)
+        return f
+
+class mulemsg(mule):
+    \"\"\"@mulemsg(N): the function gets each message for mule N.\"\"\"
+
+    def __call__(self, f):
+        def body():
+            while True:
+                message = uwsgi.mule_get_msg()
+                if message:
+                    f(message)
+        _in_mule(self.num, body)
+        return f
+
+class _farm_loop:
+    def __init__(self, f, name):
+        self.f, self.name = f, name
+
+    def _fire(self):
+        if uwsgi.mule_id() == 0 or not uwsgi.in_farm(self.name):
+            return
+        while True:
+            message = uwsgi.farm_get_msg()
+            if message:
+                self.f(message)
+
+class farm:
+    \"\"\"@farm(name): the mules of the farm hand each of its messages to the
+    function.\"\"\"
+
+    def __init__(self, name=None, **kwargs):
+        self.name = name
+
+    def __call__(self, f):
+        _chain.append(_farm_loop(f, self.name))
+        uwsgi.post_fork_hook = _run_chain
+        return f
+
 def __getattr__(name):
     if name.startswith('__'):
         raise AttributeError(name)
     raise AttributeError(
         'uwsgidecorators.%s is not available: it needs a part of uWSGI '
-        '(mules, RPC) that rwsgi does not have; rwsgi provides '
+        '(RPC, erlang) that rwsgi does not have; rwsgi provides '
         'postfork, lock, thread, harakiri, signal, timer, rbtimer, cron, '
-        'filemon, spool, spoolforever and spoolraw' % name)
+        'filemon, spool, spoolforever, spoolraw, mulefunc, mule, muleloop, '
+        'mulemsg and farm' % name)
 ";
 
 /// This process's worker id (0 until a worker sets it after fork).
@@ -468,6 +587,7 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cache_div, &m)?)?;
     super::signals::add_to(&m)?;
     super::spool_api::add_to(&m)?;
+    super::mule_api::add_to(&m)?;
     let (major, minor, revision) = API_VERSION;
     m.setattr(
         "version",

@@ -1,0 +1,119 @@
+//! Mules: a real app hands work to real mule processes forked by the
+//! prototype (`tests/apps/mules_app.py`, `@mulefunc`), a mule runs its own
+//! script first (`tests/apps/mule_script.py`), farms share a queue.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+fn lines(dir: &Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_lines(dir: &Path, name: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = lines(dir, name);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {got:?}, wanted {n} lines"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn mules_run_their_script_functions_and_messages_and_come_back() {
+    let app = apps().with_file_name("mules_app.py");
+    let script = apps().with_file_name("mule_script.py");
+    let s = Server::start_in(
+        tmpdir("mules"),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            app.to_str().unwrap(),
+            "--master",
+            "--processes",
+            "2",
+            "--mule",
+            script.to_str().unwrap(),
+            "--mules",
+            "2",
+            "--farm",
+            "pool:2,3",
+            "--env",
+            "MULE_OUT={dir}",
+        ],
+        true,
+    );
+    let dir = s.dir.clone();
+    let addr = s.http.unwrap();
+    let spawned = s.wait_events("mule_spawned", 3, Duration::from_secs(10));
+    assert!(s.logged("created farm 1 name: pool mules:2,3"));
+    assert!(s.logged("spawned uWSGI mule 2 (pid: "));
+    // Mule 1 ran its script as __main__; @mule(3) ran in mule 3.
+    assert_eq!(wait_lines(&dir, "script", 1), ["script 1"]);
+    assert_eq!(wait_lines(&dir, "brain", 1), ["started 3"]);
+    // In a worker: no mule id, no farm.
+    let info = get(addr, "/info").json();
+    assert_eq!(info["mule_id"], 0);
+    assert_eq!(info["in_farm"], serde_json::Value::Null);
+    // @mulefunc: any mule; @mulefunc(2): mule 2; @mulefunc("pool"): 2 or 3.
+    for _ in 0..3 {
+        get(addr, "/any");
+    }
+    let any = wait_lines(&dir, "any", 3);
+    assert!(
+        any.iter()
+            .all(|l| ["hi 1", "hi 2", "hi 3"].contains(&l.as_str())),
+        "{any:?}"
+    );
+    for _ in 0..3 {
+        get(addr, "/second");
+    }
+    assert_eq!(wait_lines(&dir, "second", 3), ["two 2", "two 2", "two 2"]);
+    for _ in 0..4 {
+        get(addr, "/farm");
+    }
+    let pooled = wait_lines(&dir, "pooled", 4);
+    assert!(
+        pooled.iter().all(|l| l == "f 2" || l == "f 3"),
+        "{pooled:?}"
+    );
+    // What cannot be sent says why.
+    let bad = get(addr, "/bad").json();
+    let errors: Vec<&str> = bad["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert_eq!(errors.len(), 4, "{bad}");
+    assert!(errors[0].contains("invalid mule number: 9"), "{errors:?}");
+    assert!(errors[1].contains("unknown farm: nofarm"), "{errors:?}");
+    assert!(errors[2].contains("only in a mule"), "{errors:?}");
+    assert!(errors[3].contains("at most 65536 bytes"), "{errors:?}");
+    // A mule that dies is respawned, and serves again.
+    let mule2 = spawned
+        .iter()
+        .find(|e| e["mule"] == 2)
+        .and_then(|e| e["pid"].as_i64())
+        .unwrap();
+    s.kill_pid(mule2 as i32, libc::SIGKILL);
+    s.wait_logged(
+        &format!("OOOPS mule 2 (pid: {mule2}) crippled...trying respawn..."),
+        Duration::from_secs(5),
+    );
+    s.wait_events("mule_spawned", 4, Duration::from_secs(5));
+    get(addr, "/second");
+    assert_eq!(wait_lines(&dir, "second", 4)[3], "two 2");
+}
