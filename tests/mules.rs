@@ -102,6 +102,22 @@ fn mules_run_their_script_functions_and_messages_and_come_back() {
     assert!(errors[1].contains("unknown farm: nofarm"), "{errors:?}");
     assert!(errors[2].contains("only in a mule"), "{errors:?}");
     assert!(errors[3].contains("at most 65536 bytes"), "{errors:?}");
+    // uWSGI signals for mules: mule 2, a mule of the farm, every mule, and
+    // a timer for any mule.
+    get(addr, "/raise/30");
+    assert_eq!(wait_lines(&dir, "sig30", 1), ["30 2"]);
+    get(addr, "/raise/31");
+    let farm = wait_lines(&dir, "sig31", 1);
+    assert!(farm[0] == "31 2" || farm[0] == "31 3", "{farm:?}");
+    get(addr, "/raise/32");
+    let mut every = wait_lines(&dir, "sig32", 3);
+    every.sort();
+    assert_eq!(every, ["32 1", "32 2", "32 3"]);
+    let ticks = wait_lines(&dir, "tick", 2);
+    assert!(
+        ticks.iter().all(|t| ["1", "2", "3"].contains(&t.as_str())),
+        "{ticks:?}"
+    );
     // A mule that dies is respawned, and serves again.
     let mule2 = spawned
         .iter()

@@ -81,13 +81,18 @@ fn handlers_run_in_the_workers_their_targets_name() {
         .iter()
         .map(|e| e.as_str().unwrap().to_owned())
         .collect();
-    // Registering twice in the prototype (uWSGI's master) is refused; the
-    // spooler and mules are not targets here (handlers run in workers); 300
-    // is not a signal.
+    // Registering twice in the prototype (uWSGI's master) is refused, as
+    // are unknown targets; 300 is not a signal.
     assert_eq!(errors.len(), 4, "{errors:?}");
     assert_eq!(errors[0], "unable to register signal");
-    assert!(errors[1].contains("workers only"), "{errors:?}");
-    assert!(errors[2].contains("workers only"), "{errors:?}");
+    assert!(
+        errors[1].contains("invalid signal target: subscribed"),
+        "{errors:?}"
+    );
+    assert!(
+        errors[2].contains("invalid signal target: farmx"),
+        "{errors:?}"
+    );
     assert!(errors[3].contains("300"), "{errors:?}");
     assert!(s.logged("[uwsgi-signal] you cannot re-register a signal as the master !!!"));
     // @timer(1) took signal 0, @filemon signal 1: the lowest free ones.

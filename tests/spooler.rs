@@ -143,6 +143,13 @@ fn spooled_tasks_run_in_the_spooler_process() {
     );
     assert!(errors[2].as_str().unwrap().contains("64 KiB"), "{bad}");
 
+    // A uWSGI signal for the spooler runs in the spooler process.
+    call(&s, "/raise40");
+    assert_eq!(
+        wait_lines(&dir, "sig40", 1, Duration::from_secs(10)),
+        ["40 True"]
+    );
+
     // A task that raises: the traceback, and it stays to run again.
     call(&s, "/fail");
     wait_lines(&dir, "failing", 2, Duration::from_secs(10));

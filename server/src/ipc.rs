@@ -313,6 +313,14 @@ pub enum Control {
     /// prototype → master: a module of the app changed on disk
     /// (`py-autoreload`); reload gracefully.
     Reload,
+    /// prototype → master, with one fd: the master's end of a helper
+    /// process's signal inbox (`uwsgi_signal::Inbox`), sent before Ready.
+    HelperInbox {
+        /// The inbox's kind.
+        kind: u32,
+        /// Its mule or farm number.
+        id: u32,
+    },
 }
 
 /// The size of an encoded control message.
@@ -327,6 +335,7 @@ impl Control {
             Control::Spawned { slot, pid } => (3, slot, pid, 0),
             Control::Exited { slot, pid, status } => (4, slot, pid, status),
             Control::Reload => (5, 0, 0, 0),
+            Control::HelperInbox { kind, id } => (6, kind, id as i32, 0),
         };
         let mut out = [0u8; CONTROL_LEN];
         out[0] = tag;
@@ -356,6 +365,10 @@ impl Control {
                 status: s,
             },
             5 => Control::Reload,
+            6 => Control::HelperInbox {
+                kind: a,
+                id: p as u32,
+            },
             _ => return None,
         })
     }
@@ -416,6 +429,7 @@ mod tests {
                 status: -9,
             },
             Control::Reload,
+            Control::HelperInbox { kind: 2, id: 5 },
         ] {
             assert_eq!(Control::decode(&m.encode()), Some(m));
         }

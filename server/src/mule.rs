@@ -4,7 +4,9 @@
 //! it as `__main__`, one given `module:function` calls it; then (or at
 //! once, for a plain mule) it waits for messages (`worker/mule_api.rs`)
 //! and hands each to `uwsgi.mule_msg_hook` (what `@mulefunc` sets), or logs
-//! it as uWSGI does when there is none. It never serves requests.
+//! it as uWSGI does when there is none; uWSGI signals for it (`mule`,
+//! `muleN`, `mules`, its farms) run their handlers. It never serves
+//! requests.
 
 use pyo3::prelude::*;
 
@@ -21,8 +23,9 @@ pub fn run(id: u32) -> i32 {
     }
     loop {
         let delivered = Python::attach(|py| {
-            let msg = mule_api::next_message(py, id)?;
-            deliver(py, id, &msg);
+            if let mule_api::Incoming::Message(msg) = mule_api::next_message(py, id)? {
+                deliver(py, id, &msg);
+            }
             Some(())
         });
         if delivered.is_none() {

@@ -25,6 +25,7 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use pyo3::prelude::*;
 
 use crate::config::spooler::Spooling;
+use crate::uwsgi_signal::HelperInbox;
 use crate::worker::spool_api;
 
 /// uWSGI's `SPOOL_OK`: the task is done.
@@ -98,30 +99,48 @@ pub fn run(s: &Spooling, index: usize) -> i32 {
     }
 }
 
-/// Waits for a task to arrive, at most `limit`.
+/// Waits for a task to arrive, at most `limit`; a uWSGI signal for the
+/// spooler (`spooler` target) runs its handler meanwhile.
 fn wait(inotify: Option<&Inotify>, limit: Duration) {
-    let Some(i) = inotify else {
-        Python::attach(|py| py.detach(|| std::thread::sleep(limit)));
-        return;
-    };
-    let ms = u16::try_from(limit.as_millis().min(60_000)).unwrap_or(u16::MAX);
+    let signals = crate::worker::signals::inboxes(|i| i == HelperInbox::Spoolers);
     let deadline = Instant::now() + limit;
     loop {
-        let mut fds = [PollFd::new(i.as_fd(), PollFlags::POLLIN)];
-        match Python::attach(|py| py.detach(|| poll(&mut fds, PollTimeout::from(ms)))) {
-            Ok(n) if n > 0 => {
-                // Drain the events; what they name is found by the scan.
-                while let Ok(ev) = i.read_events() {
-                    if ev.is_empty() {
-                        break;
-                    }
-                }
-                return;
-            }
-            Ok(_) if Instant::now() >= deadline => return,
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => {}
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let ms = u16::try_from(left.as_millis().clamp(1, 60_000)).unwrap_or(u16::MAX);
+        let mut fds: Vec<PollFd<'_>> = inotify
+            .map(|i| i.as_fd())
+            .into_iter()
+            .chain(signals.iter().copied())
+            .map(|fd| PollFd::new(fd, PollFlags::POLLIN))
+            .collect();
+        let polled = Python::attach(|py| py.detach(|| poll(&mut fds, PollTimeout::from(ms))));
+        match polled {
+            Ok(n) if n > 0 => {}
+            Ok(_) | Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => return,
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        let first_signal = usize::from(inotify.is_some());
+        for (k, fd) in signals.iter().enumerate() {
+            if ready[first_signal + k] {
+                let who = format!("spooler {}", std::process::id());
+                Python::attach(|py| crate::worker::signals::drain_inbox(py, *fd, &who));
+            }
+        }
+        if let Some(i) = inotify.filter(|_| ready[0]) {
+            // Drain the events; what they name is found by the scan.
+            while let Ok(ev) = i.read_events() {
+                if ev.is_empty() {
+                    break;
+                }
+            }
+            return;
         }
     }
 }

@@ -13,7 +13,8 @@
 //! [`FD_ENV`]) and send [`Message`]s on it; one datagram is one message, so
 //! threads and processes never interleave. The master delivers a signal to
 //! a worker in a SIGNAL frame on its request channel (`ipc.rs`), as a
-//! request without a client.
+//! request without a client, and to a spooler process or a mule as one
+//! byte on an [`HelperInbox`].
 
 /// The environment variable that carries the prototype's end of the socket.
 pub const FD_ENV: &str = "RWSGI_SIGNAL_FD";
@@ -111,7 +112,7 @@ impl Message {
 }
 
 /// Where a signal goes (`uwsgi_route_signal`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// `""`, `"worker"`, `"worker0"`: the first worker free.
     Any,
@@ -122,31 +123,44 @@ pub enum Target {
     Active,
     /// `"workerN"`: worker N.
     Worker(u32),
+    /// `"spooler"`: the first spooler process free.
+    Spooler,
+    /// `"mule"`/`"mule0"`: the first mule free; `"muleN"`: mule N.
+    Mule(u32),
+    /// `"mules"`: every mule.
+    Mules,
+    /// `"farmN"`: the first free mule of farm N (1-based).
+    FarmIndex(u32),
+    /// `"farm_NAME"`: the first free mule of that farm.
+    FarmName(String),
 }
 
 impl Target {
-    /// Reads a target name. The spooler, mules and farms are not targets
-    /// here (rwsgi runs handlers in workers only): the error says so.
+    /// Reads a target name (uWSGI's; `subscribed` is not one here).
     pub fn parse(s: &str) -> Result<Target, String> {
-        match s {
-            "" | "worker" | "worker0" => return Ok(Target::Any),
-            "workers" => return Ok(Target::All),
-            "active-workers" => return Ok(Target::Active),
-            _ => {}
-        }
-        if let Some(n) = s.strip_prefix("worker") {
-            return n
-                .parse::<u32>()
-                .map(Target::Worker)
-                .map_err(|_| format!("invalid signal target: {s}"));
-        }
-        if s.starts_with("spooler") || s.starts_with("mule") || s.starts_with("farm") {
-            return Err(format!(
-                "signal target {s:?} is not available: rwsgi delivers signals to workers only \
-                 (use \"worker\", \"workers\" or \"workerN\")"
-            ));
-        }
-        Err(format!("invalid signal target: {s}"))
+        let bad = || format!("invalid signal target: {s}");
+        let number = |n: &str| n.parse::<u32>().map_err(|_| bad());
+        Ok(match s {
+            "" | "worker" | "worker0" => Target::Any,
+            "workers" => Target::All,
+            "active-workers" => Target::Active,
+            "spooler" => Target::Spooler,
+            "mule" => Target::Mule(0),
+            "mules" => Target::Mules,
+            _ => {
+                if let Some(name) = s.strip_prefix("farm_").filter(|n| !n.is_empty()) {
+                    Target::FarmName(name.to_owned())
+                } else if let Some(n) = s.strip_prefix("farm") {
+                    Target::FarmIndex(number(n)?)
+                } else if let Some(n) = s.strip_prefix("mule") {
+                    Target::Mule(number(n)?)
+                } else if let Some(n) = s.strip_prefix("worker") {
+                    Target::Worker(number(n)?)
+                } else {
+                    return Err(bad());
+                }
+            }
+        })
     }
 
     /// The name, as `parse` reads it back.
@@ -156,7 +170,52 @@ impl Target {
             Target::All => "workers".into(),
             Target::Active => "active-workers".into(),
             Target::Worker(n) => format!("worker{n}"),
+            Target::Spooler => "spooler".into(),
+            Target::Mule(0) => "mule".into(),
+            Target::Mule(n) => format!("mule{n}"),
+            Target::Mules => "mules".into(),
+            Target::FarmIndex(n) => format!("farm{n}"),
+            Target::FarmName(n) => format!("farm_{n}"),
         }
+    }
+}
+
+/// The signal inbox of a helper process (spooler processes, mules): the
+/// prototype makes one datagram socketpair per inbox before it forks and
+/// gives the master its end (a `HelperInbox` control message); the helper
+/// reads one byte, the signal number, from the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HelperInbox {
+    /// Read by every spooler process.
+    Spoolers,
+    /// Read by every mule.
+    Mules,
+    /// Mule N's own.
+    Mule(u32),
+    /// Read by the mules of farm N (1-based).
+    Farm(u32),
+}
+
+impl HelperInbox {
+    /// (kind, id) as a control message carries them.
+    pub fn to_words(self) -> (u32, u32) {
+        match self {
+            HelperInbox::Spoolers => (0, 0),
+            HelperInbox::Mules => (1, 0),
+            HelperInbox::Mule(n) => (2, n),
+            HelperInbox::Farm(n) => (3, n),
+        }
+    }
+
+    /// The inverse of [`HelperInbox::to_words`].
+    pub fn from_words(kind: u32, id: u32) -> Option<HelperInbox> {
+        Some(match kind {
+            0 => HelperInbox::Spoolers,
+            1 => HelperInbox::Mules,
+            2 => HelperInbox::Mule(id),
+            3 => HelperInbox::Farm(id),
+            _ => return None,
+        })
     }
 }
 
@@ -170,6 +229,7 @@ mod tests {
             Message::Raise(17),
             Message::Register(3, Target::Any),
             Message::Register(4, Target::Worker(2)),
+            Message::Register(6, Target::FarmName("images".into())),
             Message::Register(5, Target::All),
             Message::Timer(9, 30),
             Message::RbTimer(10, 5, 3),
@@ -185,7 +245,7 @@ mod tests {
             b"\x01\x02\x03",
             b"\x03\x01\x00",
             b"\x09\x01",
-            b"\x02\x01mule1",
+            b"\x02\x01mulex",
             b"\x06\x01",
             b"\x05\x01\x00\x00\x00\x00",
         ] {
@@ -200,12 +260,29 @@ mod tests {
         assert_eq!(Target::parse("workers"), Ok(Target::All));
         assert_eq!(Target::parse("worker12"), Ok(Target::Worker(12)));
         assert!(Target::parse("workerx").is_err());
-        assert!(
-            Target::parse("spooler")
-                .unwrap_err()
-                .contains("workers only")
+        assert_eq!(Target::parse("spooler"), Ok(Target::Spooler));
+        assert_eq!(Target::parse("mule"), Ok(Target::Mule(0)));
+        assert_eq!(Target::parse("mule2"), Ok(Target::Mule(2)));
+        assert_eq!(Target::parse("mules"), Ok(Target::Mules));
+        assert_eq!(Target::parse("farm1"), Ok(Target::FarmIndex(1)));
+        assert_eq!(
+            Target::parse("farm_img"),
+            Ok(Target::FarmName("img".into()))
         );
-        assert!(Target::parse("mule1").unwrap_err().contains("workers only"));
         assert!(Target::parse("subscribed").is_err());
+        for t in [
+            "", "workers", "worker3", "spooler", "mule", "mule4", "mules", "farm2", "farm_x",
+        ] {
+            assert_eq!(Target::parse(t).unwrap().name(), t);
+        }
+        for inbox in [
+            HelperInbox::Spoolers,
+            HelperInbox::Mules,
+            HelperInbox::Mule(3),
+            HelperInbox::Farm(2),
+        ] {
+            let (k, i) = inbox.to_words();
+            assert_eq!(HelperInbox::from_words(k, i), Some(inbox));
+        }
     }
 }

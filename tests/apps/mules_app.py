@@ -6,7 +6,7 @@ import json
 import os
 
 import uwsgi
-from uwsgidecorators import mule, mulefunc
+from uwsgidecorators import mule, mulefunc, signal, timer
 
 OUT = os.environ["MULE_OUT"]
 
@@ -36,10 +36,32 @@ def brain():
     note("brain", "started %d" % uwsgi.mule_id())
 
 
+@signal(30, target="mule2")
+def on_mule2(num):
+    note("sig30", "%d %d" % (num, uwsgi.mule_id()))
+
+
+@signal(31, target="farm_pool")
+def on_farm(num):
+    note("sig31", "%d %d" % (num, uwsgi.mule_id()))
+
+
+@signal(32, target="mules")
+def on_every_mule(num):
+    note("sig32", "%d %d" % (num, uwsgi.mule_id()))
+
+
+@timer(1, target="mule")
+def tick(num):
+    note("tick", "%d" % uwsgi.mule_id())
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     body = {}
-    if path == "/any":
+    if path.startswith("/raise/"):
+        uwsgi.signal(int(path[len("/raise/"):]))
+    elif path == "/any":
         any_mule("hi")
     elif path == "/second":
         second("two")

@@ -64,7 +64,7 @@ def watched_changed(num):
 
 
 IMPORT_ERRORS = []
-for args in [(17, "", twice), (40, "spooler", twice), (41, "mule1", twice), (300, "", twice)]:
+for args in [(17, "", twice), (40, "subscribed", twice), (41, "farmx", twice), (300, "", twice)]:
     try:
         uwsgi.register_signal(*args)
     except (ValueError, OverflowError) as e:

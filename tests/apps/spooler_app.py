@@ -7,7 +7,7 @@ import os
 import time
 
 import uwsgi
-from uwsgidecorators import spool, spoolraw
+from uwsgidecorators import signal, spool, spoolraw
 
 OUT = os.environ["SPOOL_OUT"]
 
@@ -61,10 +61,17 @@ def slow(args):
     time.sleep(30)
 
 
+@signal(40, target="spooler")
+def on_spooler(num):
+    note("sig40", "%d %s" % (num, uwsgi.i_am_the_spooler()))
+
+
 def application(environ, start_response):
     path = environ["PATH_INFO"]
     body = {}
-    if path == "/mail":
+    if path == "/raise40":
+        uwsgi.signal(40)
+    elif path == "/mail":
         body["file"] = send_mail.spool(to="a@b.c").decode()
     elif path == "/resize":
         resize("/img.png", width=300)

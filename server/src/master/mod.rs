@@ -167,6 +167,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             max_worker_lifetime: config.max_worker_lifetime,
             evil_limits: config.evil_reload,
             harakiri_graceful: config.harakiri_graceful,
+            farms: config.mules.farms.iter().map(|f| f.name.clone()).collect(),
             tcp_listeners: bound
                 .iter()
                 .filter_map(|b| match &b.listener {

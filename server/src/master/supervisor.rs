@@ -93,6 +93,8 @@ struct Prototype {
     /// Its generation's uWSGI signal socket and table (`signals.rs`).
     signals: signals::Inbox,
     signal_table: signals::Table,
+    /// The master's ends of its helper processes' signal inboxes.
+    helper_inboxes: HashMap<crate::uwsgi_signal::HelperInbox, OwnedFd>,
 }
 
 /// What the supervisor needs to know.
@@ -131,6 +133,8 @@ pub struct Settings {
     /// `harakiri-graceful-timeout` (seconds, 0 = off) and
     /// `harakiri-graceful-signal`.
     pub harakiri_graceful: (u64, i32),
+    /// The farms' names, in order (signal targets `farm_NAME`).
+    pub farms: Vec<String>,
 }
 
 /// Why the supervisor stopped on its own.
@@ -436,11 +440,17 @@ impl Supervisor {
             pid,
             signals: inbox,
             signal_table: signals::Table::default(),
+            helper_inboxes: HashMap::new(),
         })
     }
 
-    fn on_control(&mut self, m: Control, _fds: Vec<OwnedFd>) -> Option<Outcome> {
+    fn on_control(&mut self, m: Control, fds: Vec<OwnedFd>) -> Option<Outcome> {
         match m {
+            Control::HelperInbox { kind, id } => {
+                if let Some(p) = self.proto.as_mut() {
+                    signals::add_helper_inbox(p, kind, id, fds);
+                }
+            }
             Control::Ready { ok } => {
                 self.proto_ready = true;
                 if !ok && self.settings.need_app {

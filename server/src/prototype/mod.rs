@@ -21,7 +21,7 @@ pub mod interp;
 pub mod warmup;
 
 use std::collections::HashMap;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
@@ -72,6 +72,18 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
             tracing::error!(event = "mules_failed", cause = %e, "cannot make the mule queues: {e}");
             return None;
         }
+        let inboxes = worker::signals::init_inboxes(
+            !config.spooling.dirs.is_empty(),
+            worker::mule_api::count(),
+            config.mules.farms.len(),
+        );
+        let inboxes = match inboxes {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(event = "signals_failed", cause = %e, "cannot make the signal inboxes: {e}");
+                return None;
+            }
+        };
         app::import_all(py, &config.shared_imports);
         // What every worker's requests need, made once here and shared.
         let mut interned = wsgi::Interned::new(py, &st)
@@ -84,7 +96,7 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
                     "warmup-url is ignored with lazy-apps: each worker loads its own app"
                 );
             }
-            return Some((Apps::default(), interned));
+            return Some((Apps::default(), interned, inboxes));
         }
         let app = load_apps(py, config);
         if let (false, Some(interned)) = (app.is_empty(), &mut interned) {
@@ -101,11 +113,20 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
                 e.print(py);
             }
         }
-        Some((app, interned))
+        Some((app, interned, inboxes))
     });
-    let Some((app, interned)) = loaded else {
+    let Some((app, interned, inboxes)) = loaded else {
         return 1;
     };
+    // The master's ends of the helpers' signal inboxes, before Ready.
+    for (inbox, fd) in inboxes {
+        let (kind, id) = inbox.to_words();
+        let msg = Control::HelperInbox { kind, id };
+        if let Err(e) = control::send(control.as_fd(), msg, &[fd.as_raw_fd()]) {
+            tracing::error!(event = "control_failed", cause = %e, "cannot reach the master");
+            return 1;
+        }
+    }
     crate::trim::release_and_log();
     let ok = config.lazy_apps || !app.is_empty();
     if let Err(e) = control::send(control.as_fd(), Control::Ready { ok }, &[]) {

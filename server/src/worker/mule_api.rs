@@ -128,6 +128,95 @@ fn inboxes(id: u32) -> Vec<BorrowedFd<'static>> {
         .collect()
 }
 
+/// The farms (1-based) mule `id` is in.
+pub fn farms_of(id: u32) -> Vec<u32> {
+    STATE.get().map_or_else(Vec::new, |s| {
+        s.farms
+            .iter()
+            .enumerate()
+            .filter(|(_, (f, _))| f.mules.contains(&id))
+            .filter_map(|(i, _)| u32::try_from(i + 1).ok())
+            .collect()
+    })
+}
+
+/// The signal inboxes mule `id` reads: every mule's, its own, its farms'.
+pub fn signal_inboxes(id: u32) -> Vec<BorrowedFd<'static>> {
+    use crate::uwsgi_signal::HelperInbox;
+    let farms = farms_of(id);
+    super::signals::inboxes(|i| match i {
+        HelperInbox::Mules => true,
+        HelperInbox::Mule(n) => n == id,
+        HelperInbox::Farm(f) => farms.contains(&f),
+        HelperInbox::Spoolers => false,
+    })
+}
+
+/// What woke a mule.
+#[derive(Debug)]
+pub enum Incoming {
+    /// A message.
+    Message(Vec<u8>),
+    /// A uWSGI signal was handled, or the wait timed out.
+    Nothing,
+}
+
+/// The next message on `fds`, waiting at most `timeout` (`None`: for
+/// ever). The signal inboxes `signals` are watched too: a signal's handler
+/// runs, and then `Nothing` is returned, as uWSGI's `mule_get_msg` does.
+fn receive_or_signal(
+    py: Python<'_>,
+    fds: &[BorrowedFd<'_>],
+    signals: &[BorrowedFd<'_>],
+    timeout: Option<Duration>,
+    max: usize,
+) -> Incoming {
+    let all: Vec<BorrowedFd<'_>> = fds.iter().chain(signals).copied().collect();
+    let Some(ready) = py.detach(|| wait_readable(&all, timeout)) else {
+        return Incoming::Nothing;
+    };
+    if ready >= fds.len() {
+        let who = format!("mule {}", MULE_ID.load(Ordering::Relaxed));
+        super::signals::drain_inbox(py, all[ready], &who);
+        return Incoming::Nothing;
+    }
+    match py.detach(|| receive(&fds[ready..=ready], Some(Duration::ZERO), max)) {
+        Some(m) => Incoming::Message(m),
+        None => Incoming::Nothing,
+    }
+}
+
+/// The index of a readable fd among `fds`, waiting at most `timeout`.
+fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Option<usize> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let wait = match deadline {
+            None => PollTimeout::NONE,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX))
+            }
+        };
+        let mut polls: Vec<PollFd<'_>> = fds
+            .iter()
+            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+            .collect();
+        match poll(&mut polls, wait) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return None,
+        }
+        if let Some(i) = polls
+            .iter()
+            .position(|p| p.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
+        {
+            return Some(i);
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
+        }
+    }
+}
+
 /// The next message on `fds`, waiting at most `timeout` (`None`: for
 /// ever); `None` when the time ran out.
 fn receive(fds: &[BorrowedFd<'_>], timeout: Option<Duration>, max: usize) -> Option<Vec<u8>> {
@@ -175,14 +264,15 @@ fn receive(fds: &[BorrowedFd<'_>], timeout: Option<Duration>, max: usize) -> Opt
     }
 }
 
-/// A mule's next message, waiting for it (the GIL released).
-pub fn next_message(py: Python<'_>, id: u32) -> Option<Vec<u8>> {
+/// A mule's next message or signal, waiting for it (the GIL released);
+/// `None` when it has no queue at all.
+pub fn next_message(py: Python<'_>, id: u32) -> Option<Incoming> {
     let max = STATE.get().map_or(0, |s| s.msg_size);
     let fds = inboxes(id);
     if fds.is_empty() {
         return None;
     }
-    py.detach(|| receive(&fds, None, max))
+    Some(receive_or_signal(py, &fds, &signal_inboxes(id), None, max))
 }
 
 fn message_bytes(m: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
@@ -292,7 +382,7 @@ fn mule_get_msg<'py>(
     buffer_size: usize,
     timeout: i64,
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-    let _ = (signals, farms);
+    let _ = farms;
     let id = MULE_ID.load(Ordering::Relaxed);
     if id == 0 {
         return Err(PyValueError::new_err(
@@ -300,11 +390,19 @@ fn mule_get_msg<'py>(
         ));
     }
     let fds = inboxes(id);
+    // uWSGI's default: signals are handled while waiting (then None).
+    let with_signals = signals.is_none_or(|s| s.is_truthy().unwrap_or(true));
+    let sig_fds = if with_signals {
+        signal_inboxes(id)
+    } else {
+        Vec::new()
+    };
     let wait = u64::try_from(timeout).ok().map(Duration::from_secs);
     let max = buffer_size.clamp(1, crate::config::mules::MAX_MSG_SIZE);
-    Ok(py
-        .detach(|| receive(&fds, wait, max))
-        .map(|m| PyBytes::new(py, &m)))
+    Ok(match receive_or_signal(py, &fds, &sig_fds, wait, max) {
+        Incoming::Message(m) => Some(PyBytes::new(py, &m)),
+        Incoming::Nothing => None,
+    })
 }
 
 /// `uwsgi.farm_get_msg()`: the next message of this mule's farms.

@@ -18,7 +18,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-use crate::uwsgi_signal::{MAX_PATH, MAX_TIMERS, Message, Target};
+use crate::uwsgi_signal::{HelperInbox, MAX_PATH, MAX_TARGET, MAX_TIMERS, Message, Target};
 
 /// This process's end of the master's signal socket.
 static SOCKET: OnceLock<OwnedFd> = OnceLock::new();
@@ -39,6 +39,80 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
     // Every change is one assignment: a panic cannot leave it half done.
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The helper processes' signal inboxes, their readers' ends (made by the
+/// prototype before it forks; every process inherits them).
+static INBOXES: OnceLock<Vec<(HelperInbox, OwnedFd)>> = OnceLock::new();
+
+/// Makes the signal inboxes of the helper processes: one for the spooler
+/// processes (when there are any), one for every mule, one per mule and one
+/// per farm. Returns the master's ends, to send it.
+pub fn init_inboxes(
+    spoolers: bool,
+    mules: u32,
+    farms: usize,
+) -> std::io::Result<Vec<(HelperInbox, OwnedFd)>> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    let mut wanted = Vec::new();
+    if spoolers {
+        wanted.push(HelperInbox::Spoolers);
+    }
+    if mules > 0 {
+        wanted.push(HelperInbox::Mules);
+        wanted.extend((1..=mules).map(HelperInbox::Mule));
+        wanted.extend((1..=u32::try_from(farms).unwrap_or(0)).map(HelperInbox::Farm));
+    }
+    let mut master = Vec::new();
+    let mut readers = Vec::new();
+    for inbox in wanted {
+        let (m, r) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )?;
+        master.push((inbox, m));
+        readers.push((inbox, r));
+    }
+    let _ = INBOXES.set(readers);
+    Ok(master)
+}
+
+/// The inboxes a helper reads, among `wanted`.
+pub fn inboxes(wanted: impl Fn(HelperInbox) -> bool) -> Vec<std::os::fd::BorrowedFd<'static>> {
+    use std::os::fd::AsFd;
+    INBOXES
+        .get()
+        .map(|all| {
+            all.iter()
+                .filter(|(i, _)| wanted(*i))
+                .map(|(_, fd)| fd.as_fd())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs the handlers of the signals waiting on `fd` (a helper's inbox,
+/// found readable), as `who` ("spooler 123", "mule 2").
+pub fn drain_inbox(py: Python<'_>, fd: std::os::fd::BorrowedFd<'_>, who: &str) {
+    loop {
+        let mut sig = [0u8; 1];
+        // SAFETY: recv(2) of one byte into a buffer we own; the fd is
+        // non-blocking and another helper may have emptied it.
+        let n = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                sig.as_mut_ptr().cast(),
+                1,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n != 1 {
+            return;
+        }
+        run_as(py, sig[0], who);
+    }
 }
 
 /// Gives this process the socket (the prototype, at start; workers inherit
@@ -99,6 +173,11 @@ fn register_signal(num: i64, target: &str, handler: Bound<'_, PyAny>) -> PyResul
     if !handler.is_callable() {
         return Err(PyTypeError::new_err("the signal handler must be callable"));
     }
+    if target.len() > MAX_TARGET {
+        return Err(PyValueError::new_err(
+            "unable to register signal: the target name is too long",
+        ));
+    }
     let target = Target::parse(target).map_err(PyValueError::new_err)?;
     let wid = super::uwsgi_module::worker_id();
     {
@@ -114,7 +193,7 @@ fn register_signal(num: i64, target: &str, handler: Bound<'_, PyAny>) -> PyResul
             );
             return Err(PyValueError::new_err("unable to register signal"));
         }
-        send(&Message::Register(sig, target))?;
+        send(&Message::Register(sig, target.clone()))?;
         reg.handlers[usize::from(sig)] = Some(handler.unbind());
     }
     let shown = match target {
@@ -245,10 +324,16 @@ pub fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
+/// Runs the handler of `sig` in a worker (`run_as`).
+pub fn run(py: Python<'_>, sig: u8) -> bool {
+    let wid = super::uwsgi_module::worker_id();
+    run_as(py, sig, &format!("worker {wid}"))
+}
+
 /// Runs the handler of `sig` with the signal number as its argument
 /// (`uwsgi_python_signal_handler`). An exception is printed; false when
-/// it raised or there is no handler here, with uWSGI's line.
-pub fn run(py: Python<'_>, sig: u8) -> bool {
+/// it raised or there is no handler here, with uWSGI's line naming `who`.
+pub fn run_as(py: Python<'_>, sig: u8, who: &str) -> bool {
     let handler = registry()
         .handlers
         .get(usize::from(sig))
@@ -264,12 +349,10 @@ pub fn run(py: Python<'_>, sig: u8) -> bool {
         None => false,
     };
     if !ok {
-        let wid = super::uwsgi_module::worker_id();
         tracing::error!(
             event = "signal_failed",
             signum = sig,
-            worker = wid,
-            "error managing signal {sig} on worker {wid}"
+            "error managing signal {sig} on {who}"
         );
     }
     ok

@@ -94,6 +94,11 @@ impl Supervisor {
                     "reload failed: the app did not load in the new prototype; the running workers keep serving"
                 );
             }
+            Some(Received::Message(Control::HelperInbox { kind, id }, fds)) => {
+                let mut next = next;
+                super::signals::add_helper_inbox(&mut next, kind, id, fds);
+                self.next_proto = Some(next);
+            }
             Some(Received::Message(other, _)) => {
                 tracing::error!(event = "control_garbage", message = ?other, "unexpected message from the new prototype");
                 self.next_proto = Some(next);

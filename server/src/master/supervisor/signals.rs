@@ -41,7 +41,7 @@ use tokio::io::unix::AsyncFd;
 
 use crate::dispatch::Pool;
 use crate::exchange::{Event, Exchange, NoBody, StartError};
-use crate::uwsgi_signal::{MAX_MESSAGE, MAX_TIMERS, Message, Target};
+use crate::uwsgi_signal::{HelperInbox, MAX_MESSAGE, MAX_TIMERS, Message, Target};
 
 /// How long a delivery waits for its worker to be free.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(60);
@@ -233,7 +233,7 @@ impl Table {
     pub fn target(&self, sig: u8) -> Target {
         self.targets
             .get(usize::from(sig))
-            .copied()
+            .cloned()
             .flatten()
             .unwrap_or(Target::Any)
     }
@@ -364,6 +364,14 @@ impl super::Supervisor {
             .proto
             .as_ref()
             .map_or(Target::Any, |p| p.signal_table.target(sig));
+        if let Some(inboxes) = helper_inboxes(&target, &self.settings.farms) {
+            let p = self.proto.as_ref();
+            for inbox in inboxes {
+                let fd = p.and_then(|p| p.helper_inboxes.get(&inbox));
+                send_to_helper(fd, inbox, sig);
+            }
+            return;
+        }
         let running: Vec<u32> = self
             .slots
             .iter()
@@ -372,7 +380,7 @@ impl super::Supervisor {
             .filter_map(|(i, _)| u32::try_from(i + 1).ok())
             .collect();
         let slots = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        route(&self.pool, sig, target, &running, slots);
+        route(&self.pool, sig, &target, &running, slots);
     }
 
     /// When the current generation's next timer is due.
@@ -404,10 +412,91 @@ impl super::Supervisor {
     }
 }
 
+/// Takes in the master's end of a helper's signal inbox (a `HelperInbox`
+/// control message with its fd).
+pub(super) fn add_helper_inbox(p: &mut super::Prototype, kind: u32, id: u32, fds: Vec<OwnedFd>) {
+    let (Some(inbox), Some(fd)) = (HelperInbox::from_words(kind, id), fds.into_iter().next())
+    else {
+        tracing::error!(
+            event = "control_garbage",
+            kind,
+            id,
+            "malformed helper inbox from the prototype"
+        );
+        return;
+    };
+    p.helper_inboxes.insert(inbox, fd);
+}
+
+/// The helper inboxes a target names, or `None` for a worker target.
+fn helper_inboxes(target: &Target, farms: &[String]) -> Option<Vec<HelperInbox>> {
+    Some(match target {
+        Target::Any | Target::All | Target::Active | Target::Worker(_) => return None,
+        Target::Spooler => vec![HelperInbox::Spoolers],
+        Target::Mule(0) => vec![HelperInbox::Mules],
+        Target::Mule(n) => vec![HelperInbox::Mule(*n)],
+        // Every mule: those whose inbox the prototype sent.
+        Target::Mules => (1..=crate::config::mules::MAX_MULES as u32)
+            .map(HelperInbox::Mule)
+            .collect(),
+        Target::FarmIndex(n) => vec![HelperInbox::Farm(*n)],
+        Target::FarmName(name) => {
+            let i = farms.iter().position(|f| f == name).map_or(0, |i| i + 1);
+            vec![HelperInbox::Farm(u32::try_from(i).unwrap_or(0))]
+        }
+    })
+}
+
+/// Writes `sig` into a helper's inbox, without waiting; uWSGI's lines when
+/// it cannot.
+fn send_to_helper(fd: Option<&OwnedFd>, inbox: HelperInbox, sig: u8) {
+    let who = match inbox {
+        HelperInbox::Spoolers => "the spooler".to_owned(),
+        HelperInbox::Mules => "a mule".to_owned(),
+        HelperInbox::Mule(n) => format!("mule {n}"),
+        HelperInbox::Farm(n) => format!("farm {n}"),
+    };
+    let Some(fd) = fd else {
+        // `mules` tries every possible mule: a missing one is not an error.
+        if !matches!(inbox, HelperInbox::Mule(_)) {
+            tracing::error!(
+                event = "signal_target_invalid",
+                signum = sig,
+                "invalid signal target: {who}"
+            );
+        }
+        return;
+    };
+    // SAFETY: send(2) of one byte from a buffer we own on an fd we own.
+    let n = unsafe {
+        libc::send(
+            fd.as_raw_fd(),
+            [sig].as_ptr().cast(),
+            1,
+            libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+        )
+    };
+    if n != 1 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            tracing::error!(
+                event = "signal_queue_full",
+                signum = sig,
+                "*** SIGNAL QUEUE IS FULL ***"
+            );
+        }
+        tracing::error!(
+            event = "signal_undelivered",
+            signum = sig,
+            "could not deliver signal {sig} to {who}"
+        );
+    }
+}
+
 /// Sends `sig` to `target`: `running` are the slots with a worker now,
 /// `slots` how many there are.
-pub fn route(pool: &Arc<Pool>, sig: u8, target: Target, running: &[u32], slots: u32) {
-    match target {
+pub fn route(pool: &Arc<Pool>, sig: u8, target: &Target, running: &[u32], slots: u32) {
+    match *target {
         Target::Any => deliver(pool, sig, None),
         Target::All | Target::Active => {
             for &slot in running {
@@ -422,6 +511,8 @@ pub fn route(pool: &Arc<Pool>, sig: u8, target: Target, running: &[u32], slots: 
                 "invalid signal target: worker{n}"
             )
         }
+        // Helpers are reached through their inboxes (`raise`).
+        _ => {}
     }
 }
 
