@@ -3,31 +3,12 @@
 //! script first (`tests/apps/mule_script.py`), farms share a queue.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::*;
 
-fn lines(dir: &Path, name: &str) -> Vec<String> {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 fn wait_lines(dir: &Path, name: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let got = lines(dir, name);
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: {got:?}, wanted {n} lines"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_file_lines(dir, name, n, Duration::from_secs(10))
 }
 
 #[test]

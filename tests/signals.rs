@@ -33,10 +33,9 @@ fn start() -> Server {
 }
 
 /// The "<worker id> <pid>" lines a handler wrote.
-fn lines(dir: &Path, name: &str) -> Vec<(u32, i32)> {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_default()
-        .lines()
+fn parse(lines: Vec<String>) -> Vec<(u32, i32)> {
+    lines
+        .iter()
         .map(|l| {
             let (w, p) = l.split_once(' ').unwrap();
             (w.parse().unwrap(), p.parse().unwrap())
@@ -44,21 +43,13 @@ fn lines(dir: &Path, name: &str) -> Vec<(u32, i32)> {
         .collect()
 }
 
+fn lines(dir: &Path, name: &str) -> Vec<(u32, i32)> {
+    parse(file_lines(dir, name))
+}
+
 /// Waits until the handler's file has `n` lines.
 fn wait_lines(dir: &Path, name: &str, n: usize, timeout: Duration) -> Vec<(u32, i32)> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = lines(dir, name);
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: {} of {n} lines within {timeout:?}",
-            got.len()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    parse(wait_file_lines(dir, name, n, timeout))
 }
 
 fn raise(s: &Server, sig: u8) {
@@ -140,17 +131,7 @@ fn handlers_run_in_the_workers_their_targets_name() {
     }
 
     // The stats count the handlers each worker ran.
-    let stats: std::net::SocketAddr = s.events("stats_bound")[0]["name"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let mut doc = String::new();
-    TcpStream::connect(stats)
-        .unwrap()
-        .read_to_string(&mut doc)
-        .unwrap();
-    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    let doc = s.stats();
     let handled: u64 = doc["workers"]
         .as_array()
         .unwrap()
@@ -192,6 +173,16 @@ fn a_handler_holds_its_worker_and_requests_go_to_the_other() {
     let dir = s.dir.clone();
     raise(&s, 22);
     let slow = wait_lines(&dir, "slow-start", 1, Duration::from_secs(5));
+    // uWSGI's status word for a worker running a signal handler.
+    let doc = s.stats();
+    let running: Vec<&serde_json::Value> = doc["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["status"] == "sig22")
+        .collect();
+    assert_eq!(running.len(), 1, "{doc}");
+    assert_eq!(running[0]["id"], slow[0].0);
     // While the handler sleeps, requests are served, by the other worker.
     for _ in 0..5 {
         let t = Instant::now();

@@ -23,6 +23,8 @@ fn start(extra: &[&str]) -> Server {
         "{dir}/ext",
         "--spooler-frequency",
         "1",
+        "--stats",
+        "127.0.0.1:0",
         "--env",
         "SPOOL_OUT={dir}",
     ];
@@ -30,27 +32,9 @@ fn start(extra: &[&str]) -> Server {
     Server::start_in(tmpdir("spooler"), &args, true)
 }
 
-fn lines(dir: &Path, name: &str) -> Vec<String> {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn wait_lines(dir: &Path, name: &str, n: usize, timeout: Duration) -> Vec<String> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let got = lines(dir, name);
-        if got.len() >= n {
-            return got;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name}: {got:?}, wanted {n} lines within {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The stats server's `spoolers` list.
+fn spoolers(s: &Server) -> serde_json::Value {
+    s.stats()["spoolers"].clone()
 }
 
 fn call(s: &Server, path: &str) -> serde_json::Value {
@@ -82,7 +66,7 @@ fn spooled_tasks_run_in_the_spooler_process() {
         "{file}"
     );
     assert_eq!(
-        wait_lines(&dir, "mail", 1, Duration::from_secs(10)),
+        wait_file_lines(&dir, "mail", 1, Duration::from_secs(10)),
         ["a@b.c True 0"]
     );
     s.wait_logged("done with task uwsgi_spoolfile_on_", Duration::from_secs(5));
@@ -97,16 +81,24 @@ fn spooled_tasks_run_in_the_spooler_process() {
         std::thread::sleep(Duration::from_millis(20));
     }
 
+    // The stats list the spooler process (uWSGI's `spoolers`).
+    let listed = spoolers(&s);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["dir"], spool.display().to_string());
+    assert_eq!(listed[0]["pid"], pid);
+    assert!(listed[0]["tasks"].as_u64().unwrap() >= 1, "{listed}");
+    assert_eq!(listed[0]["respawns"], 0);
+
     // pass_arguments: the function's own arguments, pickled.
     call(&s, "/resize");
     assert_eq!(
-        wait_lines(&dir, "resize", 1, Duration::from_secs(10)),
+        wait_file_lines(&dir, "resize", 1, Duration::from_secs(10)),
         ["/img.png 300"]
     );
     // A body of 100 KB, past the 64 KiB of the arguments.
     call(&s, "/body");
     assert_eq!(
-        wait_lines(&dir, "body", 1, Duration::from_secs(10)),
+        wait_file_lines(&dir, "body", 1, Duration::from_secs(10)),
         ["100000 b'\\x00\\x01\\x00\\x01'"]
     );
     // A priority subdirectory.
@@ -115,14 +107,14 @@ fn spooled_tasks_run_in_the_spooler_process() {
         prio.starts_with(&format!("{}/5/", spool.display())),
         "{prio}"
     );
-    wait_lines(&dir, "mail", 2, Duration::from_secs(10));
+    wait_file_lines(&dir, "mail", 2, Duration::from_secs(10));
     // SPOOL_RETRY runs it again at the next scans, until SPOOL_OK.
     call(&s, "/flaky");
-    wait_lines(&dir, "flaky", 3, Duration::from_secs(15));
+    wait_file_lines(&dir, "flaky", 3, Duration::from_secs(15));
     // `at`: not before its time.
     let t = Instant::now();
     call(&s, "/later");
-    let later = wait_lines(&dir, "mail", 3, Duration::from_secs(15));
+    let later = wait_file_lines(&dir, "mail", 3, Duration::from_secs(15));
     assert_eq!(later[2], "later True 0");
     assert!(t.elapsed() >= Duration::from_secs(2), "{:?}", t.elapsed());
 
@@ -146,13 +138,13 @@ fn spooled_tasks_run_in_the_spooler_process() {
     // A uWSGI signal for the spooler runs in the spooler process.
     call(&s, "/raise40");
     assert_eq!(
-        wait_lines(&dir, "sig40", 1, Duration::from_secs(10)),
+        wait_file_lines(&dir, "sig40", 1, Duration::from_secs(10)),
         ["40 True"]
     );
 
     // A task that raises: the traceback, and it stays to run again.
     call(&s, "/fail");
-    wait_lines(&dir, "failing", 2, Duration::from_secs(10));
+    wait_file_lines(&dir, "failing", 2, Duration::from_secs(10));
     assert!(s.logged("RuntimeError: this task fails"));
     assert_eq!(call(&s, "/info")["jobs"].as_array().unwrap().len(), 1);
 }
@@ -166,7 +158,7 @@ fn a_task_past_spooler_harakiri_is_killed_and_the_spooler_respawned() {
     // Two quick tasks: then the process is recycled.
     call(&s, "/mail");
     call(&s, "/resize");
-    wait_lines(&dir, "resize", 1, Duration::from_secs(10));
+    wait_file_lines(&dir, "resize", 1, Duration::from_secs(10));
     s.wait_logged(
         "maximum number of tasks reached (2) recycling ...",
         Duration::from_secs(10),
@@ -177,7 +169,7 @@ fn a_task_past_spooler_harakiri_is_killed_and_the_spooler_respawned() {
     );
     // A task that sleeps 30 s is killed after one.
     call(&s, "/slow");
-    wait_lines(&dir, "slow", 1, Duration::from_secs(10));
+    wait_file_lines(&dir, "slow", 1, Duration::from_secs(10));
     s.wait_logged("*** HARAKIRI ON THE SPOOLER (pid: ", Duration::from_secs(5));
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -188,6 +180,7 @@ fn a_task_past_spooler_harakiri_is_killed_and_the_spooler_respawned() {
         assert!(Instant::now() < deadline, "no new spooler");
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(spoolers(&s)[0]["respawns"].as_u64().unwrap() >= 2);
     // Requests were served all along.
     assert_eq!(get(s.http.unwrap(), "/info").status, 200);
 }

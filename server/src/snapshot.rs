@@ -12,8 +12,10 @@
 //! only as a changed sequence number, and tries again.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering, fence};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::shared_words::Words;
+use std::sync::atomic::{Ordering, fence};
 
 /// The environment variable that carries the fd to the prototype.
 pub const FD_ENV: &str = "RWSGI_WORKERS_FD";
@@ -105,60 +107,11 @@ impl Record {
     }
 }
 
-/// A mapping of `words` `u64`s.
-#[derive(Debug)]
-struct Map {
-    base: *mut AtomicU64,
-    words: usize,
-}
-
-// SAFETY: the mapping lives as long as the process (never unmapped) and is
-// only accessed through atomics.
-unsafe impl Send for Map {}
-// SAFETY: as above.
-unsafe impl Sync for Map {}
-
-impl Map {
-    fn new(fd: RawFd, words: usize, write: bool) -> io::Result<Map> {
-        let prot = if write {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        };
-        // SAFETY: a shared mapping of an fd we hold, of the size it was
-        // made with; checked against MAP_FAILED.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                words * 8,
-                prot,
-                libc::MAP_SHARED,
-                fd,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(Map {
-            base: p.cast(),
-            words,
-        })
-    }
-
-    fn word(&self, i: usize) -> &AtomicU64 {
-        assert!(i < self.words, "snapshot word {i} out of {}", self.words);
-        // SAFETY: `i` is inside the mapping (checked above); page-aligned
-        // memory holds aligned u64s; AtomicU64 has u64's layout.
-        unsafe { &*self.base.add(i) }
-    }
-}
-
 /// The master's side.
 #[derive(Debug)]
 pub struct Writer {
     fd: OwnedFd,
-    map: Map,
+    map: Words,
     slots: usize,
 }
 
@@ -166,20 +119,7 @@ impl Writer {
     /// A snapshot file for `slots` worker slots.
     pub fn new(slots: usize) -> io::Result<Writer> {
         let words = HEADER_WORDS + slots * RECORD_WORDS;
-        // SAFETY: memfd_create with a NUL-terminated name; the result is
-        // checked and owned from here on.
-        let fd = unsafe { libc::memfd_create(c"rwsgi-workers".as_ptr(), libc::MFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let len = libc::off_t::try_from(words * 8).map_err(io::Error::other)?;
-        // SAFETY: ftruncate on an fd we own.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), len) } < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let map = Map::new(fd.as_raw_fd(), words, true)?;
+        let (fd, map) = Words::create(c"rwsgi-workers", words)?;
         Ok(Writer { fd, map, slots })
     }
 
@@ -213,21 +153,17 @@ impl Writer {
 /// A worker's side.
 #[derive(Debug)]
 pub struct Reader {
-    map: Map,
+    map: Words,
 }
 
 impl Reader {
     /// Maps the master's snapshot file read-only (its size from `fstat`).
     pub fn open(fd: OwnedFd) -> io::Result<Reader> {
-        let len = std::fs::File::from(fd.try_clone()?).metadata()?.len();
-        let words = usize::try_from(len).map_err(io::Error::other)? / 8;
-        if words < HEADER_WORDS {
+        let map = Words::open(&fd, false)?;
+        if map.len() < HEADER_WORDS {
             return Err(io::Error::other("the workers snapshot is too small"));
         }
-        // The mapping stays valid after the fd is closed.
-        Ok(Reader {
-            map: Map::new(fd.as_raw_fd(), words, false)?,
-        })
+        Ok(Reader { map })
     }
 
     /// The total and the records, as last published; `None` when the master
@@ -240,7 +176,7 @@ impl Reader {
                 continue;
             }
             let total = self.map.word(1).load(Ordering::Relaxed);
-            let max = (self.map.words - HEADER_WORDS) / RECORD_WORDS;
+            let max = (self.map.len() - HEADER_WORDS) / RECORD_WORDS;
             let n = usize::try_from(self.map.word(2).load(Ordering::Relaxed))
                 .unwrap_or(0)
                 .min(max);
@@ -268,6 +204,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::FromRawFd;
 
     #[test]
     fn a_reader_sees_what_the_writer_published() {

@@ -194,6 +194,107 @@ pub fn tasks(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The environment variable that carries the counters' fd to the prototype.
+pub const COUNTERS_FD_ENV: &str = "RWSGI_SPOOLERS_FD";
+/// The most spooler processes of an instance.
+pub const MAX_SPOOLERS: usize = 256;
+/// Words per spooler process: pid, tasks, respawns, running.
+const WORDS_PER: usize = 4;
+
+/// The spooler processes' counters, shared by the master (which reads them
+/// for the stats' `spoolers`), the prototype and the spooler processes
+/// (which write them); word 0 is the scan frequency (`set_spooler_frequency`).
+#[derive(Debug)]
+pub struct Counters {
+    words: crate::shared_words::Words,
+}
+
+impl Counters {
+    /// New counters (the master makes them; the fd goes to the prototype).
+    pub fn create() -> io::Result<(std::os::fd::OwnedFd, Counters)> {
+        let (fd, words) =
+            crate::shared_words::Words::create(c"rwsgi-spoolers", 1 + WORDS_PER * MAX_SPOOLERS)?;
+        Ok((fd, Counters { words }))
+    }
+
+    /// Maps counters the master made.
+    pub fn open(fd: &std::os::fd::OwnedFd, write: bool) -> io::Result<Counters> {
+        Ok(Counters {
+            words: crate::shared_words::Words::open(fd, write)?,
+        })
+    }
+
+    fn at(&self, index: usize, field: usize) -> Option<&std::sync::atomic::AtomicU64> {
+        self.words.get(1 + index * WORDS_PER + field)
+    }
+
+    fn load(&self, index: usize, field: usize) -> u64 {
+        self.at(index, field)
+            .map_or(0, |w| w.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn store(&self, index: usize, field: usize, v: u64) {
+        if let Some(w) = self.at(index, field) {
+            w.store(v, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds between scans (at least 1).
+    pub fn frequency(&self) -> u64 {
+        self.words
+            .get(0)
+            .map_or(1, |w| w.load(std::sync::atomic::Ordering::Relaxed))
+            .max(1)
+    }
+
+    /// Sets the seconds between scans.
+    pub fn set_frequency(&self, secs: u64) {
+        if let Some(w) = self.words.get(0) {
+            w.store(secs.max(1), std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Process `index`'s pid (0: none).
+    pub fn pid(&self, index: usize) -> i32 {
+        i32::try_from(self.load(index, 0)).unwrap_or(0)
+    }
+
+    /// Records process `index`'s pid (0: none).
+    pub fn set_pid(&self, index: usize, pid: i32) {
+        self.store(index, 0, u64::from(pid.unsigned_abs()));
+    }
+
+    /// Tasks process `index` (whichever process held it) ran.
+    pub fn tasks(&self, index: usize) -> u64 {
+        self.load(index, 1)
+    }
+
+    /// Counts a task run by process `index`.
+    pub fn add_task(&self, index: usize) {
+        self.store(index, 1, self.tasks(index) + 1);
+    }
+
+    /// Times process `index` was started again.
+    pub fn respawns(&self, index: usize) -> u64 {
+        self.load(index, 2)
+    }
+
+    /// Counts a respawn of process `index`.
+    pub fn add_respawn(&self, index: usize) {
+        self.store(index, 2, self.respawns(index) + 1);
+    }
+
+    /// Whether process `index` runs a task now.
+    pub fn running(&self, index: usize) -> bool {
+        self.load(index, 3) != 0
+    }
+
+    /// Marks process `index` as running a task or not.
+    pub fn set_running(&self, index: usize, running: bool) {
+        self.store(index, 3, u64::from(running));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +321,29 @@ mod tests {
         // Over 64 KiB of arguments: refused, with the way out.
         let big = vec![kv("x", &"y".repeat(70_000))];
         assert!(encode(&big, b"").unwrap_err().contains("body"));
+    }
+
+    #[test]
+    fn counters_are_shared_through_their_fd() {
+        let (fd, mine) = Counters::create().unwrap();
+        let theirs = Counters::open(&fd, false).unwrap();
+        mine.set_frequency(5);
+        mine.set_pid(3, 77);
+        mine.add_task(3);
+        mine.add_task(3);
+        mine.add_respawn(3);
+        mine.set_running(3, true);
+        assert_eq!(theirs.frequency(), 5);
+        assert_eq!(
+            (
+                theirs.pid(3),
+                theirs.tasks(3),
+                theirs.respawns(3),
+                theirs.running(3)
+            ),
+            (77, 2, 1, true)
+        );
+        assert_eq!(theirs.pid(MAX_SPOOLERS + 5), 0);
     }
 
     #[test]

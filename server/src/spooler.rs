@@ -85,7 +85,7 @@ pub fn run(s: &Spooling, index: usize) -> i32 {
             if let Some(parent) = task.parent().filter(|p| *p != dir) {
                 watch(parent);
             }
-            if manage(s, &dir, &task) != Outcome::Skipped {
+            if manage(s, index, &dir, &task) != Outcome::Skipped {
                 done += 1;
             }
             if s.max_tasks > 0 && done >= s.max_tasks {
@@ -146,7 +146,7 @@ fn wait(inotify: Option<&Inotify>, limit: Duration) {
 }
 
 /// Runs one task if it is due and free.
-fn manage(s: &Spooling, dir: &Path, task: &Path) -> Outcome {
+fn manage(s: &Spooling, index: usize, dir: &Path, task: &Path) -> Outcome {
     let Ok(meta) = std::fs::symlink_metadata(task) else {
         return Outcome::Skipped;
     };
@@ -205,8 +205,16 @@ fn manage(s: &Spooling, dir: &Path, task: &Path) -> Outcome {
     if s.harakiri > 0 {
         DEADLINE.store(unix_now() + s.harakiri, Ordering::Relaxed);
     }
+    let counters = spool_api::spoolers().map(|sp| &sp.counters);
+    if let Some(c) = counters {
+        c.set_running(index, true);
+    }
     let ret = Python::attach(|py| call(py, task, &vars, &body));
     DEADLINE.store(0, Ordering::Relaxed);
+    if let Some(c) = counters {
+        c.set_running(index, false);
+        c.add_task(index);
+    }
     drop(file);
     match ret {
         None => {

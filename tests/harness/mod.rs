@@ -497,3 +497,50 @@ pub fn wait_in_file(path: &std::path::Path, needle: &str, timeout: Duration) -> 
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The lines of `dir/name` (none when it does not exist).
+pub fn file_lines(dir: &std::path::Path, name: &str) -> Vec<String> {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Waits until `dir/name` has `n` lines; returns them.
+pub fn wait_file_lines(
+    dir: &std::path::Path,
+    name: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let got = file_lines(dir, name);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}: {got:?}, wanted {n} lines within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Server {
+    /// The stats server's document (the server runs with `--stats`).
+    pub fn stats(&self) -> Value {
+        let addr: SocketAddr = self.events("stats_bound")[0]["name"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let mut doc = String::new();
+        std::net::TcpStream::connect(addr)
+            .unwrap()
+            .read_to_string(&mut doc)
+            .unwrap();
+        serde_json::from_str(&doc).unwrap()
+    }
+}

@@ -150,6 +150,16 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         config.threads,
         config.worker_pipeline,
     );
+    // The spooler processes' counters, shared with the prototype, for the
+    // stats (`spool::Counters`).
+    let spooler_counters = if config.spooling.dirs.is_empty() {
+        None
+    } else {
+        crate::spool::Counters::create()
+            .inspect_err(|e| tracing::warn!(event = "spooler_counters_failed", cause = %e, "the stats will not show the spoolers"))
+            .ok()
+            .map(|(fd, c)| (Arc::new(fd), Arc::new(c)))
+    };
     let (sup_tx, sup_rx) = mpsc::channel(64);
     let sup = Supervisor::new(
         Settings {
@@ -168,6 +178,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             evil_limits: config.evil_reload,
             harakiri_graceful: config.harakiri_graceful,
             farms: config.mules.farms.iter().map(|f| f.name.clone()).collect(),
+            spooler_counters: spooler_counters.as_ref().map(|(fd, _)| fd.clone()),
             tcp_listeners: bound
                 .iter()
                 .filter_map(|b| match &b.listener {
@@ -226,6 +237,11 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             minified: config.stats_minified,
+            spoolers: spooler_counters.map(|(_, c)| crate::stats::SpoolerInfo {
+                dirs: config.spooling.dirs.clone(),
+                processes: config.spooling.processes as usize,
+                counters: c,
+            }),
         };
         accepts.push(tokio::spawn(crate::stats::server::serve(
             listener,

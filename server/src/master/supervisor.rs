@@ -135,6 +135,8 @@ pub struct Settings {
     pub harakiri_graceful: (u64, i32),
     /// The farms' names, in order (signal targets `farm_NAME`).
     pub farms: Vec<String>,
+    /// The spooler counters' memfd, for the prototype (`spool::Counters`).
+    pub spooler_counters: Option<Arc<OwnedFd>>,
 }
 
 /// Why the supervisor stopped on its own.
@@ -355,10 +357,11 @@ impl Supervisor {
                 requests: v.requests,
                 delta_requests: v.delta_requests,
                 exceptions: v.exceptions,
+                // `sigN` (running a signal handler) is busy here.
                 status: crate::stats::table::STATUSES
                     .iter()
                     .position(|s| *s == v.status())
-                    .unwrap_or(0) as u64,
+                    .unwrap_or(1) as u64,
                 running_time: v.running_time,
                 last_spawn: v.last_spawn,
                 respawn_count: v.respawn_count,
@@ -398,6 +401,11 @@ impl Supervisor {
         let (inbox, signal_end) = signals::Inbox::pair()?;
         let signal_fd = signal_end.as_raw_fd();
         let snapshot_fd = self.snapshot.as_ref().map(|s| s.fd());
+        let counters_fd = self
+            .settings
+            .spooler_counters
+            .as_ref()
+            .map(|f| f.as_raw_fd());
         let mut cmd = Command::new(self_exe()?);
         cmd.args(&self.settings.args)
             .env(ROLE_ENV, "prototype")
@@ -407,12 +415,19 @@ impl Supervisor {
         if let Some(sfd) = snapshot_fd {
             cmd.env(crate::snapshot::FD_ENV, sfd.to_string());
         }
+        if let Some(cfd) = counters_fd {
+            cmd.env(crate::spool::COUNTERS_FD_ENV, cfd.to_string());
+        }
         // SAFETY: the closure runs in the child between fork and exec and
         // only calls fcntl, which is async-signal-safe, on fds that are open
         // in the child (inherited from us).
         unsafe {
             cmd.pre_exec(move || {
-                for fd in [fd, signal_fd].into_iter().chain(snapshot_fd) {
+                for fd in [fd, signal_fd]
+                    .into_iter()
+                    .chain(snapshot_fd)
+                    .chain(counters_fd)
+                {
                     let flags = libc::fcntl(fd, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
                         return Err(std::io::Error::last_os_error());

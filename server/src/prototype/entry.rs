@@ -48,6 +48,12 @@ fn run() -> i32 {
     // SAFETY: as for the control fd: the master set the variable to an fd
     // it left open for us, owned by nothing else here.
     let snapshot = snapshot_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // The spooler counters the master reads for its stats (optional).
+    let counters_fd: Option<i32> = std::env::var(crate::spool::COUNTERS_FD_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok());
+    // SAFETY: as for the control fd.
+    let counters = counters_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
     // This generation's uWSGI signal socket (`uwsgi_signal.rs`).
     let signal_fd: Option<i32> = std::env::var(crate::uwsgi_signal::FD_ENV)
         .ok()
@@ -61,6 +67,15 @@ fn run() -> i32 {
         std::env::remove_var(CONTROL_FD_ENV);
         std::env::remove_var(crate::snapshot::FD_ENV);
         std::env::remove_var(crate::uwsgi_signal::FD_ENV);
+        std::env::remove_var(crate::spool::COUNTERS_FD_ENV);
+    }
+    if let Some(fd) = counters {
+        match crate::spool::Counters::open(&fd, true) {
+            Ok(c) => crate::worker::spool_api::set_counters(c),
+            Err(e) => {
+                tracing::warn!(event = "spooler_counters_failed", cause = %e, "the stats will not show the spoolers")
+            }
+        }
     }
     if let Some(fd) = signals {
         crate::worker::signals::set_socket(fd);

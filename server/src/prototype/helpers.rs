@@ -98,6 +98,8 @@ impl Procs {
             Helper::Spooler(index) => {
                 if let Some(s) = spool_api::spoolers() {
                     s.set_pid(index, 0);
+                    s.counters.set_running(index, false);
+                    s.counters.add_respawn(index);
                 }
                 tracing::error!(
                     event = "spooler_died",

@@ -33,6 +33,41 @@ pub struct Info {
     pub cwd: String,
     /// Without whitespace (`stats-minified`).
     pub minified: bool,
+    /// The spooler processes, when there are any.
+    pub spoolers: Option<SpoolerInfo>,
+}
+
+/// What the stats show of the spooler processes (uWSGI's `spoolers[]`).
+#[derive(Debug, Clone)]
+pub struct SpoolerInfo {
+    /// The `spooler` directories, in order.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// Processes per directory.
+    pub processes: usize,
+    /// Their counters, written by the prototype and the spoolers.
+    pub counters: std::sync::Arc<crate::spool::Counters>,
+}
+
+/// uWSGI's `spoolers[]`: one entry per spooler process (`dir`, `pid`,
+/// `tasks`, `respawns`, `running`).
+fn spoolers(sp: &SpoolerInfo) -> Value {
+    let entries = sp
+        .dirs
+        .iter()
+        .flat_map(|d| std::iter::repeat_n(d, sp.processes.max(1)))
+        .enumerate()
+        .map(|(i, d)| {
+            let dir = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+            json!({
+                "dir": dir.display().to_string(),
+                "pid": sp.counters.pid(i),
+                "tasks": sp.counters.tasks(i),
+                "respawns": sp.counters.respawns(i),
+                "running": u8::from(sp.counters.running(i)),
+            })
+        })
+        .collect();
+    Value::Array(entries)
 }
 
 /// `vsz` and `rss` of a process, in bytes (0 when it cannot be read).
@@ -120,6 +155,9 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
     doc.insert("locks".into(), json!([]));
     doc.insert("sockets".into(), Value::Array(sockets));
     doc.insert("workers".into(), Value::Array(workers));
+    if let Some(sp) = &info.spoolers {
+        doc.insert("spoolers".into(), spoolers(sp));
+    }
     Value::Object(doc)
 }
 

@@ -58,6 +58,8 @@ pub struct SlotView {
     pub harakiri_count: u64,
     /// uWSGI signals whose handler it ran.
     pub signals: u64,
+    /// The uWSGI signal whose handler it runs now.
+    pub signum: Option<u8>,
     /// Per thread.
     pub cores: Vec<Core>,
 }
@@ -67,14 +69,17 @@ pub struct SlotView {
 pub const STATUSES: [&str; 3] = ["idle", "busy", "cheap"];
 
 impl SlotView {
-    /// uWSGI's status word: `cheap` with no worker, else `busy` or `idle`.
-    pub fn status(&self) -> &'static str {
+    /// uWSGI's status word: `cheap` with no worker, `sigN` while it runs
+    /// the handler of uWSGI signal N, else `busy` or `idle`.
+    pub fn status(&self) -> std::borrow::Cow<'static, str> {
         if self.cheaped || self.pid == 0 {
-            "cheap"
+            "cheap".into()
+        } else if let Some(n) = self.signum {
+            format!("sig{n}").into()
         } else if self.busy {
-            "busy"
+            "busy".into()
         } else {
-            "idle"
+            "idle".into()
         }
     }
 }
@@ -218,6 +223,7 @@ impl Table {
         self.with(slot, |s| {
             s.view.pid = 0;
             s.view.cheaped = cheaped;
+            s.view.signum = None;
         });
     }
 
@@ -269,9 +275,17 @@ impl Table {
         self.with(slot, |s| s.view.harakiri_count += 1);
     }
 
+    /// `slot` starts running the handler of uWSGI signal `sig`.
+    pub fn signal_start(&self, slot: u32, sig: u8) {
+        self.with(slot, |s| s.view.signum = Some(sig));
+    }
+
     /// `slot` ran a uWSGI signal's handler.
     pub fn signal(&self, slot: u32) {
-        self.with(slot, |s| s.view.signals += 1);
+        self.with(slot, |s| {
+            s.view.signals += 1;
+            s.view.signum = None;
+        });
     }
 
     /// Every slot's busy state now.

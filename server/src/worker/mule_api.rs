@@ -223,43 +223,24 @@ fn receive(fds: &[BorrowedFd<'_>], timeout: Option<Duration>, max: usize) -> Opt
     let deadline = timeout.map(|t| Instant::now() + t);
     let mut buf = vec![0u8; max.max(1)];
     loop {
-        let wait = match deadline {
-            None => PollTimeout::NONE,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                PollTimeout::from(u16::try_from(left.as_millis()).unwrap_or(u16::MAX))
-            }
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        let i = wait_readable(fds, left)?;
+        // SAFETY: recv(2) into a buffer we own, of its length; the fd is a
+        // non-blocking socket another mule may have emptied meanwhile.
+        let n = unsafe {
+            libc::recv(
+                fds[i].as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
         };
-        let mut polls: Vec<PollFd<'_>> = fds
-            .iter()
-            .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-            .collect();
-        match poll(&mut polls, wait) {
-            Ok(0) if deadline.is_some_and(|d| Instant::now() >= d) => return None,
-            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
-            Err(_) => return None,
+        if let Ok(n) = usize::try_from(n) {
+            buf.truncate(n);
+            return Some(buf);
         }
-        let ready: Vec<usize> = polls
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
-            .map(|(i, _)| i)
-            .collect();
-        for i in ready {
-            // SAFETY: recv(2) into a buffer we own, of its length; the fd
-            // is a non-blocking socket another mule may have emptied.
-            let n = unsafe {
-                libc::recv(
-                    fds[i].as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if let Ok(n) = usize::try_from(n) {
-                buf.truncate(n);
-                return Some(buf);
-            }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return None;
         }
     }
 }

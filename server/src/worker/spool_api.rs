@@ -21,8 +21,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyModule, PyString, PyTuple};
 
 use crate::config::spooler::Spooling;
 
-/// The most spooler processes of an instance.
-pub const MAX_SPOOLERS: usize = 256;
+pub use crate::spool::MAX_SPOOLERS;
 
 /// The spoolers as every process sees them.
 #[derive(Debug)]
@@ -35,8 +34,9 @@ pub struct Spoolers {
     pub processes: usize,
     /// `spooler-quiet`.
     pub quiet: bool,
-    /// Shared: the scan frequency, then one pid per process (0: none).
-    shared: &'static [AtomicU64],
+    /// Shared with the master: the scan frequency, each process's pid and
+    /// counters.
+    pub counters: crate::spool::Counters,
 }
 
 static SPOOLERS: OnceLock<Spoolers> = OnceLock::new();
@@ -63,25 +63,32 @@ impl Spoolers {
 
     /// Records the pid of process `index` (0: none).
     pub fn set_pid(&self, index: usize, pid: i32) {
-        if let Some(w) = self.shared.get(1 + index) {
-            w.store(u64::from(pid.unsigned_abs()), Ordering::Relaxed);
-        }
+        self.counters.set_pid(index, pid);
     }
 
     fn pid(&self, index: usize) -> i32 {
-        self.shared
-            .get(1 + index)
-            .map_or(0, |w| i32::try_from(w.load(Ordering::Relaxed)).unwrap_or(0))
+        self.counters.pid(index)
     }
 
     /// Seconds between scans (`spooler-frequency`, or what the app set).
     pub fn frequency(&self) -> u64 {
-        self.shared[0].load(Ordering::Relaxed).max(1)
+        self.counters.frequency()
     }
 }
 
-/// Makes the spooler directories (uWSGI's mode 0750) and the shared state.
-/// Called by the prototype before it imports the app.
+/// The counters the master made, given by the prototype's entry point.
+static FROM_MASTER: std::sync::Mutex<Option<crate::spool::Counters>> = std::sync::Mutex::new(None);
+
+/// Keeps the counters the master made for [`init`].
+pub fn set_counters(c: crate::spool::Counters) {
+    if let Ok(mut m) = FROM_MASTER.lock() {
+        *m = Some(c);
+    }
+}
+
+/// Makes the spooler directories (uWSGI's mode 0750) and the shared state
+/// (the master's counters; made here when there are none). Called by the
+/// prototype before it imports the app.
 pub fn init(s: &Spooling) -> std::io::Result<()> {
     if !s.enabled() {
         return Ok(());
@@ -114,19 +121,18 @@ pub fn init(s: &Spooling) -> std::io::Result<()> {
             "at most {MAX_SPOOLERS} spooler processes"
         )));
     }
-    let words = 1 + MAX_SPOOLERS;
-    let base = super::locks::shared_mapping(words * 8)?;
-    // SAFETY: the mapping is `words` u64s, zeroed, aligned to a page, never
-    // unmapped, and only used through atomics.
-    let shared: &'static [AtomicU64] =
-        unsafe { std::slice::from_raw_parts(base.cast::<AtomicU64>(), words) };
-    shared[0].store(s.frequency.max(1), Ordering::Relaxed);
+    let given = FROM_MASTER.lock().ok().and_then(|mut m| m.take());
+    let counters = match given {
+        Some(c) => c,
+        None => crate::spool::Counters::create()?.1,
+    };
+    counters.set_frequency(s.frequency);
     let _ = SPOOLERS.set(Spoolers {
         dirs,
         external,
         processes,
         quiet: s.quiet,
-        shared,
+        counters,
     });
     Ok(())
 }
@@ -294,7 +300,7 @@ fn set_spooler_frequency(secs: i64) -> PyResult<bool> {
         .filter(|s| *s > 0)
         .ok_or_else(|| PyValueError::new_err("the spooler frequency must be positive"))?;
     if let Some(s) = spoolers() {
-        s.shared[0].store(secs, Ordering::Relaxed);
+        s.counters.set_frequency(secs);
     }
     Ok(true)
 }

@@ -195,6 +195,10 @@ def get_free_signal():
             return num
     raise Exception('No free uwsgi signal available')
 
+def _signum(kwargs):
+    num = kwargs.get('signum')
+    return get_free_signal() if num is None else num
+
 class signal:
     \"\"\"Registers the function as the handler of signal `num`.\"\"\"
 
@@ -210,9 +214,7 @@ class timer:
     \"\"\"Runs the function every `secs` seconds.\"\"\"
 
     def __init__(self, secs, **kwargs):
-        self.num = kwargs.get('signum', None)
-        if self.num is None:
-            self.num = get_free_signal()
+        self.num = _signum(kwargs)
         self.secs = secs
         self.target = kwargs.get('target', '')
 
@@ -222,7 +224,7 @@ class timer:
         return f
 
 class rbtimer(timer):
-    \"\"\"Runs the function every `secs` seconds .\"\"\"
+    \"\"\"Runs the function every `secs` seconds (an rb-timer).\"\"\"
 
     def __call__(self, f):
         uwsgi.register_signal(self.num, self.target, f)
@@ -233,9 +235,7 @@ class cron:
     \"\"\"Runs the function on a cron schedule (-1: any, -N: every N).\"\"\"
 
     def __init__(self, minute, hour, day, month, dayweek, **kwargs):
-        self.num = kwargs.get('signum', None)
-        if self.num is None:
-            self.num = get_free_signal()
+        self.num = _signum(kwargs)
         self.when = (minute, hour, day, month, dayweek)
         self.target = kwargs.get('target', '')
 
@@ -248,9 +248,7 @@ class filemon:
     \"\"\"Runs the function when the file or directory changes.\"\"\"
 
     def __init__(self, fsobj, **kwargs):
-        self.num = kwargs.get('signum', None)
-        if self.num is None:
-            self.num = get_free_signal()
+        self.num = _signum(kwargs)
         self.fsobj = fsobj
         self.target = kwargs.get('target', '')
 

@@ -562,6 +562,7 @@ async fn run_delivery(pool: &Arc<Pool>, sig: u8, slot: Option<u32>) -> Result<()
         }
     };
     let (worker, _) = ex.ids();
+    pool.table.signal_start(worker, sig);
     match ex.next().await {
         Ok(Event::End(_)) => {
             pool.table.signal(worker);
