@@ -23,7 +23,8 @@
 //! and cannot cost much: the worker's running average request time and the
 //! current request's age must be under [`PIPELINE_WINDOW`] (fast apps, where
 //! a wake-up is a large part of a request), the worker must not be wanted
-//! by a reload or `max-worker-lifetime` ([`Pool::take_idle`] holds it), and
+//! by a reload or `max-worker-lifetime` ([`Pool::take_idle`] holds it) or
+//! by a uWSGI signal for it ([`Pool::lease_slot`]), and
 //! `worker-pipeline = false` turns it off. A queued request that its worker
 //! never read (the worker died or retired first) is told so and is leased
 //! again; one the worker did read is that worker's, as any request in
@@ -172,6 +173,8 @@ struct Busy {
     writer: Arc<Writer>,
     alive: Arc<AtomicBool>,
     next: VecDeque<Next>,
+    /// A signal's delivery: nothing is queued behind it.
+    exclusive: bool,
 }
 
 #[derive(Debug, Default)]
@@ -296,9 +299,11 @@ impl Pool {
         st.slot_waiters.clear();
     }
 
-    /// Waits for an idle channel of worker `slot` (never a place behind a
-    /// request: the lease is for that worker, whatever it is doing). The
-    /// waiters are bounded like the queue.
+    /// Waits for an idle channel of worker `slot`, or of any worker when
+    /// `slot` is 0, ahead of the requests waiting (a uWSGI signal's
+    /// delivery). The lease is exclusive: never a place behind a request,
+    /// and no request is queued behind it. The waiters are bounded like the
+    /// queue.
     pub async fn lease_slot(self: &Arc<Self>, slot: u32) -> Result<Lease, Unavailable> {
         let rx = {
             let mut st = self.state();
@@ -308,10 +313,10 @@ impl Pool {
             let free = st
                 .idle
                 .iter()
-                .rposition(|c| c.slot == slot && c.alive.load(Ordering::Acquire));
+                .rposition(|c| (slot == 0 || c.slot == slot) && c.alive.load(Ordering::Acquire));
             if let Some(i) = free {
                 let c = st.idle.remove(i);
-                return Ok(self.start(&mut st, c));
+                return Ok(self.start(&mut st, c, true));
             }
             st.slot_waiters.retain(|(_, w)| !w.is_closed());
             if st.slot_waiters.len() >= self.max_waiting {
@@ -355,7 +360,7 @@ impl Pool {
     fn grant_now(self: &Arc<Self>, st: &mut State) -> Option<Grant> {
         while let Some(c) = st.idle.pop() {
             if c.alive.load(Ordering::Acquire) {
-                return Some(Grant::Ready(self.start(st, c)));
+                return Some(Grant::Ready(self.start(st, c, false)));
             }
             // A worker that died while idle: drop it and take another.
         }
@@ -363,8 +368,9 @@ impl Pool {
         Some(Grant::Queued(self.queue_on(st, i)))
     }
 
-    /// Marks `c` busy with a new request.
-    fn mark_busy(&self, st: &mut State, c: &WorkerConn) {
+    /// Marks `c` busy with a new request; nothing is queued behind an
+    /// `exclusive` one.
+    fn mark_busy(&self, st: &mut State, c: &WorkerConn, exclusive: bool) {
         self.table.begin(c.slot, c.core);
         st.busy.push(Busy {
             slot: c.slot,
@@ -373,12 +379,13 @@ impl Pool {
             writer: c.writer.clone(),
             alive: c.alive.clone(),
             next: VecDeque::new(),
+            exclusive,
         });
     }
 
     /// A lease on `c`, now busy.
-    fn start(self: &Arc<Self>, st: &mut State, c: WorkerConn) -> Lease {
-        self.mark_busy(st, &c);
+    fn start(self: &Arc<Self>, st: &mut State, c: WorkerConn, exclusive: bool) -> Lease {
+        self.mark_busy(st, &c, exclusive);
         Lease {
             pool: self.clone(),
             conn: Some(c),
@@ -399,12 +406,15 @@ impl Pool {
             .enumerate()
             .filter(|(_, b)| {
                 b.next.len() < PIPELINE_DEPTH
+                    && !b.exclusive
                     && b.alive.load(Ordering::Acquire)
                     && now.saturating_duration_since(b.since) < PIPELINE_WINDOW
                     && !st
                         .held
                         .iter()
                         .any(|(s, t)| *s == b.slot && now.saturating_duration_since(*t) < HOLD)
+                    // A signal waits for this worker: it goes next.
+                    && !st.slot_waiters.iter().any(|(s, _)| *s == b.slot)
                     && self.table.avg_rt(b.slot) < PIPELINE_WINDOW
             })
             .min_by_key(|(_, b)| b.since)
@@ -453,9 +463,13 @@ impl Pool {
         if st.closed || !c.alive.load(Ordering::Acquire) {
             return;
         }
-        while let Some(i) = st.slot_waiters.iter().position(|(s, _)| *s == c.slot) {
+        while let Some(i) = st
+            .slot_waiters
+            .iter()
+            .position(|(s, _)| *s == 0 || *s == c.slot)
+        {
             let (_, waiter) = st.slot_waiters.remove(i);
-            match self.offer(st, c, |lease| waiter.send(lease).err()) {
+            match self.offer(st, c, true, |lease| waiter.send(lease).err()) {
                 Some(back) => c = back,
                 None => return,
             }
@@ -468,7 +482,7 @@ impl Pool {
                 Err(Grant::Ready(lease)) => Some(lease),
                 _ => None,
             };
-            match self.offer(st, c, refused) {
+            match self.offer(st, c, false, refused) {
                 Some(back) => c = back,
                 None => return,
             }
@@ -483,9 +497,10 @@ impl Pool {
         self: &Arc<Self>,
         st: &mut State,
         c: WorkerConn,
+        exclusive: bool,
         send: impl FnOnce(Lease) -> Option<Lease>,
     ) -> Option<WorkerConn> {
-        let lease = self.start(st, c);
+        let lease = self.start(st, c, exclusive);
         let back = send(lease)?.conn.take()?;
         st.take_busy(back.slot, back.core);
         self.table.end(back.slot, back.core, None);
@@ -533,7 +548,7 @@ impl Pool {
         next: Next,
         rest: VecDeque<Next>,
     ) -> Passed {
-        let lease = self.start(st, c);
+        let lease = self.start(st, c, false);
         if let Some(b) = st.busy.last_mut() {
             b.next = rest;
         }
@@ -808,6 +823,31 @@ mod tests {
         tokio::task::yield_now().await;
         p.close();
         assert_eq!(waiting.await.unwrap(), Err(Unavailable::Closed));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn nothing_is_queued_on_a_worker_a_signal_waits_for() {
+        let (p, _worker, _alive) = pool(true);
+        let first = ready(p.lease().await.unwrap());
+        let for_slot = tokio::spawn({
+            let p = p.clone();
+            async move {
+                let l = p.lease_slot(1).await.unwrap();
+                let id = l.ids().0;
+                l.release();
+                id
+            }
+        });
+        tokio::task::yield_now().await;
+        // Not queued behind the request in flight: it waits for the signal.
+        let other = tokio::spawn({
+            let p = p.clone();
+            async move { matches!(p.lease().await, Ok(Grant::Ready(_))) }
+        });
+        tokio::task::yield_now().await;
+        first.release();
+        assert_eq!(for_slot.await.unwrap(), 1);
+        assert!(other.await.unwrap());
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -242,7 +242,9 @@ impl<B: BodySource> Exchange<B> {
         })
     }
 
-    /// Leases worker `slot` itself, when it is free, and sends it `frame`.
+    /// Leases worker `slot` itself (any worker: 0) when it is free, ahead
+    /// of the requests waiting and with nothing queued behind
+    /// (`Pool::lease_slot`), and sends it `frame`.
     pub async fn start_on(
         pool: &Arc<Pool>,
         slot: u32,

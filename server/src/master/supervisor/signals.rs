@@ -12,8 +12,9 @@
 //! `lazy-apps` every worker registers them).
 //!
 //! A delivery is a request without a client: a SIGNAL frame on a leased
-//! worker's channel, answered with END. So a worker runs one handler at a
-//! time and no request meanwhile, its busy time and `harakiri` cover the
+//! worker's channel, answered with END. The lease goes ahead of the
+//! requests waiting and no request is pipelined behind it, so a worker runs
+//! one handler at a time and no request meanwhile, its busy time and `harakiri` cover the
 //! handler (as uWSGI's `uwsgi_signal_handler` sets harakiri), and a worker
 //! that dies in a handler is respawned like any other. `worker` (or no
 //! target) takes the first worker free, `workerN` waits for that worker,
@@ -544,12 +545,9 @@ fn deliver(pool: &Arc<Pool>, sig: u8, slot: Option<u32>) {
 async fn run_delivery(pool: &Arc<Pool>, sig: u8, slot: Option<u32>) -> Result<(), String> {
     let mut frame = Vec::with_capacity(crate::ipc::FRAME_HEADER + 1);
     crate::ipc::put_frame(&mut frame, crate::ipc::Kind::Signal, &[sig]);
-    let start = async {
-        match slot {
-            None => Exchange::start(pool, &frame, NoBody).await,
-            Some(s) => Exchange::start_on(pool, s, &frame, NoBody).await,
-        }
-    };
+    // Slot 0: the first worker free. Either way ahead of the requests
+    // waiting, and with nothing queued behind (`Pool::lease_slot`).
+    let start = Exchange::start_on(pool, slot.unwrap_or(0), &frame, NoBody);
     let mut ex = match tokio::time::timeout(DELIVERY_WAIT, start).await {
         Ok(Ok(ex)) => ex,
         Ok(Err(StartError::Unavailable(u))) => return Err(format!("no worker ({u:?})")),
