@@ -3,7 +3,7 @@
 //! script first (`tests/apps/mule_script.py`), farms share a queue.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
@@ -15,7 +15,7 @@ fn wait_lines(dir: &Path, name: &str, n: usize) -> Vec<String> {
 fn mules_run_their_script_functions_and_messages_and_come_back() {
     let app = apps().with_file_name("mules_app.py");
     let script = apps().with_file_name("mule_script.py");
-    let s = Server::start_in(
+    let mut s = Server::start_in(
         tmpdir("mules"),
         &[
             "--http-socket",
@@ -113,4 +113,27 @@ fn mules_run_their_script_functions_and_messages_and_come_back() {
     s.wait_events("mule_spawned", 4, Duration::from_secs(5));
     get(addr, "/second");
     assert_eq!(wait_lines(&dir, "second", 4)[3], "two 2");
+    // No mule outlives the instance.
+    let pids: Vec<i64> = s
+        .events("mule_spawned")
+        .iter()
+        .filter_map(|e| e["pid"].as_i64())
+        .collect();
+    assert!(s.terminate().success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // A zombie waiting for whoever reaps orphans here does not count.
+    let running = |p: &i64| {
+        std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
+            st.rsplit(')')
+                .next()
+                .is_some_and(|r| !r.trim_start().starts_with('Z'))
+        })
+    };
+    while pids.iter().any(running) {
+        assert!(
+            Instant::now() < deadline,
+            "a mule outlived the instance: {pids:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -65,6 +65,9 @@ impl Mules {
     /// `farm = name:1,2`, read after every `mule` (uWSGI checks the ids
     /// once all mules are known).
     pub fn add_farm(&mut self, v: &str) -> Result<(), String> {
+        if self.farms.len() >= MAX_MULES {
+            return Err(format!("at most {MAX_MULES} farms"));
+        }
         let bad = || format!("invalid farm value ({v}) must be in the form name:mule[,muleN].");
         let (name, ids) = v.split_once(':').ok_or_else(bad)?;
         if name.is_empty() {

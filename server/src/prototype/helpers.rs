@@ -125,12 +125,14 @@ impl Procs {
     }
 }
 
-/// In a new helper process: dies with the prototype (`parent`).
+/// In a new helper process: dies with the prototype (`parent`), by SIGKILL
+/// as uWSGI's mules do, so that no app code (a SIGTERM handler in a mule's
+/// script) keeps one alive after the instance stopped.
 pub fn tie_to_parent(parent: i32) {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number; getppid has no
     // arguments.
     unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
         if libc::getppid() != parent {
             libc::_exit(0);
         }
