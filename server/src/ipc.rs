@@ -34,6 +34,20 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// A pair of connected datagram sockets, close-on-exec and non-blocking:
+/// the queues between processes besides the request channels (uWSGI
+/// signals, helper inboxes, mule messages). One datagram is one message,
+/// so writers never interleave.
+pub fn datagram_pair() -> std::io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    Ok(socketpair(
+        AddressFamily::Unix,
+        SockType::Datagram,
+        None,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+    )?)
+}
+
 /// The version of this format.
 pub const VERSION: u8 = 3;
 /// The largest payload of one frame.

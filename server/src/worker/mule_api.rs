@@ -18,7 +18,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyModule, PyString};
@@ -34,12 +33,7 @@ struct Queue {
 
 impl Queue {
     fn new() -> std::io::Result<Queue> {
-        let (send, recv) = socketpair(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            None,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        )?;
+        let (send, recv) = crate::ipc::datagram_pair()?;
         Ok(Queue { send, recv })
     }
 }

@@ -53,7 +53,6 @@ pub fn init_inboxes(
     mules: u32,
     farms: usize,
 ) -> std::io::Result<Vec<(HelperInbox, OwnedFd)>> {
-    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
     let mut wanted = Vec::new();
     if spoolers {
         wanted.push(HelperInbox::Spoolers);
@@ -66,12 +65,7 @@ pub fn init_inboxes(
     let mut master = Vec::new();
     let mut readers = Vec::new();
     for inbox in wanted {
-        let (m, r) = socketpair(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            None,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        )?;
+        let (m, r) = crate::ipc::datagram_pair()?;
         master.push((inbox, m));
         readers.push((inbox, r));
     }

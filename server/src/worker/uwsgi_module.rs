@@ -210,52 +210,54 @@ class signal:
         uwsgi.register_signal(self.num, self.target, f)
         return f
 
-class timer:
-    \"\"\"Runs the function every `secs` seconds.\"\"\"
+class _raised_by:
+    \"\"\"Registers the function as a signal's handler (`target` as given),
+    and what raises the signal (`_add`).\"\"\"
 
-    def __init__(self, secs, **kwargs):
+    def __init__(self, kwargs):
         self.num = _signum(kwargs)
-        self.secs = secs
         self.target = kwargs.get('target', '')
 
     def __call__(self, f):
         uwsgi.register_signal(self.num, self.target, f)
-        uwsgi.add_timer(self.num, self.secs)
+        self._add()
         return f
+
+class timer(_raised_by):
+    \"\"\"Runs the function every `secs` seconds.\"\"\"
+
+    def __init__(self, secs, **kwargs):
+        super().__init__(kwargs)
+        self.secs = secs
+
+    def _add(self):
+        uwsgi.add_timer(self.num, self.secs)
 
 class rbtimer(timer):
     \"\"\"Runs the function every `secs` seconds (an rb-timer).\"\"\"
 
-    def __call__(self, f):
-        uwsgi.register_signal(self.num, self.target, f)
+    def _add(self):
         uwsgi.add_rb_timer(self.num, self.secs)
-        return f
 
-class cron:
+class cron(_raised_by):
     \"\"\"Runs the function on a cron schedule (-1: any, -N: every N).\"\"\"
 
     def __init__(self, minute, hour, day, month, dayweek, **kwargs):
-        self.num = _signum(kwargs)
+        super().__init__(kwargs)
         self.when = (minute, hour, day, month, dayweek)
-        self.target = kwargs.get('target', '')
 
-    def __call__(self, f):
-        uwsgi.register_signal(self.num, self.target, f)
+    def _add(self):
         uwsgi.add_cron(self.num, *self.when)
-        return f
 
-class filemon:
+class filemon(_raised_by):
     \"\"\"Runs the function when the file or directory changes.\"\"\"
 
     def __init__(self, fsobj, **kwargs):
-        self.num = _signum(kwargs)
+        super().__init__(kwargs)
         self.fsobj = fsobj
-        self.target = kwargs.get('target', '')
 
-    def __call__(self, f):
-        uwsgi.register_signal(self.num, self.target, f)
+    def _add(self):
         uwsgi.add_file_monitor(self.num, self.fsobj)
-        return f
 
 spooler_functions = {}
 

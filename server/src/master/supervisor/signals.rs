@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use tokio::io::unix::AsyncFd;
 
 use crate::dispatch::Pool;
@@ -63,12 +62,7 @@ impl Inbox {
     /// A new socket: the inbox, and the end the prototype inherits
     /// (close-on-exec: the spawn clears it for the prototype only).
     pub fn pair() -> std::io::Result<(Inbox, OwnedFd)> {
-        let (master, proto) = socketpair(
-            AddressFamily::Unix,
-            SockType::Datagram,
-            None,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        )?;
+        let (master, proto) = crate::ipc::datagram_pair()?;
         // SAFETY: `master` is an OwnedFd that the AsyncFd owns from here on;
         // it is not registered elsewhere.
         let sock = unsafe { AsyncFd::register(master) }.map_err(|e| e.into_parts().1)?;
