@@ -184,3 +184,28 @@ fn a_task_past_spooler_harakiri_is_killed_and_the_spooler_respawned() {
     // Requests were served all along.
     assert_eq!(get(s.http.unwrap(), "/info").status, 200);
 }
+
+#[test]
+fn several_spooler_processes_run_each_task_once() {
+    let s = start(&["--spooler-processes", "2"]);
+    let dir = s.dir.clone();
+    s.wait_events("spooler_spawned", 2, Duration::from_secs(10));
+    call(&s, "/many");
+    let mut done = wait_file_lines(&dir, "mail", 20, Duration::from_secs(20));
+    // Time for a task to run twice, if it could.
+    std::thread::sleep(Duration::from_millis(1500));
+    done = file_lines(&dir, "mail");
+    done.sort();
+    done.dedup();
+    assert_eq!(done.len(), 20, "{done:?}");
+    assert_eq!(file_lines(&dir, "mail").len(), 20);
+    let listed = spoolers(&s);
+    let tasks: u64 = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["tasks"].as_u64().unwrap())
+        .sum();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!(tasks, 20, "{listed}");
+}

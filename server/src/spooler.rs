@@ -215,8 +215,9 @@ fn manage(s: &Spooling, index: usize, dir: &Path, task: &Path) -> Outcome {
         c.set_running(index, false);
         c.add_task(index);
     }
-    drop(file);
-    match ret {
+    // The lock is held until the task is removed: another process that
+    // takes it next finds the file gone (`still_there`), never runs it again.
+    let outcome = match ret {
         None => {
             tracing::error!(
                 event = "spooler_no_function",
@@ -237,7 +238,9 @@ fn manage(s: &Spooling, index: usize, dir: &Path, task: &Path) -> Outcome {
         }
         // SPOOL_IGNORE (0), SPOOL_RETRY (-1) and anything else.
         Some(_) => Outcome::Kept,
-    }
+    };
+    drop(file);
+    outcome
 }
 
 /// Calls `uwsgi.spooler(task)`: its int result; -1 (retry) for an

@@ -73,6 +73,9 @@ def application(environ, start_response):
         uwsgi.signal(40)
     elif path == "/mail":
         body["file"] = send_mail.spool(to="a@b.c").decode()
+    elif path == "/many":
+        for i in range(20):
+            send_mail.spool(to="n%d" % i)
     elif path == "/resize":
         resize("/img.png", width=300)
     elif path == "/later":
