@@ -192,3 +192,39 @@ fn a_handler_holds_its_worker_and_requests_go_to_the_other() {
     }
     wait_lines(&dir, "slow-end", 1, Duration::from_secs(10));
 }
+
+#[test]
+fn signals_reach_every_worker_under_load() {
+    let s = start();
+    let dir = s.dir.clone();
+    let addr = s.http.unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut failed = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    if get(addr, "/info").status != 200 {
+                        failed += 1;
+                    }
+                }
+                failed
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..3 {
+        raise(&s, 18);
+    }
+    // Each worker runs each of them, busy as it is.
+    let mut got: Vec<u32> = wait_lines(&dir, "sig18", 6, Duration::from_secs(10))
+        .iter()
+        .map(|l| l.0)
+        .collect();
+    got.sort();
+    assert_eq!(got, [1, 1, 1, 2, 2, 2]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failed: i32 = load.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(failed, 0);
+}
