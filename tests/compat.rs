@@ -662,9 +662,14 @@ fn static_expires_skip_ext_and_production_logging_options() {
 fn refused_uwsgi_features_say_what_to_do_instead() {
     for (opt, value, says) in [
         (
+            "--response-route",
+            "^/old addheader:X: y",
+            "this part of internal routing is not supported",
+        ),
+        (
             "--route",
-            "^/old redirect:/new",
-            "internal routing is not supported",
+            "^/old rewrite:/new",
+            "the routing action \"rewrite\" is not supported",
         ),
         (
             "--attach-control-daemon",
@@ -921,4 +926,62 @@ fn static_safe_lets_links_lead_into_its_directories() {
     let r = get(s.http.unwrap(), "/static/site.css");
     assert_eq!((r.status, &r.body[..]), (200, &b"body{}"[..]));
     assert_eq!(r.header("content-type"), Some("text/css"));
+}
+
+#[test]
+fn internal_routing_redirects_refuses_and_asks_for_a_password() {
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
+        &[
+            "--route",
+            "^/old/(.*)$ redirect-permanent:/new/$1",
+            "--route-if",
+            "equal:${HTTP_X_FORWARDED_PROTO};http redirect:https://${HTTP_HOST}${REQUEST_URI}",
+            "--route-host",
+            "^blocked\\.example$ return:403",
+            "--route",
+            "^/private basicauth:Staff,alice:s3cret",
+        ],
+    );
+    let a = s.http.unwrap();
+    // Over HTTP.
+    let r = http(a, "GET", "/old/page", &[], b"");
+    assert_eq!(r.status, 301);
+    assert_eq!(r.header("location"), Some("/new/page"));
+    let r = http(a, "GET", "/x?y=1", &[("X-Forwarded-Proto", "http")], b"");
+    assert_eq!(r.status, 302);
+    assert_eq!(r.header("location"), Some("https://test/x?y=1"));
+    let r = http(a, "GET", "/private", &[], b"");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"Staff\""));
+    let r = http(
+        a,
+        "GET",
+        "/private",
+        &[("Authorization", "Basic YWxpY2U6czNjcmV0")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "the app, once the password is right");
+    assert_eq!(get(a, "/anything").status, 200);
+    // Over uwsgi, as nginx sends it: raw HTTP back.
+    let mut c = std::net::TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(
+        &mut c,
+        &cgi("GET", "/", &[("HTTP_HOST", "blocked.example")]),
+        b"",
+    );
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
+    assert!(text.ends_with("\r\n\r\nForbidden"), "{text}");
+    let mut c = std::net::TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(&mut c, &cgi("GET", "/old/a", &[]), b"");
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.starts_with("HTTP/1.1 301 Moved Permanently\r\n"),
+        "{text}"
+    );
+    assert!(text.contains("\r\nLocation: /new/a\r\n"), "{text}");
+    // Routed requests are logged like the others.
+    s.wait_logged("GET /old/page => generated", Duration::from_secs(5));
 }

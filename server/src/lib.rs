@@ -35,6 +35,7 @@ pub mod plugin;
 pub mod protocol;
 pub mod prototype;
 pub mod reqlog;
+pub mod routing;
 pub mod shared_words;
 pub mod snapshot;
 pub mod spool;

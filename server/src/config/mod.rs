@@ -241,6 +241,9 @@ pub struct Config {
     pub spooling: spooler::Spooling,
     /// `mule`, `mules`, `farm`, `mule-msg-size`.
     pub mules: mules::Mules,
+    /// `route*` rules, `(option, value)` in the order given
+    /// (`routing.rs`).
+    pub routes: Vec<(String, String)>,
     /// `static-gzip*`.
     pub static_gzip: GzipConfig,
     /// `hook-asap`, `hook-pre-app`, `exec-asap`, `exec-pre-app`.
@@ -400,6 +403,7 @@ impl Default for Config {
             cron_harakiri: 0,
             spooling: spooler::Spooling::default(),
             mules: mules::Mules::default(),
+            routes: Vec::new(),
             static_gzip: GzipConfig::default(),
             hooks: Vec::new(),
             exported: Vec::new(),
@@ -745,6 +749,9 @@ impl Config {
                 "spooler-quiet" => c.spooling.quiet = flag,
                 "spooler-chdir" => c.spooling.chdir = Some(PathBuf::from(v)),
                 "spooler-import" => c.spooling.imports.push(v.to_owned()),
+                name if crate::routing::OPTIONS.contains(&name) => {
+                    c.routes.push((name.to_owned(), v.to_owned()));
+                }
                 "mule" => c.mules.add(v).map_err(invalid)?,
                 "mules" => c.mules.add_plain(number()?).map_err(invalid)?,
                 "farm" => c.mules.add_farm(v).map_err(invalid)?,
@@ -832,6 +839,7 @@ impl Config {
             .collect();
         c.spooling.chdir = c.spooling.chdir.take().map(abs);
         c.mules.check().map_err(ConfigError::Rule)?;
+        crate::routing::Rules::parse(&c.routes).map_err(ConfigError::Rule)?;
         c.pidfiles = (c.pidfiles.0.map(abs), c.pidfiles.1.map(abs));
         // Static directories are relative to `chdir`, as in uWSGI (whose
         // master has changed to it when it serves files).
@@ -1022,7 +1030,12 @@ mod tests {
             let err = load(&["--module", "m", bad[0], bad[1]]).unwrap_err();
             assert!(err.to_string().contains(&bad[0][2..]), "{err}");
         }
-        let err = load(&["--module", "m", "--route", "^/x break:"]).unwrap_err();
+        let err = load(&["--module", "m", "--route", "^/x rewrite:/y"]).unwrap_err();
+        assert!(
+            err.to_string().contains("\"rewrite\" is not supported"),
+            "{err}"
+        );
+        let err = load(&["--module", "m", "--route-run", "addheader:X: y"]).unwrap_err();
         assert!(err.to_string().contains("internal routing"), "{err}");
     }
 

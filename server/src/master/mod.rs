@@ -216,6 +216,8 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         hostname,
         proxy_protocol: config.proxy_protocol,
         signals: sup_tx.clone(),
+        // Checked when the configuration was read.
+        routes: crate::routing::Rules::parse(&config.routes).unwrap_or_default(),
     });
     let tracker = Arc::new(Tracker::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

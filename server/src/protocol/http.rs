@@ -179,6 +179,31 @@ fn simple(code: StatusCode) -> Response<RespBody> {
     r
 }
 
+/// The response the routing made, if any (`routing.rs`). An HTTP client
+/// must get an answer: where the routing closes the request (`break`),
+/// a 500.
+fn routed(decision: crate::routing::Decision) -> Option<Response<RespBody>> {
+    let a = match decision {
+        crate::routing::Decision::Pass => return None,
+        crate::routing::Decision::Close => return Some(simple(StatusCode::INTERNAL_SERVER_ERROR)),
+        crate::routing::Decision::Respond(a) => a,
+    };
+    let status = StatusCode::from_u16(a.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = Response::new(RespBody::Full(Some(Bytes::from(a.body))));
+    *r.status_mut() = status;
+    let headers = r.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain"),
+    );
+    for (k, v) in a.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            headers.append(k, v);
+        }
+    }
+    Some(r)
+}
+
 async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Response<RespBody> {
     let started = Instant::now();
     let start_time = SystemTime::now();
@@ -234,6 +259,20 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         header_bytes: 0,
     };
     let head_only = parts.method == hyper::Method::HEAD;
+    if !ctx.routes.is_empty() {
+        let decision = ctx.routes.run(|k| log.var(k.as_bytes()));
+        if let Some(response) = routed(decision) {
+            let code = response.status().as_u16();
+            let body = response.size_hint().exact().unwrap_or(0);
+            log.write_served(
+                reqlog::Served::by_master(),
+                code,
+                response.headers().len(),
+                body,
+            );
+            return response;
+        }
+    }
     if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
         let path = log.var(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {

@@ -37,6 +37,8 @@ pub struct Ctx {
     /// `enable-proxy-protocol`: HTTP connections may start with a PROXY v1
     /// header (`proxy.rs`).
     pub proxy_protocol: bool,
+    /// `route*`: what the master answers itself before any worker.
+    pub routes: crate::routing::Rules,
     /// Where a uwsgi packet with modifier1 110 raises a uWSGI signal (the
     /// supervisor).
     pub signals: tokio::sync::mpsc::Sender<crate::master::supervisor::Request>,

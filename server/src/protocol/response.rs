@@ -62,6 +62,35 @@ pub fn generated(protocol: &[u8], code: u16) -> Vec<u8> {
     out
 }
 
+/// A response the routing made (`routing.rs`): its status line, its
+/// headers, `text/plain`, its length, `Connection: close`. Returns it and
+/// the length of its head.
+pub fn answer(protocol: &[u8], a: &crate::routing::Answer) -> (Vec<u8>, usize) {
+    let protocol = if protocol.is_empty() {
+        b"HTTP/1.0"
+    } else {
+        protocol
+    };
+    let mut out = Vec::with_capacity(160 + a.body.len());
+    out.put_slice(protocol);
+    out.put_u8(b' ');
+    out.put_slice(a.status.as_bytes());
+    out.put_slice(b"\r\n");
+    for (k, v) in &a.headers {
+        out.put_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    out.put_slice(
+        format!(
+            "Content-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            a.body.len()
+        )
+        .as_bytes(),
+    );
+    let head = out.len();
+    out.put_slice(&a.body);
+    (out, head)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,20 @@ where
         start_time: SystemTime::now(),
     };
     let method = vars.get(b"REQUEST_METHOD").unwrap_or_default();
+    if !ctx.routes.is_empty() {
+        match ctx.routes.run(|k| vars.get(k.as_bytes())) {
+            crate::routing::Decision::Pass => {}
+            crate::routing::Decision::Close => return,
+            crate::routing::Decision::Respond(a) => {
+                let (out, head) = response::answer(protocol, &a);
+                write(&mut writer, &out, &ctx).await;
+                let served = reqlog::Served::by_master();
+                let sizes = (a.code(), a.body.len() as u64, head, 0);
+                log_request(&ctx, &req, served, sizes);
+                return;
+            }
+        }
+    }
     if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") {
         let path = vars.get(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {

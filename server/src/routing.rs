@@ -1,0 +1,557 @@
+//! uWSGI's internal routing, the part production configs use
+//! (`core/routing.c`, `plugins/router_redirect`, `router_basicauth`): rules
+//! the master runs on a request's CGI variables before any worker, in the
+//! order given, to redirect, refuse, or ask for a password.
+//!
+//! Rules: `route = REGEXP ACTION` (on `PATH_INFO`), `route-uri`
+//! (`REQUEST_URI`), `route-qs` (`QUERY_STRING`), `route-host`
+//! (`HTTP_HOST`), `route-remote-addr`, `route-user-agent`,
+//! `route-referer`, and `route-if = CONDITION:ARGS ACTION` / `route-if-not`
+//! with the conditions `equal`/`isequal`/`eq` (`a;b`), `startswith`,
+//! `endswith`, `contains`/`contain`, `regexp`/`re` (`value;regexp`),
+//! `empty`, `isfile`, `isdir`, `exists`.
+//!
+//! Actions: `redirect`/`redirect-302` and `redirect-permanent`/
+//! `redirect-301` (`Location`, body `Moved`), `return:CODE` (the status and
+//! its reason as the body), `break:STATUS LINE` (the status, no body),
+//! `break` (the request ends without a response over uwsgi, with a 500 over
+//! HTTP, which must answer), `continue`/`last` (on to the app),
+//! `basicauth:REALM,USER:PASSWORD` (a 401 unless the request carries those
+//! credentials; then the next rule), `log:TEXT`. In an action, `$1`…`$9` are
+//! the regexp's groups and `${VAR}` a CGI variable.
+//!
+//! Any other rule or action is refused when the configuration is read, by
+//! name: a routing table that silently skipped a rule would serve what it
+//! was meant to protect.
+
+use regex_lite::Regex;
+
+/// What a request gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// On to the app (or the static files).
+    Pass,
+    /// This response, from the master.
+    Respond(Answer),
+    /// No response: close the connection.
+    Close,
+}
+
+/// A response the routing makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The status line without the protocol (`302 Found`).
+    pub status: String,
+    /// Headers besides `Content-Type`/`Content-Length`.
+    pub headers: Vec<(String, String)>,
+    /// The body (`text/plain`).
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// The numeric status.
+    pub fn code(&self) -> u16 {
+        self.status
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(500)
+    }
+}
+
+#[derive(Debug)]
+enum Subject {
+    /// A CGI variable matched against a regexp.
+    Var(&'static str, Regex),
+    /// A `route-if` condition.
+    Cond {
+        kind: Cond,
+        args: String,
+        negate: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cond {
+    Equal,
+    StartsWith,
+    EndsWith,
+    Contains,
+    Regexp,
+    Empty,
+    IsFile,
+    IsDir,
+    Exists,
+}
+
+#[derive(Debug)]
+enum Action {
+    Redirect(u16, String),
+    Return(u16),
+    Break(Option<String>),
+    Continue,
+    BasicAuth {
+        realm: String,
+        /// `Basic <base64 of user:password>`, as the header carries it.
+        expected: String,
+    },
+    Log(String),
+}
+
+#[derive(Debug)]
+struct Rule {
+    subject: Subject,
+    action: Action,
+}
+
+/// The routing table.
+#[derive(Debug, Default)]
+pub struct Rules {
+    rules: Vec<Rule>,
+}
+
+/// The routing options rwsgi runs.
+pub const OPTIONS: [&str; 9] = [
+    "route",
+    "route-uri",
+    "route-qs",
+    "route-host",
+    "route-remote-addr",
+    "route-user-agent",
+    "route-referer",
+    "route-if",
+    "route-if-not",
+];
+
+fn var_of(option: &str) -> Option<&'static str> {
+    Some(match option {
+        "route" => "PATH_INFO",
+        "route-uri" => "REQUEST_URI",
+        "route-qs" => "QUERY_STRING",
+        "route-host" => "HTTP_HOST",
+        "route-remote-addr" => "REMOTE_ADDR",
+        "route-user-agent" => "HTTP_USER_AGENT",
+        "route-referer" => "HTTP_REFERER",
+        _ => return None,
+    })
+}
+
+impl Rules {
+    /// Reads the rules, `(option, value)` in the order given.
+    pub fn parse(specs: &[(String, String)]) -> Result<Rules, String> {
+        let rules = specs
+            .iter()
+            .map(|(opt, v)| Rule::parse(opt, v).map_err(|e| format!("{opt} = {v}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Rules { rules })
+    }
+
+    /// Whether there are no rules (the request path skips routing).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Runs the table on a request whose CGI variables `var` gives.
+    pub fn run<'a>(&self, var: impl Fn(&str) -> Option<&'a [u8]>) -> Decision {
+        for rule in &self.rules {
+            let Some(groups) = rule.subject.matches(&var) else {
+                continue;
+            };
+            let fill = |t: &str| expand(t, &groups, &var);
+            match &rule.action {
+                Action::Redirect(code, to) => {
+                    let location = fill(to);
+                    // A decoded PATH_INFO may hold CR LF: never into a header.
+                    if !header_safe(&location) {
+                        return bad_request();
+                    }
+                    let status = format!("{code} {}", crate::http_status::reason(*code));
+                    return Decision::Respond(Answer {
+                        status,
+                        headers: vec![("Location".into(), location)],
+                        body: b"Moved".to_vec(),
+                    });
+                }
+                Action::Return(code) => {
+                    let reason = crate::http_status::reason(*code);
+                    return Decision::Respond(Answer {
+                        status: format!("{code} {reason}"),
+                        headers: Vec::new(),
+                        body: reason.as_bytes().to_vec(),
+                    });
+                }
+                Action::Break(Some(line)) => {
+                    let status = fill(line);
+                    if !header_safe(&status) {
+                        return bad_request();
+                    }
+                    return Decision::Respond(Answer {
+                        status,
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                    });
+                }
+                Action::Break(None) => return Decision::Close,
+                Action::Continue => return Decision::Pass,
+                Action::BasicAuth { realm, expected } => {
+                    let given = var("HTTP_AUTHORIZATION").unwrap_or_default();
+                    if given != expected.as_bytes() {
+                        return Decision::Respond(Answer {
+                            status: "401 Authorization Required".into(),
+                            headers: vec![(
+                                "WWW-Authenticate".into(),
+                                format!("Basic realm=\"{realm}\""),
+                            )],
+                            body: Vec::new(),
+                        });
+                    }
+                }
+                Action::Log(text) => {
+                    tracing::info!(event = "route_log", "{}", fill(text));
+                }
+            }
+        }
+        Decision::Pass
+    }
+}
+
+impl Rule {
+    fn parse(option: &str, v: &str) -> Result<Rule, String> {
+        let v = v.trim();
+        let (subject, action) = v
+            .split_once(char::is_whitespace)
+            .map(|(s, a)| (s, a.trim()))
+            .ok_or("a rule is SUBJECT ACTION")?;
+        let subject = if let Some(var) = var_of(option) {
+            let re = Regex::new(subject).map_err(|e| format!("bad regular expression: {e}"))?;
+            Subject::Var(var, re)
+        } else {
+            let negate = match option {
+                "route-if" => false,
+                "route-if-not" => true,
+                other => return Err(format!("{other} is not supported")),
+            };
+            let (name, args) = subject.split_once(':').ok_or("a condition is NAME:ARGS")?;
+            let kind = match name {
+                "equal" | "isequal" | "eq" | "==" => Cond::Equal,
+                "startswith" => Cond::StartsWith,
+                "endswith" => Cond::EndsWith,
+                "contains" | "contain" => Cond::Contains,
+                "regexp" | "re" => Cond::Regexp,
+                "empty" => Cond::Empty,
+                "isfile" => Cond::IsFile,
+                "isdir" => Cond::IsDir,
+                "exists" | "isexists" => Cond::Exists,
+                other => {
+                    return Err(format!(
+                        "the route-if condition \"{other}\" is not supported"
+                    ));
+                }
+            };
+            if kind == Cond::Regexp {
+                let (_, re) = args.split_once(';').ok_or("regexp takes VALUE;REGEXP")?;
+                Regex::new(re).map_err(|e| format!("bad regular expression: {e}"))?;
+            }
+            Subject::Cond {
+                kind,
+                args: args.to_owned(),
+                negate,
+            }
+        };
+        Ok(Rule {
+            subject,
+            action: Action::parse(action)?,
+        })
+    }
+}
+
+impl Action {
+    fn parse(a: &str) -> Result<Action, String> {
+        let (name, arg) = a.split_once(':').unwrap_or((a, ""));
+        Ok(match name {
+            "redirect" | "redirect-302" => Action::Redirect(302, nonempty(arg, name)?),
+            "redirect-permanent" | "redirect-301" => Action::Redirect(301, nonempty(arg, name)?),
+            "return" => Action::Return(
+                arg.trim()
+                    .parse()
+                    .ok()
+                    .filter(|c| (100..600).contains(c))
+                    .ok_or("return takes an HTTP status code")?,
+            ),
+            "break" => Action::Break(Some(arg.trim()).filter(|s| s.len() >= 3).map(str::to_owned)),
+            "continue" | "last" => Action::Continue,
+            "basicauth" => {
+                let (realm, cred) = arg.split_once(',').filter(|(_, c)| c.contains(':')).ok_or(
+                    "basicauth takes REALM,USER:PASSWORD (htpasswd files are not supported)",
+                )?;
+                Action::BasicAuth {
+                    realm: realm.to_owned(),
+                    expected: format!("Basic {}", base64(cred.as_bytes())),
+                }
+            }
+            "log" => Action::Log(arg.to_owned()),
+            other => {
+                return Err(format!(
+                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth and log)"
+                ));
+            }
+        })
+    }
+}
+
+/// Whether a value can go into a response head (no control characters).
+fn header_safe(v: &str) -> bool {
+    !v.bytes().any(|b| b < 0x20 || b == 0x7f)
+}
+
+fn bad_request() -> Decision {
+    Decision::Respond(Answer {
+        status: "400 Bad Request".into(),
+        headers: Vec::new(),
+        body: b"Bad Request".to_vec(),
+    })
+}
+
+fn nonempty(arg: &str, name: &str) -> Result<String, String> {
+    let arg = arg.trim();
+    if arg.is_empty() {
+        return Err(format!("{name} needs a URL"));
+    }
+    Ok(arg.to_owned())
+}
+
+impl Subject {
+    /// The regexp's groups (`$0`…`$9`) when it matches.
+    fn matches<'a>(&self, var: &impl Fn(&str) -> Option<&'a [u8]>) -> Option<Vec<String>> {
+        match self {
+            Subject::Var(name, re) => {
+                let value = String::from_utf8_lossy(var(name).unwrap_or_default()).into_owned();
+                let caps = re.captures(&value)?;
+                Some(
+                    caps.iter()
+                        .map(|m| m.map_or(String::new(), |m| m.as_str().to_owned()))
+                        .collect(),
+                )
+            }
+            Subject::Cond { kind, args, negate } => {
+                let (hit, groups) = condition(*kind, args, var);
+                (hit != *negate).then_some(groups)
+            }
+        }
+    }
+}
+
+fn condition<'a>(
+    kind: Cond,
+    args: &str,
+    var: &impl Fn(&str) -> Option<&'a [u8]>,
+) -> (bool, Vec<String>) {
+    let fill = |t: &str| expand(t, &[], var);
+    let pair = || {
+        let (a, b) = args.split_once(';').unwrap_or((args, ""));
+        (fill(a), fill(b))
+    };
+    let hit = match kind {
+        Cond::Equal => {
+            let (a, b) = pair();
+            a == b
+        }
+        Cond::StartsWith => {
+            let (a, b) = pair();
+            a.starts_with(&b)
+        }
+        Cond::EndsWith => {
+            let (a, b) = pair();
+            a.ends_with(&b)
+        }
+        Cond::Contains => {
+            let (a, b) = pair();
+            a.contains(&b)
+        }
+        Cond::Regexp => {
+            let (a, re) = args.split_once(';').unwrap_or((args, ""));
+            let value = fill(a);
+            let Ok(re) = Regex::new(re) else {
+                return (false, Vec::new());
+            };
+            return match re.captures(&value) {
+                Some(caps) => (
+                    true,
+                    caps.iter()
+                        .map(|m| m.map_or(String::new(), |m| m.as_str().to_owned()))
+                        .collect(),
+                ),
+                None => (false, Vec::new()),
+            };
+        }
+        Cond::Empty => fill(args).is_empty(),
+        Cond::IsFile => std::path::Path::new(&fill(args)).is_file(),
+        Cond::IsDir => std::path::Path::new(&fill(args)).is_dir(),
+        Cond::Exists => std::path::Path::new(&fill(args)).exists(),
+    };
+    (hit, Vec::new())
+}
+
+/// `$N` → group N, `${VAR}` → the CGI variable (empty when absent).
+fn expand<'a>(t: &str, groups: &[String], var: &impl Fn(&str) -> Option<&'a [u8]>) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut rest = t;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(name) = after
+            .strip_prefix('{')
+            .and_then(|s| s.split_once('}'))
+            .map(|(n, _)| n)
+        {
+            out.push_str(&String::from_utf8_lossy(var(name).unwrap_or_default()));
+            rest = &after[name.len() + 2..];
+        } else if let Some(d) = after.chars().next().filter(char::is_ascii_digit) {
+            let n = d.to_digit(10).unwrap_or(0) as usize;
+            out.push_str(groups.get(n).map_or("", String::as_str));
+            rest = &after[1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Standard base64 with padding.
+fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
+            if i <= chunk.len() {
+                out.push(A[((n >> shift) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(specs: &[(&str, &str)]) -> Rules {
+        let specs: Vec<(String, String)> = specs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        Rules::parse(&specs).unwrap()
+    }
+
+    fn run(r: &Rules, vars: &[(&str, &str)]) -> Decision {
+        r.run(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.as_bytes())
+        })
+    }
+
+    #[test]
+    fn the_rules_production_configs_use() {
+        let r = rules(&[
+            (
+                "route",
+                "^/old/(.*)$ redirect-permanent:/new/$1?from=${HTTP_HOST}",
+            ),
+            (
+                "route-if",
+                "equal:${HTTP_X_FORWARDED_PROTO};http redirect:https://${HTTP_HOST}${REQUEST_URI}",
+            ),
+            ("route", "^/private basicauth:Staff,alice:s3cret"),
+            ("route", "^/private continue"),
+            ("route-host", "^blocked\\.example$ return:403"),
+            (
+                "route-if-not",
+                "startswith:${PATH_INFO};/ break:400 Bad Path",
+            ),
+            ("route", "^/drop$ break"),
+        ]);
+        let get = |vars: &[(&str, &str)]| run(&r, vars);
+        let Decision::Respond(a) = get(&[("PATH_INFO", "/old/x/y"), ("HTTP_HOST", "h")]) else {
+            panic!("no redirect");
+        };
+        assert_eq!(a.status, "301 Moved Permanently");
+        assert_eq!(a.headers, [("Location".into(), "/new/x/y?from=h".into())]);
+        let Decision::Respond(a) = get(&[
+            ("PATH_INFO", "/a"),
+            ("HTTP_X_FORWARDED_PROTO", "http"),
+            ("HTTP_HOST", "site"),
+            ("REQUEST_URI", "/a?b"),
+        ]) else {
+            panic!("no https redirect");
+        };
+        assert_eq!(
+            (a.code(), a.headers[0].1.as_str()),
+            (302, "https://site/a?b")
+        );
+        assert_eq!(
+            get(&[("PATH_INFO", "/a"), ("HTTP_X_FORWARDED_PROTO", "https")]),
+            Decision::Pass
+        );
+        // basicauth: 401 without the credentials, on with them.
+        let Decision::Respond(a) = get(&[("PATH_INFO", "/private")]) else {
+            panic!("no 401");
+        };
+        assert_eq!(a.code(), 401);
+        assert_eq!(a.headers[0].1, "Basic realm=\"Staff\"");
+        let auth = format!("Basic {}", base64(b"alice:s3cret"));
+        assert_eq!(auth, "Basic YWxpY2U6czNjcmV0");
+        assert_eq!(
+            get(&[("PATH_INFO", "/private"), ("HTTP_AUTHORIZATION", &auth)]),
+            Decision::Pass
+        );
+        let Decision::Respond(a) = get(&[("PATH_INFO", "/x"), ("HTTP_HOST", "blocked.example")])
+        else {
+            panic!("no 403");
+        };
+        assert_eq!(
+            (a.status.as_str(), a.body.as_slice()),
+            ("403 Forbidden", &b"Forbidden"[..])
+        );
+        let Decision::Respond(a) = get(&[("PATH_INFO", "x")]) else {
+            panic!("no 400");
+        };
+        assert_eq!(a.status, "400 Bad Path");
+        assert_eq!(get(&[("PATH_INFO", "/drop")]), Decision::Close);
+        // A decoded path cannot put a header into the redirect.
+        let Decision::Respond(a) = get(&[("PATH_INFO", "/old/x\rSet-Cookie: a=b")]) else {
+            panic!("no answer");
+        };
+        assert_eq!(a.code(), 400);
+        assert_eq!(get(&[("PATH_INFO", "/fine")]), Decision::Pass);
+    }
+
+    #[test]
+    fn what_rwsgi_does_not_run_is_refused() {
+        let bad = |o: &str, v: &str| Rules::parse(&[(o.into(), v.into())]).unwrap_err();
+        assert!(bad("route", "^/ rewrite:/x").contains("\"rewrite\" is not supported"));
+        assert!(bad("route", "^/( return:403").contains("regular expression"));
+        assert!(bad("route", "^/x").contains("SUBJECT ACTION"));
+        assert!(bad("route-if", "ishigher:1;2 return:403").contains("ishigher"));
+        assert!(bad("route", "^/ return:999").contains("status code"));
+        assert!(bad("route", "^/ basicauth:realm,/etc/htpasswd").contains("htpasswd"));
+        assert!(bad("route", "^/ redirect:").contains("URL"));
+    }
+
+    #[test]
+    fn base64_pads() {
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b""), "");
+    }
+}
