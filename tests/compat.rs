@@ -935,6 +935,8 @@ fn internal_routing_redirects_refuses_and_asks_for_a_password() {
         &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
         &[
             "--route",
+            ".* addheader:X-Frame-Options: DENY",
+            "--route",
             "^/old/(.*)$ redirect-permanent:/new/$1",
             "--route-if",
             "equal:${HTTP_X_FORWARDED_PROTO};http redirect:https://${HTTP_HOST}${REQUEST_URI}",
@@ -963,7 +965,14 @@ fn internal_routing_redirects_refuses_and_asks_for_a_password() {
         b"",
     );
     assert_eq!(r.status, 200, "the app, once the password is right");
-    assert_eq!(get(a, "/anything").status, 200);
+    let r = get(a, "/anything");
+    assert_eq!(r.status, 200);
+    // addheader: on the app's responses and the routing's own.
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(
+        http(a, "GET", "/old/p", &[], b"").header("x-frame-options"),
+        Some("DENY")
+    );
     // Over uwsgi, as nginx sends it: raw HTTP back.
     let mut c = std::net::TcpStream::connect(s.uwsgi.unwrap()).unwrap();
     let out = uwsgi_raw(
@@ -982,6 +991,11 @@ fn internal_routing_redirects_refuses_and_asks_for_a_password() {
         "{text}"
     );
     assert!(text.contains("\r\nLocation: /new/a\r\n"), "{text}");
+    let mut c = std::net::TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(&mut c, &cgi("GET", "/app", &[]), b"");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\r\nX-Frame-Options: DENY\r\n"), "{text}");
     // Routed requests are logged like the others.
     s.wait_logged("GET /old/page => generated", Duration::from_secs(5));
 }

@@ -17,7 +17,8 @@
 //! `break` (the request ends without a response over uwsgi, with a 500 over
 //! HTTP, which must answer), `continue`/`last` (on to the app),
 //! `basicauth:REALM,USER:PASSWORD` (a 401 unless the request carries those
-//! credentials; then the next rule), `log:TEXT`. In an action, `$1`…`$9` are
+//! credentials; then the next rule), `addheader:NAME: VALUE` (added to the
+//! response, whoever makes it; then the next rule), `log:TEXT`. In an action, `$1`…`$9` are
 //! the regexp's groups and `${VAR}` a CGI variable.
 //!
 //! Any other rule or action is refused when the configuration is read, by
@@ -29,8 +30,9 @@ use regex_lite::Regex;
 /// What a request gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// On to the app (or the static files).
-    Pass,
+    /// On to the app (or the static files), with these headers added to
+    /// its response (`addheader`).
+    Pass(Vec<(String, String)>),
     /// This response, from the master.
     Respond(Answer),
     /// No response: close the connection.
@@ -95,6 +97,7 @@ enum Action {
         expected: String,
     },
     Log(String),
+    AddHeader(String),
 }
 
 #[derive(Debug)]
@@ -152,11 +155,28 @@ impl Rules {
 
     /// Runs the table on a request whose CGI variables `var` gives.
     pub fn run<'a>(&self, var: impl Fn(&str) -> Option<&'a [u8]>) -> Decision {
+        let mut added: Vec<(String, String)> = Vec::new();
+        let decision = self.decide(&var, &mut added);
+        match decision {
+            Decision::Pass(_) => Decision::Pass(added),
+            Decision::Respond(mut a) => {
+                a.headers.extend(added);
+                Decision::Respond(a)
+            }
+            Decision::Close => Decision::Close,
+        }
+    }
+
+    fn decide<'a>(
+        &self,
+        var: &impl Fn(&str) -> Option<&'a [u8]>,
+        added: &mut Vec<(String, String)>,
+    ) -> Decision {
         for rule in &self.rules {
-            let Some(groups) = rule.subject.matches(&var) else {
+            let Some(groups) = rule.subject.matches(var) else {
                 continue;
             };
-            let fill = |t: &str| expand(t, &groups, &var);
+            let fill = |t: &str| expand(t, &groups, var);
             match &rule.action {
                 Action::Redirect(code, to) => {
                     let location = fill(to);
@@ -191,7 +211,7 @@ impl Rules {
                     });
                 }
                 Action::Break(None) => return Decision::Close,
-                Action::Continue => return Decision::Pass,
+                Action::Continue => return Decision::Pass(Vec::new()),
                 Action::BasicAuth { realm, expected } => {
                     let given = var("HTTP_AUTHORIZATION").unwrap_or_default();
                     if given != expected.as_bytes() {
@@ -208,9 +228,18 @@ impl Rules {
                 Action::Log(text) => {
                     tracing::info!(event = "route_log", "{}", fill(text));
                 }
+                Action::AddHeader(h) => {
+                    let h = fill(h);
+                    match h.split_once(':') {
+                        Some((name, value)) if header_safe(&h) && !name.trim().is_empty() => {
+                            added.push((name.trim().to_owned(), value.trim().to_owned()));
+                        }
+                        _ => return bad_request(),
+                    }
+                }
             }
         }
-        Decision::Pass
+        Decision::Pass(Vec::new())
     }
 }
 
@@ -289,9 +318,15 @@ impl Action {
                 }
             }
             "log" => Action::Log(arg.to_owned()),
+            "addheader" => {
+                if !arg.contains(':') {
+                    return Err("addheader takes NAME: VALUE".into());
+                }
+                Action::AddHeader(arg.to_owned())
+            }
             other => {
                 return Err(format!(
-                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth and log)"
+                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth, addheader and log)"
                 ));
             }
         })
@@ -500,7 +535,7 @@ mod tests {
         );
         assert_eq!(
             get(&[("PATH_INFO", "/a"), ("HTTP_X_FORWARDED_PROTO", "https")]),
-            Decision::Pass
+            Decision::Pass(Vec::new())
         );
         // basicauth: 401 without the credentials, on with them.
         let Decision::Respond(a) = get(&[("PATH_INFO", "/private")]) else {
@@ -512,7 +547,7 @@ mod tests {
         assert_eq!(auth, "Basic YWxpY2U6czNjcmV0");
         assert_eq!(
             get(&[("PATH_INFO", "/private"), ("HTTP_AUTHORIZATION", &auth)]),
-            Decision::Pass
+            Decision::Pass(Vec::new())
         );
         let Decision::Respond(a) = get(&[("PATH_INFO", "/x"), ("HTTP_HOST", "blocked.example")])
         else {
@@ -532,7 +567,31 @@ mod tests {
             panic!("no answer");
         };
         assert_eq!(a.code(), 400);
-        assert_eq!(get(&[("PATH_INFO", "/fine")]), Decision::Pass);
+        assert_eq!(get(&[("PATH_INFO", "/fine")]), Decision::Pass(Vec::new()));
+    }
+
+    #[test]
+    fn headers_are_added_to_whatever_answers() {
+        let r = rules(&[
+            ("route", ".* addheader:X-Frame-Options: DENY"),
+            ("route", "^/who addheader:X-Host: ${HTTP_HOST}"),
+            ("route", "^/gone return:410"),
+        ]);
+        assert_eq!(
+            run(&r, &[("PATH_INFO", "/who"), ("HTTP_HOST", "h")]),
+            Decision::Pass(vec![
+                ("X-Frame-Options".into(), "DENY".into()),
+                ("X-Host".into(), "h".into()),
+            ])
+        );
+        let Decision::Respond(a) = run(&r, &[("PATH_INFO", "/gone")]) else {
+            panic!("no 410");
+        };
+        assert_eq!(a.headers, [("X-Frame-Options".into(), "DENY".into())]);
+        let Decision::Respond(a) = run(&r, &[("PATH_INFO", "/who"), ("HTTP_HOST", "a\rb")]) else {
+            panic!("no 400");
+        };
+        assert_eq!(a.code(), 400);
     }
 
     #[test]

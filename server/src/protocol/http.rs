@@ -179,14 +179,12 @@ fn simple(code: StatusCode) -> Response<RespBody> {
     r
 }
 
-/// The response the routing made, if any (`routing.rs`). An HTTP client
-/// must get an answer: where the routing closes the request (`break`),
-/// a 500.
-fn routed(decision: crate::routing::Decision) -> Option<Response<RespBody>> {
+/// The response the routing made (`routing.rs`). An HTTP client must get
+/// an answer: where the routing closes the request (`break`), a 500.
+fn routed(decision: crate::routing::Decision) -> Response<RespBody> {
     let a = match decision {
-        crate::routing::Decision::Pass => return None,
-        crate::routing::Decision::Close => return Some(simple(StatusCode::INTERNAL_SERVER_ERROR)),
         crate::routing::Decision::Respond(a) => a,
+        _ => return simple(StatusCode::INTERNAL_SERVER_ERROR),
     };
     let status = StatusCode::from_u16(a.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut r = Response::new(RespBody::Full(Some(Bytes::from(a.body))));
@@ -201,7 +199,7 @@ fn routed(decision: crate::routing::Decision) -> Option<Response<RespBody>> {
             headers.append(k, v);
         }
     }
-    Some(r)
+    r
 }
 
 async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Response<RespBody> {
@@ -259,20 +257,32 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         header_bytes: 0,
     };
     let head_only = parts.method == hyper::Method::HEAD;
+    let mut route_headers = Vec::new();
     if !ctx.routes.is_empty() {
-        let decision = ctx.routes.run(|k| log.var(k.as_bytes()));
-        if let Some(response) = routed(decision) {
-            let code = response.status().as_u16();
-            let body = response.size_hint().exact().unwrap_or(0);
-            log.write_served(
-                reqlog::Served::by_master(),
-                code,
-                response.headers().len(),
-                body,
-            );
-            return response;
+        match ctx.routes.run(|k| log.var(k.as_bytes())) {
+            crate::routing::Decision::Pass(h) => route_headers = h,
+            decision => {
+                let response = routed(decision);
+                let code = response.status().as_u16();
+                let body = response.size_hint().exact().unwrap_or(0);
+                log.write_served(
+                    reqlog::Served::by_master(),
+                    code,
+                    response.headers().len(),
+                    body,
+                );
+                return response;
+            }
         }
     }
+    // `add-header`, then what the routing added.
+    let extra: std::borrow::Cow<'_, [(String, String)]> = if route_headers.is_empty() {
+        std::borrow::Cow::Borrowed(&ctx.add_headers)
+    } else {
+        let mut all = ctx.add_headers.clone();
+        all.extend(route_headers);
+        std::borrow::Cow::Owned(all)
+    };
     if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
         let path = log.var(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
@@ -288,7 +298,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
                     expires: ctx.statics.expires_now(&found, path, uri),
                 },
             );
-            let (response, sent) = static_response(ctx, plan, head_only).await;
+            let (response, sent) = static_response(plan, head_only, &extra).await;
             let code = response.status().as_u16();
             log.write_served(
                 reqlog::Served::by_master(),
@@ -345,7 +355,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             }
         }
     };
-    let Some(mut response) = build_head(&head, &ctx.add_headers) else {
+    let Some(mut response) = build_head(&head, &extra) else {
         tracing::error!(event = "invalid_head", status = %String::from_utf8_lossy(&head.status), "the app sent an invalid status or header");
         // Dropping the exchange drains it, so the worker can be reused.
         drop(ex);
@@ -547,12 +557,12 @@ const STATIC_WHOLE: u64 = 1 << 20;
 
 /// A static file as a hyper response, and the body bytes it will carry.
 async fn static_response(
-    ctx: &Ctx,
     plan: crate::staticfiles::Plan,
     head_only: bool,
+    extra: &[(String, String)],
 ) -> (Response<RespBody>, u64) {
     let found = &plan.file;
-    let Some(mut r) = build_head(&plan.head, &ctx.add_headers) else {
+    let Some(mut r) = build_head(&plan.head, extra) else {
         return (simple(StatusCode::INTERNAL_SERVER_ERROR), 0);
     };
     let Some((offset, len)) = plan.body.filter(|_| !head_only) else {

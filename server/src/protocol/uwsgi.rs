@@ -159,9 +159,10 @@ where
         start_time: SystemTime::now(),
     };
     let method = vars.get(b"REQUEST_METHOD").unwrap_or_default();
+    let mut route_headers = Vec::new();
     if !ctx.routes.is_empty() {
         match ctx.routes.run(|k| vars.get(k.as_bytes())) {
-            crate::routing::Decision::Pass => {}
+            crate::routing::Decision::Pass(h) => route_headers = h,
             crate::routing::Decision::Close => return,
             crate::routing::Decision::Respond(a) => {
                 let (out, head) = response::answer(protocol, &a);
@@ -173,6 +174,14 @@ where
             }
         }
     }
+    // `add-header`, then what the routing added.
+    let extra: std::borrow::Cow<'_, [(String, String)]> = if route_headers.is_empty() {
+        std::borrow::Cow::Borrowed(&ctx.add_headers)
+    } else {
+        let mut all = ctx.add_headers.clone();
+        all.extend(route_headers);
+        std::borrow::Cow::Owned(all)
+    };
     if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") {
         let path = vars.get(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {
@@ -188,7 +197,7 @@ where
                 },
             );
             let head_only = method == b"HEAD";
-            let sent = send_static(&mut writer, &ctx, protocol, head_only, plan).await;
+            let sent = send_static(&mut writer, &ctx, protocol, head_only, plan, &extra).await;
             let (status, body_bytes, header_bytes) = sent;
             let served = reqlog::Served::by_master();
             log_request(&ctx, &req, served, (status, body_bytes, header_bytes, 0));
@@ -237,7 +246,7 @@ where
             Ok(Event::Head(head)) => {
                 status = head.code().unwrap_or(0);
                 headers = head.headers.len();
-                header_bytes = response::encode_head(protocol, &head, &ctx.add_headers, &mut out);
+                header_bytes = response::encode_head(protocol, &head, &extra, &mut out);
             }
             Ok(Event::Chunk(data)) => {
                 body_bytes += data.len() as u64;
@@ -376,11 +385,12 @@ async fn send_static<W: AsyncWrite + Unpin>(
     protocol: &[u8],
     head_only: bool,
     plan: crate::staticfiles::Plan,
+    extra: &[(String, String)],
 ) -> (u16, u64, usize) {
     let found = &plan.file;
     let code = plan.head.code().unwrap_or(200);
     let mut head = Vec::with_capacity(256);
-    response::encode_head(protocol, &plan.head, &ctx.add_headers, &mut head);
+    response::encode_head(protocol, &plan.head, extra, &mut head);
     let Some((offset, len)) = plan.body.filter(|_| !head_only) else {
         write(w, &head, ctx).await;
         return (code, 0, head.len());
