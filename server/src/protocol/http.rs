@@ -275,14 +275,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             }
         }
     }
-    // `add-header`, then what the routing added.
-    let extra: std::borrow::Cow<'_, [(String, String)]> = if route_headers.is_empty() {
-        std::borrow::Cow::Borrowed(&ctx.add_headers)
-    } else {
-        let mut all = ctx.add_headers.clone();
-        all.extend(route_headers);
-        std::borrow::Cow::Owned(all)
-    };
+    let extra = ctx.added_headers(route_headers);
     if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
         let path = log.var(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {

@@ -8,6 +8,7 @@ pub mod proxy;
 pub mod response;
 pub mod uwsgi;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,19 @@ pub struct Ctx {
     /// Where a uwsgi packet with modifier1 110 raises a uWSGI signal (the
     /// supervisor).
     pub signals: tokio::sync::mpsc::Sender<crate::master::supervisor::Request>,
+}
+
+impl Ctx {
+    /// The headers added to every response of a request: `add-header`, then
+    /// what its routing added (`addheader`).
+    pub fn added_headers(&self, routed: Vec<(String, String)>) -> Cow<'_, [(String, String)]> {
+        if routed.is_empty() {
+            return Cow::Borrowed(&self.add_headers);
+        }
+        let mut all = self.add_headers.clone();
+        all.extend(routed);
+        Cow::Owned(all)
+    }
 }
 
 /// An address as `REMOTE_ADDR` shows it: an IPv4-mapped IPv6 address as

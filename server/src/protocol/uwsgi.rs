@@ -174,14 +174,7 @@ where
             }
         }
     }
-    // `add-header`, then what the routing added.
-    let extra: std::borrow::Cow<'_, [(String, String)]> = if route_headers.is_empty() {
-        std::borrow::Cow::Borrowed(&ctx.add_headers)
-    } else {
-        let mut all = ctx.add_headers.clone();
-        all.extend(route_headers);
-        std::borrow::Cow::Owned(all)
-    };
+    let extra = ctx.added_headers(route_headers);
     if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") {
         let path = vars.get(b"PATH_INFO").unwrap_or_default();
         if let Some(found) = ctx.statics.find(path) {

@@ -384,10 +384,14 @@ class mulefunc:
             return self.real_call
         return self.real_call(*args, **kwargs)
 
-def _fatal():
-    import sys
-    sys.excepthook(*sys.exc_info())
-    sys.exit(1)
+def _guarded(f):
+    \"\"\"Runs f; an exception ends the mule, as in uWSGI (it is respawned).\"\"\"
+    try:
+        f()
+    except BaseException:
+        import sys
+        sys.excepthook(*sys.exc_info())
+        sys.exit(1)
 
 class _in_mule:
     \"\"\"A post-fork entry that runs only in one mule.\"\"\"
@@ -408,12 +412,7 @@ class mule:
         self.num = num
 
     def __call__(self, f):
-        def body():
-            try:
-                f()
-            except BaseException:
-                _fatal()
-        _in_mule(self.num, body)
+        _in_mule(self.num, lambda: _guarded(f))
         return f
 
 class muleloop(mule):
@@ -422,10 +421,7 @@ class muleloop(mule):
     def __call__(self, f):
         def body():
             while True:
-                try:
-                    f()
-                except BaseException:
-                    _fatal()
+                _guarded(f)
         _in_mule(self.num, body)
         return f
 
