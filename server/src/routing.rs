@@ -69,6 +69,8 @@ enum Subject {
         kind: Cond,
         args: String,
         negate: bool,
+        /// `regexp`'s, compiled once.
+        re: Option<Regex>,
     },
 }
 
@@ -276,14 +278,18 @@ impl Rule {
                     ));
                 }
             };
-            if kind == Cond::Regexp {
-                let (_, re) = args.split_once(';').ok_or("regexp takes VALUE;REGEXP")?;
-                Regex::new(re).map_err(|e| format!("bad regular expression: {e}"))?;
-            }
+            let (args, re) = if kind == Cond::Regexp {
+                let (value, re) = args.split_once(';').ok_or("regexp takes VALUE;REGEXP")?;
+                let re = Regex::new(re).map_err(|e| format!("bad regular expression: {e}"))?;
+                (value, Some(re))
+            } else {
+                (args, None)
+            };
             Subject::Cond {
                 kind,
                 args: args.to_owned(),
                 negate,
+                re,
             }
         };
         Ok(Rule {
@@ -367,8 +373,13 @@ impl Subject {
                         .collect(),
                 )
             }
-            Subject::Cond { kind, args, negate } => {
-                let (hit, groups) = condition(*kind, args, var);
+            Subject::Cond {
+                kind,
+                args,
+                negate,
+                re,
+            } => {
+                let (hit, groups) = condition(*kind, args, re.as_ref(), var);
                 (hit != *negate).then_some(groups)
             }
         }
@@ -378,6 +389,7 @@ impl Subject {
 fn condition<'a>(
     kind: Cond,
     args: &str,
+    re: Option<&Regex>,
     var: &impl Fn(&str) -> Option<&'a [u8]>,
 ) -> (bool, Vec<String>) {
     let fill = |t: &str| expand(t, &[], var);
@@ -403,9 +415,8 @@ fn condition<'a>(
             a.contains(&b)
         }
         Cond::Regexp => {
-            let (a, re) = args.split_once(';').unwrap_or((args, ""));
-            let value = fill(a);
-            let Ok(re) = Regex::new(re) else {
+            let value = fill(args);
+            let Some(re) = re else {
                 return (false, Vec::new());
             };
             return match re.captures(&value) {
@@ -604,6 +615,25 @@ mod tests {
         assert!(bad("route", "^/ return:999").contains("status code"));
         assert!(bad("route", "^/ basicauth:realm,/etc/htpasswd").contains("htpasswd"));
         assert!(bad("route", "^/ redirect:").contains("URL"));
+    }
+
+    #[test]
+    fn a_regexp_condition_gives_its_groups() {
+        let r = rules(&[(
+            "route-if",
+            "regexp:${HTTP_HOST};^(.+)\\.old\\.example$ redirect:https://$1.example${PATH_INFO}",
+        )]);
+        let Decision::Respond(a) = run(
+            &r,
+            &[("HTTP_HOST", "shop.old.example"), ("PATH_INFO", "/a")],
+        ) else {
+            panic!("no redirect");
+        };
+        assert_eq!(a.headers[0].1, "https://shop.example/a");
+        assert_eq!(
+            run(&r, &[("HTTP_HOST", "shop.example")]),
+            Decision::Pass(Vec::new())
+        );
     }
 
     #[test]
