@@ -944,9 +944,26 @@ fn internal_routing_redirects_refuses_and_asks_for_a_password() {
             "^blocked\\.example$ return:403",
             "--route",
             "^/private basicauth:Staff,alice:s3cret",
+            "--route",
+            "^/favicon\\.ico$ static:{dir}/fav.ico",
+            "--route",
+            "^/gone$ static:{dir}/nothing-here",
         ],
     );
     let a = s.http.unwrap();
+    // static:PATH, served by the master; 404 when the file is not there.
+    std::fs::write(s.dir.join("fav.ico"), b"ICON").unwrap();
+    let r = get(a, "/favicon.ico");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"ICON"[..]));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(get(a, "/gone").status, 404);
+    let mut c = std::net::TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(&mut c, &cgi("GET", "/favicon.ico", &[]), b"");
+    assert!(
+        out.ends_with(b"\r\n\r\nICON"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     // Over HTTP.
     let r = http(a, "GET", "/old/page", &[], b"");
     assert_eq!(r.status, 301);

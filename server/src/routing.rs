@@ -18,7 +18,9 @@
 //! HTTP, which must answer), `continue`/`last` (on to the app),
 //! `basicauth:REALM,USER:PASSWORD` (a 401 unless the request carries those
 //! credentials; then the next rule), `addheader:NAME: VALUE` (added to the
-//! response, whoever makes it; then the next rule), `log:TEXT`. In an action, `$1`…`$9` are
+//! response, whoever makes it; then the next rule), `static:PATH` (that
+//! file, served as `static-map` serves one; 404 when it is not there),
+//! `log:TEXT`. In an action, `$1`…`$9` are
 //! the regexp's groups and `${VAR}` a CGI variable.
 //!
 //! Any other rule or action is refused when the configuration is read, by
@@ -35,6 +37,9 @@ pub enum Decision {
     Pass(Vec<(String, String)>),
     /// This response, from the master.
     Respond(Answer),
+    /// This file, served by the master as a static file (`static:PATH`),
+    /// with these headers added.
+    Static(std::path::PathBuf, Vec<(String, String)>),
     /// No response: close the connection.
     Close,
 }
@@ -100,6 +105,7 @@ enum Action {
     },
     Log(String),
     AddHeader(String),
+    Static(String),
 }
 
 #[derive(Debug)]
@@ -161,6 +167,7 @@ impl Rules {
         let decision = self.decide(&var, &mut added);
         match decision {
             Decision::Pass(_) => Decision::Pass(added),
+            Decision::Static(path, _) => Decision::Static(path, added),
             Decision::Respond(mut a) => {
                 a.headers.extend(added);
                 Decision::Respond(a)
@@ -229,6 +236,13 @@ impl Rules {
                 }
                 Action::Log(text) => {
                     tracing::info!(event = "route_log", "{}", fill(text));
+                }
+                Action::Static(path) => {
+                    let path = fill(path);
+                    if path.contains('\0') {
+                        return bad_request();
+                    }
+                    return Decision::Static(path.into(), Vec::new());
                 }
                 Action::AddHeader(h) => {
                     let h = fill(h);
@@ -324,6 +338,7 @@ impl Action {
                 }
             }
             "log" => Action::Log(arg.to_owned()),
+            "static" => Action::Static(nonempty(arg, name)?),
             "addheader" => {
                 if !arg.contains(':') {
                     return Err("addheader takes NAME: VALUE".into());
@@ -332,7 +347,7 @@ impl Action {
             }
             other => {
                 return Err(format!(
-                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth, addheader and log)"
+                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth, addheader, static and log)"
                 ));
             }
         })
@@ -587,6 +602,10 @@ mod tests {
             ("route", ".* addheader:X-Frame-Options: DENY"),
             ("route", "^/who addheader:X-Host: ${HTTP_HOST}"),
             ("route", "^/gone return:410"),
+            (
+                "route",
+                "^/favicon\\.ico$ static:/srv/${HTTP_HOST}/favicon.ico",
+            ),
         ]);
         assert_eq!(
             run(&r, &[("PATH_INFO", "/who"), ("HTTP_HOST", "h")]),
@@ -599,6 +618,13 @@ mod tests {
             panic!("no 410");
         };
         assert_eq!(a.headers, [("X-Frame-Options".into(), "DENY".into())]);
+        assert_eq!(
+            run(&r, &[("PATH_INFO", "/favicon.ico"), ("HTTP_HOST", "h")]),
+            Decision::Static(
+                "/srv/h/favicon.ico".into(),
+                vec![("X-Frame-Options".into(), "DENY".into())]
+            )
+        );
         let Decision::Respond(a) = run(&r, &[("PATH_INFO", "/who"), ("HTTP_HOST", "a\rb")]) else {
             panic!("no 400");
         };

@@ -450,6 +450,15 @@ impl Statics {
         self.maps.is_empty()
     }
 
+    /// A file named directly (the routing's `static:PATH`), if it is a
+    /// regular file (links followed).
+    pub fn file(path: &Path) -> Option<Found> {
+        match file_under(path, &|_| true)? {
+            Entry::File(f) => Some(f),
+            Entry::Dir(_) => None,
+        }
+    }
+
     /// The file for a request path (`PATH_INFO`, decoded), if one is mapped
     /// and exists.
     pub fn find(&self, path: &[u8]) -> Option<Found> {

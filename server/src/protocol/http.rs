@@ -258,9 +258,14 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
     };
     let head_only = parts.method == hyper::Method::HEAD;
     let mut route_headers = Vec::new();
+    let mut route_file = None;
     if !ctx.routes.is_empty() {
         match ctx.routes.run(|k| log.var(k.as_bytes())) {
             crate::routing::Decision::Pass(h) => route_headers = h,
+            crate::routing::Decision::Static(path, h) => {
+                route_headers = h;
+                route_file = Some(path);
+            }
             decision => {
                 let response = routed(decision);
                 let code = response.status().as_u16();
@@ -276,9 +281,23 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         }
     }
     let extra = ctx.added_headers(route_headers);
-    if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) {
+    let file = match route_file {
+        // The routing's `static:PATH`: that file or a 404.
+        Some(p) => match crate::staticfiles::Statics::file(&p) {
+            Some(f) => Some(f),
+            None => {
+                log.write_served(reqlog::Served::by_master(), 404, 1, 0);
+                return simple(StatusCode::NOT_FOUND);
+            }
+        },
+        None if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) => {
+            ctx.statics.find(log.var(b"PATH_INFO").unwrap_or_default())
+        }
+        None => None,
+    };
+    {
         let path = log.var(b"PATH_INFO").unwrap_or_default();
-        if let Some(found) = ctx.statics.find(path) {
+        if let Some(found) = file {
             let header = |name| parts.headers.get(name).map(|v| v.as_bytes());
             let uri = log.var(b"REQUEST_URI").unwrap_or_default();
             let plan = ctx.statics.plan(

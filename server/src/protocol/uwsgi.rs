@@ -160,9 +160,14 @@ where
     };
     let method = vars.get(b"REQUEST_METHOD").unwrap_or_default();
     let mut route_headers = Vec::new();
+    let mut route_file = None;
     if !ctx.routes.is_empty() {
         match ctx.routes.run(|k| vars.get(k.as_bytes())) {
             crate::routing::Decision::Pass(h) => route_headers = h,
+            crate::routing::Decision::Static(path, h) => {
+                route_headers = h;
+                route_file = Some(path);
+            }
             crate::routing::Decision::Close => return,
             crate::routing::Decision::Respond(a) => {
                 let (out, head) = response::answer(protocol, &a);
@@ -175,9 +180,24 @@ where
         }
     }
     let extra = ctx.added_headers(route_headers);
-    if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") {
-        let path = vars.get(b"PATH_INFO").unwrap_or_default();
-        if let Some(found) = ctx.statics.find(path) {
+    let path = vars.get(b"PATH_INFO").unwrap_or_default();
+    let file = match route_file {
+        // The routing's `static:PATH`: that file or a 404.
+        Some(p) => match crate::staticfiles::Statics::file(&p) {
+            Some(f) => Some(f),
+            None => {
+                write(&mut writer, &response::generated(protocol, 404), &ctx).await;
+                log_request(&ctx, &req, reqlog::Served::by_master(), (404, 0, 0, 0));
+                return;
+            }
+        },
+        None if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") => {
+            ctx.statics.find(path)
+        }
+        None => None,
+    };
+    {
+        if let Some(found) = file {
             let uri = vars.get(b"REQUEST_URI").unwrap_or_default();
             let plan = ctx.statics.plan(
                 &found,
