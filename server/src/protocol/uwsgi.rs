@@ -196,26 +196,24 @@ where
         }
         None => None,
     };
-    {
-        if let Some(found) = file {
-            let uri = vars.get(b"REQUEST_URI").unwrap_or_default();
-            let plan = ctx.statics.plan(
-                &found,
-                crate::staticfiles::Ask {
-                    if_modified_since: vars.get(b"HTTP_IF_MODIFIED_SINCE"),
-                    range: vars.get(b"HTTP_RANGE"),
-                    if_range: vars.get(b"HTTP_IF_RANGE"),
-                    accept_encoding: vars.get(b"HTTP_ACCEPT_ENCODING"),
-                    expires: ctx.statics.expires_now(&found, path, uri),
-                },
-            );
-            let head_only = method == b"HEAD";
-            let sent = send_static(&mut writer, &ctx, protocol, head_only, plan, &extra).await;
-            let (status, body_bytes, header_bytes) = sent;
-            let served = reqlog::Served::by_master();
-            log_request(&ctx, &req, served, (status, body_bytes, header_bytes, 0));
-            return;
-        }
+    if let Some(found) = file {
+        let uri = vars.get(b"REQUEST_URI").unwrap_or_default();
+        let plan = ctx.statics.plan(
+            &found,
+            crate::staticfiles::Ask {
+                if_modified_since: vars.get(b"HTTP_IF_MODIFIED_SINCE"),
+                range: vars.get(b"HTTP_RANGE"),
+                if_range: vars.get(b"HTTP_IF_RANGE"),
+                accept_encoding: vars.get(b"HTTP_ACCEPT_ENCODING"),
+                expires: ctx.statics.expires_now(&found, path, uri),
+            },
+        );
+        let head_only = method == b"HEAD";
+        let sent = send_static(&mut writer, &ctx, protocol, head_only, plan, &extra).await;
+        let (status, body_bytes, header_bytes) = sent;
+        let served = reqlog::Served::by_master();
+        log_request(&ctx, &req, served, (status, body_bytes, header_bytes, 0));
+        return;
     }
     if ctx.limit_post > 0 && content_length > ctx.limit_post {
         // uWSGI drops the connection (nginx then answers 502); a 413 says
