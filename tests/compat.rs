@@ -668,8 +668,8 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
         ),
         (
             "--route",
-            "^/old rewrite:/new",
-            "the routing action \"rewrite\" is not supported",
+            "^/old setvar:A=b",
+            "the routing action \"setvar\" is not supported",
         ),
         (
             "--attach-control-daemon",
@@ -1015,4 +1015,41 @@ fn internal_routing_redirects_refuses_and_asks_for_a_password() {
     assert!(text.contains("\r\nX-Frame-Options: DENY\r\n"), "{text}");
     // Routed requests are logged like the others.
     s.wait_logged("GET /old/page => generated", Duration::from_secs(5));
+}
+
+#[test]
+fn routing_rewrites_what_the_app_sees() {
+    let s = serve_app(
+        "echo",
+        &["--http-socket", "127.0.0.1:0", "--socket", "127.0.0.1:0"],
+        &[
+            "--route",
+            "^/item/([0-9]+)$ rewrite:/show?id=$1",
+            "--route",
+            "^/show$ addheader:X-Seen: ${QUERY_STRING}",
+            "--route",
+            "^/old$ rewrite-last:/new",
+            "--route",
+            "^/new$ return:404",
+        ],
+    );
+    let a = s.http.unwrap();
+    // rewrite, then the next rules see the new PATH_INFO and QUERY_STRING.
+    let r = get(a, "/item/42");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-seen"), Some("id=42"));
+    let env = &r.json()["environ"];
+    assert_eq!(env["PATH_INFO"], "/show");
+    assert_eq!(env["QUERY_STRING"], "id=42");
+    assert_eq!(env["REQUEST_URI"], "/item/42");
+    // rewrite-last: straight to the app.
+    let r = get(a, "/old");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["environ"]["PATH_INFO"], "/new");
+    // Over uwsgi too.
+    let mut c = std::net::TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let out = uwsgi_raw(&mut c, &cgi("GET", "/item/7", &[]), b"");
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("\"PATH_INFO\": \"/show\""), "{text}");
+    assert!(text.contains("\"QUERY_STRING\": \"id=7\""), "{text}");
 }

@@ -20,6 +20,8 @@
 //! credentials; then the next rule), `addheader:NAME: VALUE` (added to the
 //! response, whoever makes it; then the next rule), `static:PATH` (that
 //! file, served as `static-map` serves one; 404 when it is not there),
+//! `rewrite:PATH[?QUERY]` (the app, and the later rules, see the new
+//! `PATH_INFO`, and `QUERY_STRING` when given; `rewrite-last` stops there),
 //! `log:TEXT`. In an action, `$1`…`$9` are
 //! the regexp's groups and `${VAR}` a CGI variable.
 //!
@@ -32,9 +34,8 @@ use regex_lite::Regex;
 /// What a request gets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// On to the app (or the static files), with these headers added to
-    /// its response (`addheader`).
-    Pass(Vec<(String, String)>),
+    /// On to the app (or the static files): what the routing changed.
+    Pass(Passed),
     /// This response, from the master.
     Respond(Answer),
     /// This file, served by the master as a static file (`static:PATH`),
@@ -42,6 +43,47 @@ pub enum Decision {
     Static(std::path::PathBuf, Vec<(String, String)>),
     /// No response: close the connection.
     Close,
+}
+
+/// What a request that goes on carries from the routing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Passed {
+    /// Headers added to its response (`addheader`).
+    pub headers: Vec<(String, String)>,
+    /// `PATH_INFO` as `rewrite` set it.
+    pub path_info: Option<String>,
+    /// `QUERY_STRING` as `rewrite` set it.
+    pub query_string: Option<String>,
+}
+
+impl Passed {
+    /// The request's value of `k`, as rewritten.
+    fn get(&self, k: &str) -> Option<&[u8]> {
+        match k {
+            "PATH_INFO" => self.path_info.as_deref().map(str::as_bytes),
+            "QUERY_STRING" => self.query_string.as_deref().map(str::as_bytes),
+            _ => None,
+        }
+    }
+
+    /// Whether `rewrite` changed the request.
+    pub fn rewritten(&self) -> bool {
+        self.path_info.is_some() || self.query_string.is_some()
+    }
+
+    /// Applies the rewrite to CGI variables (the app's).
+    pub fn apply(&self, vars: &mut Vec<(Vec<u8>, Vec<u8>)>) {
+        for (name, value) in [
+            (&b"PATH_INFO"[..], &self.path_info),
+            (&b"QUERY_STRING"[..], &self.query_string),
+        ] {
+            let Some(value) = value else { continue };
+            match vars.iter_mut().find(|(k, _)| k == name) {
+                Some((_, v)) => *v = value.as_bytes().to_vec(),
+                None => vars.push((name.to_vec(), value.as_bytes().to_vec())),
+            }
+        }
+    }
 }
 
 /// A response the routing makes.
@@ -106,6 +148,8 @@ enum Action {
     Log(String),
     AddHeader(String),
     Static(String),
+    /// `rewrite` (then the next rule) and `rewrite-last` (then the app).
+    Rewrite(String, bool),
 }
 
 #[derive(Debug)]
@@ -163,29 +207,29 @@ impl Rules {
 
     /// Runs the table on a request whose CGI variables `var` gives.
     pub fn run<'a>(&self, var: impl Fn(&str) -> Option<&'a [u8]>) -> Decision {
-        let mut added: Vec<(String, String)> = Vec::new();
-        let decision = self.decide(&var, &mut added);
+        let mut passed = Passed::default();
+        let decision = self.decide(&var, &mut passed);
         match decision {
-            Decision::Pass(_) => Decision::Pass(added),
-            Decision::Static(path, _) => Decision::Static(path, added),
+            Decision::Pass(_) => Decision::Pass(passed),
+            Decision::Static(path, _) => Decision::Static(path, passed.headers),
             Decision::Respond(mut a) => {
-                a.headers.extend(added);
+                a.headers.extend(passed.headers);
                 Decision::Respond(a)
             }
             Decision::Close => Decision::Close,
         }
     }
 
-    fn decide<'a>(
-        &self,
-        var: &impl Fn(&str) -> Option<&'a [u8]>,
-        added: &mut Vec<(String, String)>,
-    ) -> Decision {
+    fn decide<'a>(&self, var: &impl Fn(&str) -> Option<&'a [u8]>, passed: &mut Passed) -> Decision {
         for rule in &self.rules {
-            let Some(groups) = rule.subject.matches(var) else {
+            // Later rules see what `rewrite` changed.
+            let seen = passed.clone();
+            let get = |k: &str| seen.get(k).or_else(|| var(k));
+            let Some(groups) = rule.subject.matches(&get) else {
                 continue;
             };
-            let fill = |t: &str| expand(t, &groups, var);
+            let fill = |t: &str| expand(t, &groups, &get);
+            let added = &mut passed.headers;
             match &rule.action {
                 Action::Redirect(code, to) => {
                     let location = fill(to);
@@ -220,9 +264,9 @@ impl Rules {
                     });
                 }
                 Action::Break(None) => return Decision::Close,
-                Action::Continue => return Decision::Pass(Vec::new()),
+                Action::Continue => return Decision::Pass(Passed::default()),
                 Action::BasicAuth { realm, expected } => {
-                    let given = var("HTTP_AUTHORIZATION").unwrap_or_default();
+                    let given = get("HTTP_AUTHORIZATION").unwrap_or_default();
                     if given != expected.as_bytes() {
                         return Decision::Respond(Answer {
                             status: "401 Authorization Required".into(),
@@ -244,6 +288,23 @@ impl Rules {
                     }
                     return Decision::Static(path.into(), Vec::new());
                 }
+                Action::Rewrite(to, last) => {
+                    let to = fill(to);
+                    if to.contains('\0') {
+                        return bad_request();
+                    }
+                    let (path, qs) = match to.split_once('?') {
+                        Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+                        None => (to, None),
+                    };
+                    passed.path_info = Some(path);
+                    if qs.is_some() {
+                        passed.query_string = qs;
+                    }
+                    if *last {
+                        return Decision::Pass(Passed::default());
+                    }
+                }
                 Action::AddHeader(h) => {
                     let h = fill(h);
                     match h.split_once(':') {
@@ -255,7 +316,7 @@ impl Rules {
                 }
             }
         }
-        Decision::Pass(Vec::new())
+        Decision::Pass(Passed::default())
     }
 }
 
@@ -339,6 +400,8 @@ impl Action {
             }
             "log" => Action::Log(arg.to_owned()),
             "static" => Action::Static(nonempty(arg, name)?),
+            "rewrite" => Action::Rewrite(nonempty(arg, name)?, false),
+            "rewrite-last" => Action::Rewrite(nonempty(arg, name)?, true),
             "addheader" => {
                 if !arg.contains(':') {
                     return Err("addheader takes NAME: VALUE".into());
@@ -347,7 +410,7 @@ impl Action {
             }
             other => {
                 return Err(format!(
-                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth, addheader, static and log)"
+                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth, addheader, static, rewrite, rewrite-last and log)"
                 ));
             }
         })
@@ -561,7 +624,7 @@ mod tests {
         );
         assert_eq!(
             get(&[("PATH_INFO", "/a"), ("HTTP_X_FORWARDED_PROTO", "https")]),
-            Decision::Pass(Vec::new())
+            Decision::Pass(Passed::default())
         );
         // basicauth: 401 without the credentials, on with them.
         let Decision::Respond(a) = get(&[("PATH_INFO", "/private")]) else {
@@ -573,7 +636,7 @@ mod tests {
         assert_eq!(auth, "Basic YWxpY2U6czNjcmV0");
         assert_eq!(
             get(&[("PATH_INFO", "/private"), ("HTTP_AUTHORIZATION", &auth)]),
-            Decision::Pass(Vec::new())
+            Decision::Pass(Passed::default())
         );
         let Decision::Respond(a) = get(&[("PATH_INFO", "/x"), ("HTTP_HOST", "blocked.example")])
         else {
@@ -593,7 +656,10 @@ mod tests {
             panic!("no answer");
         };
         assert_eq!(a.code(), 400);
-        assert_eq!(get(&[("PATH_INFO", "/fine")]), Decision::Pass(Vec::new()));
+        assert_eq!(
+            get(&[("PATH_INFO", "/fine")]),
+            Decision::Pass(Passed::default())
+        );
     }
 
     #[test]
@@ -609,10 +675,13 @@ mod tests {
         ]);
         assert_eq!(
             run(&r, &[("PATH_INFO", "/who"), ("HTTP_HOST", "h")]),
-            Decision::Pass(vec![
-                ("X-Frame-Options".into(), "DENY".into()),
-                ("X-Host".into(), "h".into()),
-            ])
+            Decision::Pass(Passed {
+                headers: vec![
+                    ("X-Frame-Options".into(), "DENY".into()),
+                    ("X-Host".into(), "h".into()),
+                ],
+                ..Passed::default()
+            })
         );
         let Decision::Respond(a) = run(&r, &[("PATH_INFO", "/gone")]) else {
             panic!("no 410");
@@ -634,7 +703,7 @@ mod tests {
     #[test]
     fn what_rwsgi_does_not_run_is_refused() {
         let bad = |o: &str, v: &str| Rules::parse(&[(o.into(), v.into())]).unwrap_err();
-        assert!(bad("route", "^/ rewrite:/x").contains("\"rewrite\" is not supported"));
+        assert!(bad("route", "^/ setvar:A=b").contains("\"setvar\" is not supported"));
         assert!(bad("route", "^/( return:403").contains("regular expression"));
         assert!(bad("route", "^/x").contains("SUBJECT ACTION"));
         assert!(bad("route-if", "ishigher:1;2 return:403").contains("ishigher"));
@@ -658,8 +727,39 @@ mod tests {
         assert_eq!(a.headers[0].1, "https://shop.example/a");
         assert_eq!(
             run(&r, &[("HTTP_HOST", "shop.example")]),
-            Decision::Pass(Vec::new())
+            Decision::Pass(Passed::default())
         );
+    }
+
+    #[test]
+    fn rewrite_changes_what_later_rules_and_the_app_see() {
+        let r = rules(&[
+            ("route", "^/item/([0-9]+)$ rewrite:/show?id=$1"),
+            ("route", "^/show$ addheader:X-Q: ${QUERY_STRING}"),
+            ("route-uri", "^/keep rewrite-last:/kept"),
+            ("route", "^/kept$ return:410"),
+        ]);
+        let Decision::Pass(p) = run(&r, &[("PATH_INFO", "/item/5"), ("QUERY_STRING", "")]) else {
+            panic!("not passed");
+        };
+        assert_eq!(p.path_info.as_deref(), Some("/show"));
+        assert_eq!(p.query_string.as_deref(), Some("id=5"));
+        assert_eq!(p.headers, [("X-Q".into(), "id=5".into())]);
+        let mut vars = vec![(b"PATH_INFO".to_vec(), b"/item/5".to_vec())];
+        p.apply(&mut vars);
+        assert_eq!(
+            vars,
+            [
+                (b"PATH_INFO".to_vec(), b"/show".to_vec()),
+                (b"QUERY_STRING".to_vec(), b"id=5".to_vec())
+            ]
+        );
+        // rewrite-last: no later rule runs.
+        let Decision::Pass(p) = run(&r, &[("REQUEST_URI", "/keep"), ("PATH_INFO", "/keep")]) else {
+            panic!("not passed");
+        };
+        assert_eq!(p.path_info.as_deref(), Some("/kept"));
+        assert_eq!(p.query_string, None);
     }
 
     #[test]

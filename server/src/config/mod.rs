@@ -1030,9 +1030,9 @@ mod tests {
             let err = load(&["--module", "m", bad[0], bad[1]]).unwrap_err();
             assert!(err.to_string().contains(&bad[0][2..]), "{err}");
         }
-        let err = load(&["--module", "m", "--route", "^/x rewrite:/y"]).unwrap_err();
+        let err = load(&["--module", "m", "--route", "^/x setvar:A=b"]).unwrap_err();
         assert!(
-            err.to_string().contains("\"rewrite\" is not supported"),
+            err.to_string().contains("\"setvar\" is not supported"),
             "{err}"
         );
         let err = load(&["--module", "m", "--route-run", "addheader:X: y"]).unwrap_err();

@@ -261,7 +261,20 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
     let mut route_file = None;
     if !ctx.routes.is_empty() {
         match ctx.routes.run(|k| log.var(k.as_bytes())) {
-            crate::routing::Decision::Pass(h) => route_headers = h,
+            crate::routing::Decision::Pass(p) => {
+                if p.rewritten() {
+                    // `rewrite`: the worker gets the new PATH_INFO and
+                    // QUERY_STRING.
+                    p.apply(&mut log.vars);
+                    block.clear();
+                    if rwsgi_proto::encode_vars(&log.vars, &mut block).is_err()
+                        || block.len() > usize::from(ctx.limits.max_block)
+                    {
+                        return simple(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+                    }
+                }
+                route_headers = p.headers;
+            }
             crate::routing::Decision::Static(path, h) => {
                 route_headers = h;
                 route_file = Some(path);

@@ -161,9 +161,28 @@ where
     let method = vars.get(b"REQUEST_METHOD").unwrap_or_default();
     let mut route_headers = Vec::new();
     let mut route_file = None;
+    // `rewrite`: the new vars block, and the new PATH_INFO if it changed.
+    let mut rewritten: Option<(Vec<u8>, Option<String>)> = None;
     if !ctx.routes.is_empty() {
         match ctx.routes.run(|k| vars.get(k.as_bytes())) {
-            crate::routing::Decision::Pass(h) => route_headers = h,
+            crate::routing::Decision::Pass(p) => {
+                if p.rewritten() {
+                    // `rewrite`: the worker gets the new PATH_INFO and
+                    // QUERY_STRING.
+                    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
+                        vars.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+                    p.apply(&mut pairs);
+                    let mut b = Vec::with_capacity(block.len() + 64);
+                    if rwsgi_proto::encode_vars(&pairs, &mut b).is_err()
+                        || b.len() > usize::from(ctx.limits.max_block)
+                    {
+                        write(&mut writer, &response::generated(protocol, 500), &ctx).await;
+                        return;
+                    }
+                    rewritten = Some((b, p.path_info.clone()));
+                }
+                route_headers = p.headers;
+            }
             crate::routing::Decision::Static(path, h) => {
                 route_headers = h;
                 route_file = Some(path);
@@ -180,7 +199,10 @@ where
         }
     }
     let extra = ctx.added_headers(route_headers);
-    let path = vars.get(b"PATH_INFO").unwrap_or_default();
+    let path = match rewritten.as_ref().and_then(|(_, p)| p.as_deref()) {
+        Some(p) => p.as_bytes(),
+        None => vars.get(b"PATH_INFO").unwrap_or_default(),
+    };
     let file = match route_file {
         // The routing's `static:PATH`: that file or a 404.
         Some(p) => match crate::staticfiles::Statics::file(&p) {
@@ -222,7 +244,8 @@ where
         let _ = writer.write_all(&response::generated(protocol, 413)).await;
         return;
     }
-    let request = ipc::request_frame(header.modifier1.0, content_length, &block);
+    let block = rewritten.as_ref().map_or(&block[..], |(b, _)| &b[..]);
+    let request = ipc::request_frame(header.modifier1.0, content_length, block);
     let body = Body {
         early,
         reader,
