@@ -86,6 +86,13 @@ struct Slot {
     generation: u64,
 }
 
+impl Slot {
+    /// A worker runs in it (not cheaped, and spawned).
+    fn running(&self) -> bool {
+        !self.cheaped && self.pid > 0
+    }
+}
+
 #[derive(Debug)]
 struct Prototype {
     control: AsyncFd<OwnedFd>,

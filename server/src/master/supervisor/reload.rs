@@ -158,7 +158,7 @@ impl Supervisor {
         let stale: Vec<usize> = (0..self.slots.len())
             .filter(|&i| {
                 let s = &self.slots[i];
-                !s.cheaped && s.pid > 0 && s.generation < self.generation
+                s.running() && s.generation < self.generation
             })
             .collect();
         if stale.is_empty() {

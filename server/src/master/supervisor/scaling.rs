@@ -61,7 +61,7 @@ impl Supervisor {
     fn total_rss(&self) -> u64 {
         self.slots
             .iter()
-            .filter(|s| !s.cheaped && s.pid > 0)
+            .filter(|s| s.running())
             .map(|s| crate::stats::process_memory(s.pid).1)
             .sum()
     }
@@ -175,11 +175,7 @@ impl Supervisor {
     /// Stops the idle worker spawned longest ago. False if none is idle (or
     /// only one worker runs).
     fn cheap_one(&mut self, views: &[WorkerView]) -> bool {
-        let running = self
-            .slots
-            .iter()
-            .filter(|s| !s.cheaped && s.pid > 0)
-            .count();
+        let running = self.slots.iter().filter(|s| s.running()).count();
         if running <= 1 {
             return false;
         }
@@ -188,10 +184,7 @@ impl Supervisor {
             .iter()
             .enumerate()
             .filter(|(i, s)| {
-                !s.cheaped
-                    && s.pid > 0
-                    && s.alive.is_some()
-                    && !views.get(*i).is_some_and(|v| v.busy)
+                s.running() && s.alive.is_some() && !views.get(*i).is_some_and(|v| v.busy)
             })
             .map(|(i, s)| (s.last_spawn.unwrap_or(self.epoch), i))
             .collect();

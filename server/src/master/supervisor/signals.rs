@@ -371,7 +371,7 @@ impl super::Supervisor {
             .slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.pid > 0 && !s.cheaped)
+            .filter(|(_, s)| s.running())
             .filter_map(|(i, _)| u32::try_from(i + 1).ok())
             .collect();
         let slots = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
