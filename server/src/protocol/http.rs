@@ -225,12 +225,9 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             .map(|(k, v)| (k.as_str(), v.as_bytes())),
         conn,
     );
-    let mut block = Vec::with_capacity(1024);
-    if rwsgi_proto::encode_vars(&vars, &mut block).is_err()
-        || block.len() > usize::from(ctx.limits.max_block)
-    {
+    let Some(mut block) = ctx.vars_block(&vars) else {
         return simple(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-    }
+    };
     let chunked = parts
         .headers
         .get(hyper::header::TRANSFER_ENCODING)
@@ -266,12 +263,10 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
                     // `rewrite`: the worker gets the new PATH_INFO and
                     // QUERY_STRING.
                     p.apply(&mut log.vars);
-                    block.clear();
-                    if rwsgi_proto::encode_vars(&log.vars, &mut block).is_err()
-                        || block.len() > usize::from(ctx.limits.max_block)
-                    {
+                    let Some(new) = ctx.vars_block(&log.vars) else {
                         return simple(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
-                    }
+                    };
+                    block = new;
                 }
                 route_headers = p.headers;
             }
@@ -294,45 +289,34 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         }
     }
     let extra = ctx.added_headers(route_headers);
-    let file = match route_file {
-        // The routing's `static:PATH`: that file or a 404.
-        Some(p) => match crate::staticfiles::Statics::file(&p) {
-            Some(f) => Some(f),
-            None => {
-                log.write_served(reqlog::Served::by_master(), 404, 1, 0);
-                return simple(StatusCode::NOT_FOUND);
-            }
-        },
-        None if !ctx.statics.is_empty() && (parts.method == hyper::Method::GET || head_only) => {
-            ctx.statics.find(log.var(b"PATH_INFO").unwrap_or_default())
-        }
-        None => None,
+    let get_or_head = parts.method == hyper::Method::GET || head_only;
+    let path_info = || log.var(b"PATH_INFO").unwrap_or_default();
+    let Ok(file) = ctx.static_file(route_file, get_or_head, path_info) else {
+        log.write_served(reqlog::Served::by_master(), 404, 1, 0);
+        return simple(StatusCode::NOT_FOUND);
     };
-    {
-        let path = log.var(b"PATH_INFO").unwrap_or_default();
-        if let Some(found) = file {
-            let header = |name| parts.headers.get(name).map(|v| v.as_bytes());
-            let uri = log.var(b"REQUEST_URI").unwrap_or_default();
-            let plan = ctx.statics.plan(
-                &found,
-                crate::staticfiles::Ask {
-                    if_modified_since: header(hyper::header::IF_MODIFIED_SINCE),
-                    range: header(hyper::header::RANGE),
-                    if_range: header(hyper::header::IF_RANGE),
-                    accept_encoding: header(hyper::header::ACCEPT_ENCODING),
-                    expires: ctx.statics.expires_now(&found, path, uri),
-                },
-            );
-            let (response, sent) = static_response(plan, head_only, &extra).await;
-            let code = response.status().as_u16();
-            log.write_served(
-                reqlog::Served::by_master(),
-                code,
-                response.headers().len(),
-                sent,
-            );
-            return response;
-        }
+    if let Some(found) = file {
+        let header = |name| parts.headers.get(name).map(|v| v.as_bytes());
+        let uri = log.var(b"REQUEST_URI").unwrap_or_default();
+        let plan = ctx.statics.plan(
+            &found,
+            crate::staticfiles::Ask {
+                if_modified_since: header(hyper::header::IF_MODIFIED_SINCE),
+                range: header(hyper::header::RANGE),
+                if_range: header(hyper::header::IF_RANGE),
+                accept_encoding: header(hyper::header::ACCEPT_ENCODING),
+                expires: ctx.statics.expires_now(&found, path_info(), uri),
+            },
+        );
+        let (response, sent) = static_response(plan, head_only, &extra).await;
+        let code = response.status().as_u16();
+        log.write_served(
+            reqlog::Served::by_master(),
+            code,
+            response.headers().len(),
+            sent,
+        );
+        return response;
     }
     if ctx.limit_post > 0 && body_len != ipc::BODY_UNTIL_EOF && body_len > ctx.limit_post {
         tracing::info!(

@@ -45,7 +45,37 @@ pub struct Ctx {
     pub signals: tokio::sync::mpsc::Sender<crate::master::supervisor::Request>,
 }
 
+/// The file the routing named (`static:PATH`) is not there: a 404.
+#[derive(Debug)]
+pub struct RoutedFileMissing;
+
 impl Ctx {
+    /// The static file a request gets, if any: the routing's `static:PATH`
+    /// (which must exist), else a `static-map` file for a GET or a HEAD.
+    /// `path_info` is only looked up when there are mappings.
+    pub fn static_file<'a>(
+        &self,
+        routed: Option<std::path::PathBuf>,
+        get_or_head: bool,
+        path_info: impl FnOnce() -> &'a [u8],
+    ) -> Result<Option<crate::staticfiles::Found>, RoutedFileMissing> {
+        match routed {
+            Some(p) => crate::staticfiles::Statics::file(&p)
+                .map(Some)
+                .ok_or(RoutedFileMissing),
+            None if get_or_head && !self.statics.is_empty() => Ok(self.statics.find(path_info())),
+            None => Ok(None),
+        }
+    }
+
+    /// CGI variables as the vars block a worker gets, if it fits
+    /// `buffer-size`.
+    pub fn vars_block<K: AsRef<[u8]>, V: AsRef<[u8]>>(&self, vars: &[(K, V)]) -> Option<Vec<u8>> {
+        let mut block = Vec::with_capacity(1024);
+        rwsgi_proto::encode_vars(vars, &mut block).ok()?;
+        (block.len() <= usize::from(self.limits.max_block)).then_some(block)
+    }
+
     /// The headers added to every response of a request: `add-header`, then
     /// what its routing added (`addheader`).
     pub fn added_headers(&self, routed: Vec<(String, String)>) -> Cow<'_, [(String, String)]> {

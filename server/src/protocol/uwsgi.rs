@@ -172,13 +172,10 @@ where
                     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
                         vars.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
                     p.apply(&mut pairs);
-                    let mut b = Vec::with_capacity(block.len() + 64);
-                    if rwsgi_proto::encode_vars(&pairs, &mut b).is_err()
-                        || b.len() > usize::from(ctx.limits.max_block)
-                    {
+                    let Some(b) = ctx.vars_block(&pairs) else {
                         write(&mut writer, &response::generated(protocol, 500), &ctx).await;
                         return;
-                    }
+                    };
                     rewritten = Some((b, p.path_info.clone()));
                 }
                 route_headers = p.headers;
@@ -199,24 +196,15 @@ where
         }
     }
     let extra = ctx.added_headers(route_headers);
-    let path = match rewritten.as_ref().and_then(|(_, p)| p.as_deref()) {
+    let path = || match rewritten.as_ref().and_then(|(_, p)| p.as_deref()) {
         Some(p) => p.as_bytes(),
         None => vars.get(b"PATH_INFO").unwrap_or_default(),
     };
-    let file = match route_file {
-        // The routing's `static:PATH`: that file or a 404.
-        Some(p) => match crate::staticfiles::Statics::file(&p) {
-            Some(f) => Some(f),
-            None => {
-                write(&mut writer, &response::generated(protocol, 404), &ctx).await;
-                log_request(&ctx, &req, reqlog::Served::by_master(), (404, 0, 0, 0));
-                return;
-            }
-        },
-        None if !ctx.statics.is_empty() && (method == b"GET" || method == b"HEAD") => {
-            ctx.statics.find(path)
-        }
-        None => None,
+    let get_or_head = method == b"GET" || method == b"HEAD";
+    let Ok(file) = ctx.static_file(route_file, get_or_head, path) else {
+        write(&mut writer, &response::generated(protocol, 404), &ctx).await;
+        log_request(&ctx, &req, reqlog::Served::by_master(), (404, 0, 0, 0));
+        return;
     };
     if let Some(found) = file {
         let uri = vars.get(b"REQUEST_URI").unwrap_or_default();
@@ -227,7 +215,7 @@ where
                 range: vars.get(b"HTTP_RANGE"),
                 if_range: vars.get(b"HTTP_IF_RANGE"),
                 accept_encoding: vars.get(b"HTTP_ACCEPT_ENCODING"),
-                expires: ctx.statics.expires_now(&found, path, uri),
+                expires: ctx.statics.expires_now(&found, path(), uri),
             },
         );
         let head_only = method == b"HEAD";
