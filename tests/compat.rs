@@ -1053,3 +1053,30 @@ fn routing_rewrites_what_the_app_sees() {
     assert!(text.contains("\"PATH_INFO\": \"/show\""), "{text}");
     assert!(text.contains("\"QUERY_STRING\": \"id=7\""), "{text}");
 }
+
+#[test]
+fn protocol_http_makes_socket_speak_http_and_set_fills_in_an_ini() {
+    let dir = tmpdir("protocol");
+    let ini = dir.join("app.ini");
+    std::fs::write(
+        &ini,
+        format!(
+            "[uwsgi]\n\
+             set-placeholder = app_dir={apps}\n\
+             set = callable=hello\n\
+             set = workers_wanted=2\n\
+             wsgi-file = %(app_dir)/app.py\n\
+             processes = %(workers_wanted)\n\
+             socket = 127.0.0.1:0\n\
+             protocol = http\n\
+             stats = 127.0.0.1:0\n",
+            apps = apps().parent().unwrap().display()
+        ),
+    )
+    .unwrap();
+    let s = Server::start_in(dir, &["--ini", ini.to_str().unwrap()], true);
+    // The `socket` line was bound as HTTP: plain HTTP gets the app's answer.
+    let r = get(s.http.expect("the socket bound as http"), "/");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"Hello, World!"[..]));
+    assert_eq!(s.stats()["workers"].as_array().unwrap().len(), 2);
+}

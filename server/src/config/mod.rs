@@ -448,7 +448,8 @@ impl Config {
     }
 
     /// Applies raw options in order. Returns the config and warnings.
-    pub fn from_raw(raw: Vec<RawOption>) -> Result<(Config, Vec<String>), ConfigError> {
+    pub fn from_raw(mut raw: Vec<RawOption>) -> Result<(Config, Vec<String>), ConfigError> {
+        expand::setters(&mut raw)?;
         let mut raw = logic::apply(raw)?;
         let used = expand::placeholders(&mut raw);
         let mut warnings = Vec::new();
@@ -462,6 +463,9 @@ impl Config {
         let mut callable = String::from("application");
         let mut ch = cheaper::Raw::default();
         let mut show_config = false;
+        // `protocol` applies to every `socket`, wherever it is given.
+        let mut default_sockets = Vec::new();
+        let mut default_protocol = Protocol::Uwsgi;
         let mut mounts: Vec<(String, String, Origin)> = Vec::new();
         // static-map, static-map2, check-static: looked up in that order.
         let mut statics: [Vec<StaticMap>; 3] = Default::default();
@@ -509,7 +513,19 @@ impl Config {
                 continue;
             }
             match spec.name {
-                "socket" => c.sockets.push(socket(v, Protocol::Uwsgi).map_err(invalid)?),
+                "socket" => {
+                    default_sockets.push(c.sockets.len());
+                    c.sockets.push(socket(v, Protocol::Uwsgi).map_err(invalid)?)
+                }
+                "protocol" => {
+                    default_protocol = match v.trim() {
+                        "uwsgi" => Protocol::Uwsgi,
+                        "http" | "http11" => Protocol::Http,
+                        _ => return Err(invalid(
+                            "rwsgi speaks uwsgi and http (fastcgi, scgi and the others are not supported)".into(),
+                        )),
+                    }
+                }
                 "http-socket" | "http" => {
                     c.sockets.push(socket(v, Protocol::Http).map_err(invalid)?)
                 }
@@ -681,6 +697,8 @@ impl Config {
                 "log-slow" => c.logging.rules.slow_ms = number()?,
                 "log-x-forwarded-for" => c.logging.rules.x_forwarded_for = flag,
                 "show-config" => show_config = flag,
+                // A placeholder, already expanded (`expand::setters`).
+                "set-placeholder" => {}
                 "mount" => {
                     let (mp, target) = v
                         .split_once('=')
@@ -809,6 +827,9 @@ impl Config {
         // (`core/static.c` `uwsgi_real_file_serve`). Stable: list order
         // otherwise.
         c.static_expires.sort_by_key(|r| (r.on, r.from_mtime));
+        for i in default_sockets {
+            c.sockets[i].protocol = default_protocol;
+        }
         if show_config {
             c.show_config = Some(as_ini(&raw));
         }
@@ -978,6 +999,34 @@ mod tests {
             Command::Serve(c, w) => Ok((*c, w)),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn protocol_applies_to_every_socket_option_and_set_sets_options() {
+        let (c, _) = load(&[
+            "--socket",
+            ":8001",
+            "--http-socket",
+            ":8002",
+            "--protocol=http",
+            "--socket",
+            "/tmp/a.sock",
+            "-S",
+            "processes=3",
+            "--set-ph",
+            "where=/srv",
+            "--chdir",
+            "%(where)/app",
+        ])
+        .unwrap();
+        let protocols: Vec<_> = c.sockets.iter().map(|s| s.protocol).collect();
+        assert_eq!(protocols, [Protocol::Http; 3]);
+        assert_eq!(c.processes, 3);
+        assert_eq!(c.chdir, Some(PathBuf::from("/srv/app")));
+        let (c, _) = load(&["--socket", ":8001", "--socket-protocol", "uwsgi"]).unwrap();
+        assert_eq!(c.sockets[0].protocol, Protocol::Uwsgi);
+        let err = load(&["--socket", ":8001", "--protocol", "fastcgi"]).unwrap_err();
+        assert!(err.to_string().contains("fastcgi"), "{err}");
     }
 
     #[test]

@@ -107,6 +107,13 @@ pub static OPTIONS: &[Spec] = &[
         "serve HTTP/1.1 on host:port, :port or a unix socket path",
     ),
     opt(
+        "protocol",
+        &["socket-protocol"],
+        None,
+        Value,
+        "the protocol of every socket option: uwsgi (the default) or http",
+    ),
+    opt(
         "http",
         &[],
         None,
@@ -857,6 +864,20 @@ pub static OPTIONS: &[Spec] = &[
         None,
         Flag,
         "accepted: rwsgi always rejects unknown options",
+    ),
+    opt(
+        "set",
+        &[],
+        Some('S'),
+        List,
+        "KEY=VALUE: set the option KEY, or the placeholder %(KEY) when KEY is not an option",
+    ),
+    opt(
+        "set-placeholder",
+        &["set-ph"],
+        None,
+        List,
+        "KEY=VALUE: set the placeholder %(KEY)",
     ),
     // Files and permissions.
     opt(
@@ -1792,11 +1813,6 @@ pub static OPTIONS: &[Spec] = &[
         "set threading.stack_size() in the app",
     ),
     unsupported(
-        "socket-protocol",
-        Value,
-        "use socket for uwsgi and http-socket for HTTP",
-    ),
-    unsupported(
         "shared-socket",
         List,
         "sockets are bound by the master; use socket or http-socket",
@@ -1819,11 +1835,6 @@ pub static OPTIONS: &[Spec] = &[
         "use log-maxsize, or log-reopen with a graceful reload",
     ),
     unsupported("fs-reload", List, "use touch-reload on a file"),
-    unsupported(
-        "protocol",
-        Value,
-        "use socket for uwsgi and http-socket for HTTP",
-    ),
 ];
 
 /// Finds an option by long name or alias.
