@@ -1080,3 +1080,48 @@ fn protocol_http_makes_socket_speak_http_and_set_fills_in_an_ini() {
     assert_eq!((r.status, r.body.as_slice()), (200, &b"Hello, World!"[..]));
     assert_eq!(s.stats()["workers"].as_array().unwrap().len(), 2);
 }
+
+/// What `ps` shows for a process: its command line, NULs as spaces.
+fn title_of(pid: i64) -> String {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    String::from_utf8_lossy(&raw)
+        .replace('\0', " ")
+        .trim_end()
+        .to_owned()
+}
+
+#[test]
+fn auto_procname_titles_every_process_and_the_app_can_rename_its_own() {
+    let s = serve_app(
+        "titled",
+        &["--http-socket", "127.0.0.1:0"],
+        &[
+            "--processes",
+            "2",
+            "--auto-procname",
+            "--procname-prefix-spaced",
+            "shop",
+            "--procname-append",
+            " [eu]",
+            "--env",
+            "TITLE_CHECK=kept",
+            "--stats",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_eq!(title_of(s.pid().into()), "shop uWSGI master [eu]");
+    let workers = s.stats()["workers"].as_array().unwrap().clone();
+    for w in &workers {
+        let (id, pid) = (w["id"].as_i64().unwrap(), w["pid"].as_i64().unwrap());
+        assert_eq!(title_of(pid), format!("shop uWSGI worker {id} [eu]"));
+    }
+    // The environment the titles now use was moved, not lost.
+    let answer = String::from_utf8(get(s.http.unwrap(), "/?busy").body).unwrap();
+    let (pid, env) = answer.split_once(' ').unwrap();
+    assert_eq!(env, "kept");
+    assert_eq!(title_of(pid.parse().unwrap()), "shop busy [eu]");
+
+    // Without the options, processes keep their command lines.
+    let plain = serve_app("titled", &["--http-socket", "127.0.0.1:0"], &[]);
+    assert!(title_of(plain.pid().into()).contains("--callable titled"));
+}

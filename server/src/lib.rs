@@ -32,6 +32,7 @@ pub mod logrotate;
 pub mod master;
 pub mod mule;
 pub mod plugin;
+pub mod proctitle;
 pub mod protocol;
 pub mod prototype;
 pub mod reqlog;

@@ -89,6 +89,11 @@ fn main() -> ExitCode {
     if let Some(n) = config.max_fd {
         rwsgi::limits::raise_fd_limit(n);
     }
+    if config.procnames.wanted() {
+        // Still one thread, and the arguments were read above.
+        rwsgi::proctitle::prepare(config.procnames.clone());
+        rwsgi::proctitle::set_master();
+    }
     // One thread: the master's work per request is a few syscalls, and on
     // small machines the cores belong to the Python workers. Measured with
     // bench/run.py: a multi-threaded runtime cost more CPU per request in

@@ -169,3 +169,13 @@ def talker(environ, start_response):
         time.sleep(0.3)
     start_response("404 Not Found" if path == "/missing" else "200 OK", [("Content-Type", "text/plain")])
     return [path.encode()]
+
+
+def titled(environ, start_response):
+    """Sets its process title to the query string (uwsgi.setprocname) and
+    answers its pid and the environment variable TITLE_CHECK."""
+    import uwsgi
+    if environ["QUERY_STRING"]:
+        uwsgi.setprocname(environ["QUERY_STRING"])
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [f"{os.getpid()} {os.environ.get('TITLE_CHECK')}".encode()]

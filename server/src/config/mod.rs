@@ -185,6 +185,8 @@ pub struct Config {
     pub stats_minified: bool,
     /// Logging destinations and request-line rules.
     pub logging: LogOptions,
+    /// Process titles (`auto-procname`, `procname*`).
+    pub procnames: crate::proctitle::Names,
     /// `chown-socket`: owner (and group) of unix sockets.
     pub chown_socket: Option<String>,
     /// `umask`.
@@ -377,6 +379,7 @@ impl Default for Config {
                 },
                 ..Default::default()
             },
+            procnames: Default::default(),
             chown_socket: None,
             umask: None,
             pidfiles: (None, None),
@@ -697,6 +700,12 @@ impl Config {
                 "log-slow" => c.logging.rules.slow_ms = number()?,
                 "log-x-forwarded-for" => c.logging.rules.x_forwarded_for = flag,
                 "show-config" => show_config = flag,
+                "auto-procname" => c.procnames.auto = flag,
+                "procname" => c.procnames.procname = Some(v.to_owned()),
+                "procname-master" => c.procnames.master = Some(v.to_owned()),
+                "procname-prefix" => c.procnames.prefix = v.to_owned(),
+                "procname-prefix-spaced" => c.procnames.prefix = format!("{v} "),
+                "procname-append" => c.procnames.append = v.to_owned(),
                 // A placeholder, already expanded (`expand::setters`).
                 "set-placeholder" => {}
                 "mount" => {
@@ -1217,10 +1226,11 @@ mod tests {
         assert_eq!(c.logging.req_file, Some(PathBuf::from("/var/log/req.log")));
         assert_eq!(c.logging.rules.slow_ms, 500);
         assert_eq!(c.py_autoreload, 2);
+        assert_eq!(c.procnames.prefix, "app-");
         // Harmless ones are accepted with the reason.
-        assert_eq!(w.len(), 3, "{w:?}");
-        assert!(w[0].contains("process titles are not set"));
-        assert!(w[2].contains("gracefully on SIGTERM"));
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("offload-threads"));
+        assert!(w[1].contains("gracefully on SIGTERM"));
         let (c, _) = load(&[
             "--logto2",
             "/l",

@@ -865,6 +865,43 @@ pub static OPTIONS: &[Spec] = &[
         Flag,
         "accepted: rwsgi always rejects unknown options",
     ),
+    // Process titles.
+    opt(
+        "auto-procname",
+        &[],
+        None,
+        Flag,
+        "title processes as uWSGI does: uWSGI master, uWSGI worker N, uWSGI mule N, uWSGI spooler",
+    ),
+    opt(
+        "procname",
+        &[],
+        None,
+        Value,
+        "the master's title (with auto-procname, every process's)",
+    ),
+    opt("procname-master", &[], None, Value, "the master's title"),
+    opt(
+        "procname-prefix",
+        &[],
+        None,
+        Value,
+        "put this before every process title",
+    ),
+    opt(
+        "procname-prefix-spaced",
+        &[],
+        None,
+        Value,
+        "put this and a space before every process title",
+    ),
+    opt(
+        "procname-append",
+        &[],
+        None,
+        Value,
+        "put this after every process title",
+    ),
     opt(
         "set",
         &[],
@@ -1512,7 +1549,6 @@ pub static OPTIONS: &[Spec] = &[
         Flag,
         "workers always exit when the master goes away",
     ),
-    ignored("auto-procname", Flag, "process titles are not set"),
     ignored(
         "memory-report",
         Flag,
@@ -1523,14 +1559,6 @@ pub static OPTIONS: &[Spec] = &[
         Value,
         "rwsgi streams bodies with backpressure from the master",
     ),
-    ignored("procname", Value, "process titles are not set"),
-    ignored("procname-prefix", Value, "process titles are not set"),
-    ignored(
-        "procname-prefix-spaced",
-        Value,
-        "process titles are not set",
-    ),
-    ignored("procname-master", Value, "process titles are not set"),
     ignored(
         "offload-threads",
         Value,

@@ -27,6 +27,10 @@ fn run() -> i32 {
             return 1;
         }
     };
+    // One thread, and the arguments were read above. Always prepared, so
+    // `uwsgi.setprocname()` works without any `procname` option.
+    crate::proctitle::prepare(config.procnames.clone());
+    crate::proctitle::set_child("uWSGI prototype");
     // The master already pointed stdout/stderr at the log file (inherited);
     // request lines are written by the master only.
     let _ = crate::telemetry::init_with(config.log_style, config.logging.date.as_deref(), None);

@@ -156,6 +156,10 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
 /// A helper process's life after fork (`spooler.rs`, `mule.rs`).
 fn run_helper(config: &Config, helper: helpers::Helper, parent: i32) -> i32 {
     helpers::tie_to_parent(parent);
+    crate::proctitle::set_child(&match helper {
+        helpers::Helper::Spooler(_) => "uWSGI spooler".to_owned(),
+        helpers::Helper::Mule(id) => format!("uWSGI mule {id}"),
+    });
     match helper {
         helpers::Helper::Spooler(index) => worker::spool_api::become_spooler(index),
         helpers::Helper::Mule(id) => worker::mule_api::become_mule(id),
@@ -463,6 +467,7 @@ fn run_worker(
     interned: Option<wsgi::Interned>,
 ) -> i32 {
     let (slot, first) = worker;
+    crate::proctitle::set_child(&format!("uWSGI worker {slot}"));
     // uWSGI calls the post-fork hook before a lazy app loads.
     Python::attach(|py| worker::uwsgi_module::after_fork(py, slot));
     let app = if config.lazy_apps {

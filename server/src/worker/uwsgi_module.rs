@@ -556,6 +556,7 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     }
     let m = PyModule::from_code(py, UWSGI_SOURCE, c"<uwsgi>", c"uwsgi")?;
     m.add_function(wrap_pyfunction!(worker_id, &m)?)?;
+    m.add_function(wrap_pyfunction!(setprocname, &m)?)?;
     m.add_function(wrap_pyfunction!(request_id, &m)?)?;
     m.add_function(wrap_pyfunction!(set_logvar, &m)?)?;
     m.add_function(wrap_pyfunction!(get_logvar, &m)?)?;
@@ -741,6 +742,13 @@ fn text(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
 #[pyfunction]
 pub fn worker_id() -> u32 {
     WORKER_ID.load(Ordering::Relaxed)
+}
+
+/// `uwsgi.setprocname(name)`: this process's title, with the
+/// `procname-prefix` and `procname-append` (`proctitle.rs`).
+#[pyfunction]
+fn setprocname(name: &str) {
+    crate::proctitle::set_named(name);
 }
 
 /// `uwsgi.request_id()`: requests this thread finished before this one.
