@@ -140,6 +140,26 @@ fn sigterm_finishes_requests_in_flight_and_leaves_nothing_behind() {
 }
 
 #[test]
+fn exit_on_reload_turns_a_reload_into_a_graceful_exit() {
+    let mut s = serve_app(
+        "slow",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--exit-on-reload", "--processes", "2"],
+    );
+    let addr = s.http.unwrap();
+    let inflight = std::thread::spawn(move || get(addr, "/?1"));
+    std::thread::sleep(Duration::from_millis(300));
+    s.signal(1);
+    let status = s.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "{status:?}");
+    let r = inflight.join().unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"Hello, World!"[..]));
+    assert!(s.logged("SIGHUP asked for a reload; exit-on-reload is set"));
+    assert!(s.logged("uWSGI: GAME OVER (insert coin)"));
+    assert_eq!(s.events("prototype_spawned").len(), 1, "no new generation");
+}
+
+#[test]
 fn config_errors_name_the_option() {
     let bin = bin();
     let out = Command::new(&bin)

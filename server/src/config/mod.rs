@@ -177,6 +177,8 @@ pub struct Config {
     pub master_fifo: Vec<PathBuf>,
     /// Files whose modification asks for a graceful reload.
     pub touch_reload: Vec<PathBuf>,
+    /// `exit-on-reload`: a reload request stops the instance instead.
+    pub exit_on_reload: bool,
     /// Where the stats server listens.
     pub stats: Option<Address>,
     /// The stats server speaks HTTP.
@@ -369,6 +371,7 @@ impl Default for Config {
             check_interval: Duration::from_secs(1),
             master_fifo: Vec::new(),
             touch_reload: Vec::new(),
+            exit_on_reload: false,
             stats: None,
             stats_http: false,
             stats_minified: false,
@@ -637,6 +640,7 @@ impl Config {
                 "cheaper-idle" => ch.idle = Some(number()?),
                 "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
                 "touch-reload" => c.touch_reload.push(PathBuf::from(v)),
+                "exit-on-reload" => c.exit_on_reload = flag,
                 "stats" => c.stats = Some(value::parse_address(v).map_err(invalid)?),
                 "stats-http" => c.stats_http = flag,
                 "stats-minified" => c.stats_minified = flag,

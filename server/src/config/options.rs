@@ -800,6 +800,13 @@ pub static OPTIONS: &[Spec] = &[
         List,
         "reload gracefully when this file is modified, created or removed (every reload is a chain reload)",
     ),
+    opt(
+        "exit-on-reload",
+        &[],
+        None,
+        Flag,
+        "a reload request stops the instance gracefully instead (its supervisor starts it again)",
+    ),
     // The stats server.
     opt(
         "stats",

@@ -187,6 +187,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 })
                 .collect(),
             need_app: config.need_app,
+            exit_on_reload: config.exit_on_reload,
         },
         pool.clone(),
     );
@@ -357,7 +358,11 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     let _ = tokio::time::timeout(Duration::from_secs(1), sup_task).await;
     crate::hooks::run(&config.hooks, crate::hooks::Phase::AsUserAtexit);
     vacuum(&config, &unix_paths);
-    tracing::info!(event = "goodbye", "goodbye to uWSGI.");
+    if supervisor::EXITED_ON_RELOAD.load(Ordering::Acquire) {
+        tracing::info!(event = "game_over", "uWSGI: GAME OVER (insert coin)");
+    } else {
+        tracing::info!(event = "goodbye", "goodbye to uWSGI.");
+    }
     Ok(EXIT_OK)
 }
 

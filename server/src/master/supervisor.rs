@@ -37,6 +37,10 @@ mod reload;
 mod scaling;
 mod signals;
 
+/// Set when `exit-on-reload` turned a reload into the shutdown: the master
+/// then ends with uWSGI's "GAME OVER" line instead of "goodbye".
+pub static EXITED_ON_RELOAD: AtomicBool = AtomicBool::new(false);
+
 /// Environment variable that makes the binary run as the prototype.
 pub const ROLE_ENV: &str = "RWSGI_ROLE";
 /// Environment variable with the prototype's control fd.
@@ -144,6 +148,8 @@ pub struct Settings {
     pub farms: Vec<String>,
     /// The spooler counters' memfd, for the prototype (`spool::Counters`).
     pub spooler_counters: Option<Arc<OwnedFd>>,
+    /// `exit-on-reload`: a reload request stops the instance instead.
+    pub exit_on_reload: bool,
 }
 
 /// Why the supervisor stopped on its own.

@@ -29,7 +29,7 @@
 
 use std::time::Instant;
 
-use super::{Prototype, Supervisor};
+use super::{EXITED_ON_RELOAD, Prototype, Supervisor};
 use crate::control::Received;
 use crate::ipc::Control;
 
@@ -37,6 +37,21 @@ impl Supervisor {
     /// Starts a reload, unless one is running or the server is not ready.
     pub(super) fn start_reload(&mut self, why: &str) {
         if self.stopping {
+            return;
+        }
+        if self.settings.exit_on_reload {
+            // uWSGI finishes its reload's graceful stop, then exits with
+            // "GAME OVER" instead of starting again (`uwsgi_reload`); here
+            // that is the graceful shutdown SIGTERM starts.
+            tracing::info!(
+                event = "exit_on_reload",
+                why,
+                "{why} asked for a reload; exit-on-reload is set: stopping the instance"
+            );
+            EXITED_ON_RELOAD.store(true, std::sync::atomic::Ordering::Release);
+            // SAFETY: kill(2) on this process; the master's SIGTERM handler
+            // (a tokio signal stream) turns it into a graceful shutdown.
+            unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
             return;
         }
         // Daemons start again with the new code, as uWSGI's re-exec does.
