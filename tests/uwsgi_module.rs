@@ -2,6 +2,7 @@
 //! (`tests/apps/uwsgi_api.py`) in real forked workers.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -9,6 +10,10 @@ use crate::harness::*;
 /// Starts the app with two workers, writing its marker files to the
 /// server's directory, with `extra` options.
 fn start(extra: &[&str]) -> Server {
+    start_in(tmpdir("uwsgimod"), extra)
+}
+
+fn start_in(dir: std::path::PathBuf, extra: &[&str]) -> Server {
     let app = apps().with_file_name("uwsgi_api.py");
     let mut args = vec![
         "--http-socket",
@@ -22,7 +27,7 @@ fn start(extra: &[&str]) -> Server {
         "APP_OUT={dir}",
     ];
     args.extend_from_slice(extra);
-    Server::start_in(tmpdir("uwsgimod"), &args, true)
+    Server::start_in(dir, &args, true)
 }
 
 fn text(s: &Server, path: &str) -> String {
@@ -385,5 +390,76 @@ fn caches_are_shared_by_the_workers() {
     assert_eq!(
         text(&s, "/cache_bad"),
         "no local uWSGI cache available named \"nope\""
+    );
+}
+
+#[test]
+fn a_stored_lru_cache_evicts_the_oldest_and_survives_a_restart() {
+    let dir = tmpdir("cachestore");
+    std::fs::write(dir.join("page.html"), "<p>hi</p>").unwrap();
+    let spec = "name=shared,items=3,blocksize=64,purge_lru=1,store={dir}/c.store";
+    let page = format!("shared {}", dir.join("page.html").display());
+    let mut s = start_in(
+        dir.clone(),
+        &[
+            "--cache2",
+            spec,
+            "--add-cache-item",
+            "shared motd=welcome",
+            "--load-file-in-cache",
+            &page,
+        ],
+    );
+    assert!(s.logged("creating a new cache store file"));
+    let stored: Vec<_> = s
+        .events("cache_preloaded")
+        .iter()
+        .map(|e| e["message"].clone())
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert_eq!(stored[0], "[cache] stored \"motd\" in \"shared\"");
+    let keys = |s: &Server| get(s.http.unwrap(), "/cache_get?motd").json()["keys"].clone();
+    let page_key = dir.join("page.html").display().to_string();
+    assert_eq!(keys(&s), serde_json::json!([page_key, "motd"]));
+    assert_eq!(text(&s, "/cache_set?a=1"), "True");
+    // motd was just read (keys() reads it): the page is the oldest now.
+    assert_eq!(keys(&s), serde_json::json!([page_key, "a", "motd"]));
+    assert_eq!(text(&s, "/cache_set?b=2"), "True");
+    assert_eq!(
+        s.events("cache_lru_purge")[0]["message"],
+        "LRU item will be purged from cache \"shared\""
+    );
+    assert_eq!(keys(&s), serde_json::json!(["a", "b", "motd"]));
+    assert!(s.terminate().success());
+
+    // A new instance finds them in the store.
+    let mut again = start_in(dir.clone(), &["--cache2", spec]);
+    assert!(again.logged("recovered cache from backing store file"));
+    let v = get(again.http.unwrap(), "/cache_get?b").json();
+    assert_eq!(
+        (v["value"].clone(), v["keys"].clone()),
+        (
+            serde_json::json!("2"),
+            serde_json::json!(["a", "b", "motd"])
+        )
+    );
+    assert!(again.terminate().success());
+
+    // A store made for another size is refused at startup, by name.
+    let out = Command::new(bin())
+        .args(["--http-socket", "127.0.0.1:0", "--wsgi-file"])
+        .arg(apps().with_file_name("uwsgi_api.py"))
+        .arg("--cache2")
+        .arg(
+            spec.replace("items=3", "items=4")
+                .replace("{dir}", dir.to_str().unwrap()),
+        )
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("invalid cache store file") && err.contains("store_delete"),
+        "{err}"
     );
 }

@@ -21,7 +21,7 @@ pub mod value;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use cache::CacheSpec;
+pub use cache::{CacheSpec, Preload};
 pub use cron::CronSpec;
 pub use daemon::DaemonSpec;
 use options::{Kind, Support};
@@ -239,6 +239,8 @@ pub struct Config {
     pub crons: Vec<CronSpec>,
     /// `cache2` (and the legacy `cache`), in order.
     pub caches: Vec<CacheSpec>,
+    /// `add-cache-item` and `load-file-in-cache`, in order.
+    pub cache_preload: Vec<Preload>,
     /// `cron-harakiri`: seconds a cron command may run (0: no limit).
     pub cron_harakiri: u64,
     /// `spooler` and its options.
@@ -406,6 +408,7 @@ impl Default for Config {
             daemons: Vec::new(),
             crons: Vec::new(),
             caches: Vec::new(),
+            cache_preload: Vec::new(),
             cron_harakiri: 0,
             spooling: spooler::Spooling::default(),
             mules: mules::Mules::default(),
@@ -793,6 +796,8 @@ impl Config {
                 "cache2" => c.caches.push(CacheSpec::keyed(v).map_err(invalid)?),
                 "cache" => legacy_cache.0 = Some(number()?),
                 "cache-blocksize" => legacy_cache.1 = number()?,
+                "add-cache-item" => c.cache_preload.push(Preload::Item(v.to_owned())),
+                "load-file-in-cache" => c.cache_preload.push(Preload::File(v.to_owned())),
                 "smart-attach-daemon" => {
                     c.daemons
                         .push(DaemonSpec::smart(v, false).map_err(invalid)?);

@@ -1145,6 +1145,20 @@ pub static OPTIONS: &[Spec] = &[
         "the legacy cache named default, with this many items",
     ),
     opt(
+        "add-cache-item",
+        &[],
+        None,
+        List,
+        "[CACHE ]KEY=VALUE: store an item at startup (in every cache without a name)",
+    ),
+    opt(
+        "load-file-in-cache",
+        &[],
+        None,
+        List,
+        "[CACHE ]PATH: store a file at startup, its path as the key",
+    ),
+    opt(
         "cache-blocksize",
         &[],
         None,

@@ -60,6 +60,10 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         if let Err(e) = interp::setup_path(py, &config.pythonpath) {
             e.print(py);
         }
+        if let Err(e) = worker::cache::init(&config.caches, &config.cache_preload) {
+            tracing::error!(event = "cache_failed", cause = %e, "cannot make the caches: {e}");
+            return None;
+        }
         // Before the app's import, which may `import uwsgi`.
         if let Err(e) = worker::uwsgi_module::install(py, config) {
             e.print(py);

@@ -17,28 +17,34 @@ use std::io;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::cache_store::{
+    self, FREE_HEAD, HEADER, LRU_HEAD, LRU_TAIL, MUTEX, NEXT_SWEEP, NEXT_SYNC,
+};
 use super::locks;
-use crate::config::CacheSpec;
+use crate::config::{CacheSpec, Preload};
 
 /// Slot states.
 const FREE: u8 = 0;
 const USED: u8 = 1;
-const DELETED: u8 = 2;
 
-/// A slot's header: state, key length, value length, expiry.
-const SLOT_HEADER: usize = 16;
+/// A slot's header: state, key length, value length, expiry, LRU links
+/// (previous, next), the next slot of its bucket chain or of the free list.
+const SLOT_HEADER: usize = 32;
+/// No slot (the end of a chain or list).
+const NIL: u32 = u32::MAX;
 
 /// One cache in its shared mapping.
 #[derive(Debug)]
 pub struct Cache {
     spec: CacheSpec,
-    mutex: *mut libc::pthread_mutex_t,
-    slots: *mut u8,
+    base: *mut u8,
+    len: usize,
+    buckets: usize,
     slot_size: usize,
 }
 
-// SAFETY: the mapping is never unmapped; every access to the slots happens
-// while holding the process-shared mutex.
+// SAFETY: the mapping is never unmapped; every access to it after setup
+// happens while holding the process-shared mutex in its header.
 unsafe impl Send for Cache {}
 // SAFETY: as above.
 unsafe impl Sync for Cache {}
@@ -69,6 +75,20 @@ fn fnv1a(key: &[u8]) -> u64 {
     })
 }
 
+fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+fn get_u64(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
 /// A slot, seen through its bytes (the caller holds the mutex).
 struct Slot<'a>(&'a mut [u8]);
 
@@ -80,12 +100,7 @@ impl Slot<'_> {
         usize::from(u16::from_le_bytes([self.0[2], self.0[3]]))
     }
     fn val_len(&self) -> usize {
-        u32::from_le_bytes([self.0[4], self.0[5], self.0[6], self.0[7]]) as usize
-    }
-    fn expires(&self) -> u64 {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&self.0[8..16]);
-        u64::from_le_bytes(b)
+        get_u32(self.0, 4) as usize
     }
     fn key(&self, keysize: usize) -> &[u8] {
         let n = self.key_len().min(keysize);
@@ -97,54 +112,318 @@ impl Slot<'_> {
         &self.0[start..start + n]
     }
     fn expired(&self, now: u64) -> bool {
-        let e = self.expires();
+        let e = get_u64(self.0, 8);
         e != 0 && e <= now
     }
     fn write(&mut self, keysize: usize, key: &[u8], value: &[u8], expires: u64) {
         self.0[0] = USED;
         self.0[2..4].copy_from_slice(&(key.len() as u16).to_le_bytes());
-        self.0[4..8].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        put_u32(self.0, 4, value.len() as u32);
         self.0[8..16].copy_from_slice(&expires.to_le_bytes());
         self.0[SLOT_HEADER..SLOT_HEADER + key.len()].copy_from_slice(key);
         let start = SLOT_HEADER + keysize;
         self.0[start..start + value.len()].copy_from_slice(value);
     }
-    fn free(&mut self) {
-        self.0[0] = DELETED;
+    fn prev(&self) -> u32 {
+        get_u32(self.0, 16)
+    }
+    fn next(&self) -> u32 {
+        get_u32(self.0, 20)
+    }
+    fn set_lru(&mut self, prev: u32, next: u32) {
+        put_u32(self.0, 16, prev);
+        put_u32(self.0, 20, next);
+    }
+    fn chain(&self) -> u32 {
+        get_u32(self.0, 24)
+    }
+    fn set_chain(&mut self, next: u32) {
+        put_u32(self.0, 24, next);
     }
 }
 
-/// What [`Cache::find`] found.
-enum Found {
-    /// The slot holding the key.
-    At(usize),
-    /// Not there; the first slot it could go in, if any.
-    Missing(Option<usize>),
+/// The mapping while the mutex is held. Keys are found through buckets
+/// (one chain of slots per hash bucket, as uWSGI's hash table); unused
+/// slots form a free list; with `purge_lru` the used ones also form a list
+/// from least to most recently used. Every walk is bounded by the number
+/// of items, and every link read is checked, so a holder that died
+/// mid-update cannot make one loop or step outside the mapping; the index
+/// is then built again from the slots ([`Table::rebuild`]).
+struct Table<'a> {
+    bytes: &'a mut [u8],
+    items: usize,
+    buckets: usize,
+    slot_size: usize,
+    keysize: usize,
+    lru: bool,
+}
+
+impl Table<'_> {
+    fn slots_at(&self) -> usize {
+        HEADER + self.buckets * 4
+    }
+
+    fn slot(&mut self, i: usize) -> Slot<'_> {
+        let at = self.slots_at() + i * self.slot_size;
+        Slot(&mut self.bytes[at..at + self.slot_size])
+    }
+
+    fn bucket_of(&self, key: &[u8]) -> usize {
+        (fnv1a(key) % self.buckets as u64) as usize
+    }
+
+    fn bucket(&self, b: usize) -> u32 {
+        get_u32(self.bytes, HEADER + b * 4)
+    }
+
+    fn set_bucket(&mut self, b: usize, v: u32) {
+        put_u32(self.bytes, HEADER + b * 4, v);
+    }
+
+    fn head_word(&self, at: usize) -> u32 {
+        get_u32(self.bytes, at)
+    }
+
+    fn set_head_word(&mut self, at: usize, v: u32) {
+        put_u32(self.bytes, at, v);
+    }
+
+    /// A link read from the mapping: `None` for the end or anything that
+    /// is not a slot number.
+    fn valid(&self, link: u32) -> Option<usize> {
+        (link != NIL && (link as usize) < self.items).then_some(link as usize)
+    }
+
+    /// The slot holding `key`, dropping expired items of its chain.
+    fn find(&mut self, key: &[u8], now: u64) -> Option<usize> {
+        let b = self.bucket_of(key);
+        let mut prev: Option<usize> = None;
+        let mut link = self.bucket(b);
+        for _ in 0..self.items {
+            let i = self.valid(link)?;
+            let keysize = self.keysize;
+            let (used, next, expired, same) = {
+                let s = self.slot(i);
+                let used = s.state() == USED;
+                (used, s.chain(), s.expired(now), s.key(keysize) == key)
+            };
+            if !used {
+                // Only a holder that died mid-update leaves this.
+                return None;
+            }
+            if expired {
+                self.unchain(b, prev, i, next);
+                self.release(i);
+            } else if same {
+                return Some(i);
+            } else {
+                prev = Some(i);
+            }
+            link = next;
+        }
+        None
+    }
+
+    fn unchain(&mut self, b: usize, prev: Option<usize>, i: usize, next: u32) {
+        match prev {
+            Some(p) => self.slot(p).set_chain(next),
+            None => self.set_bucket(b, next),
+        }
+        self.slot(i).set_chain(NIL);
+    }
+
+    /// Removes the item in slot `i` (which holds `key`).
+    fn remove(&mut self, i: usize) {
+        let keysize = self.keysize;
+        let key = self.slot(i).key(keysize).to_vec();
+        let b = self.bucket_of(&key);
+        let mut prev = None;
+        let mut link = self.bucket(b);
+        for _ in 0..self.items {
+            let Some(j) = self.valid(link) else { break };
+            let next = self.slot(j).chain();
+            if j == i {
+                self.unchain(b, prev, i, next);
+                break;
+            }
+            prev = Some(j);
+            link = next;
+        }
+        self.release(i);
+    }
+
+    /// Puts slot `i`, already out of its chain, on the free list.
+    fn release(&mut self, i: usize) {
+        if self.lru {
+            self.unlink(i);
+        }
+        let free = self.head_word(FREE_HEAD);
+        let mut s = self.slot(i);
+        s.0[0] = FREE;
+        s.set_chain(free);
+        self.set_head_word(FREE_HEAD, i as u32);
+    }
+
+    /// A free slot, off the free list (not in any chain yet).
+    fn take_free(&mut self) -> Option<usize> {
+        let i = self.valid(self.head_word(FREE_HEAD))?;
+        if self.slot(i).state() != FREE {
+            return None;
+        }
+        let next_free = self.slot(i).chain();
+        self.set_head_word(FREE_HEAD, next_free);
+        self.slot(i).set_chain(NIL);
+        Some(i)
+    }
+
+    /// Writes an item into slot `i`; a slot from [`Table::take_free`]
+    /// (`fresh`) joins the key's chain. Either way it is now the most
+    /// recently used.
+    fn put(&mut self, i: usize, fresh: bool, key: &[u8], value: &[u8], expires: u64) {
+        let keysize = self.keysize;
+        self.slot(i).write(keysize, key, value, expires);
+        if fresh {
+            let b = self.bucket_of(key);
+            let first = self.bucket(b);
+            self.slot(i).set_chain(first);
+            self.set_bucket(b, i as u32);
+        }
+        self.touch(i);
+    }
+
+    /// Takes slot `i` out of the LRU list (if it is in it).
+    fn unlink(&mut self, i: usize) {
+        let (prev, next) = {
+            let s = self.slot(i);
+            (s.prev(), s.next())
+        };
+        let (head, tail) = (self.head_word(LRU_HEAD), self.head_word(LRU_TAIL));
+        match self.valid(prev) {
+            Some(p) => {
+                let pp = self.slot(p).prev();
+                self.slot(p).set_lru(pp, next);
+            }
+            None if head == i as u32 => self.set_head_word(LRU_HEAD, next),
+            None => {}
+        }
+        match self.valid(next) {
+            Some(n) => {
+                let nn = self.slot(n).next();
+                self.slot(n).set_lru(prev, nn);
+            }
+            None if tail == i as u32 => self.set_head_word(LRU_TAIL, prev),
+            None => {}
+        }
+        self.slot(i).set_lru(NIL, NIL);
+    }
+
+    /// Marks slot `i` as the most recently used.
+    fn touch(&mut self, i: usize) {
+        if !self.lru {
+            return;
+        }
+        self.unlink(i);
+        match self.valid(self.head_word(LRU_TAIL)) {
+            Some(t) => {
+                let tp = self.slot(t).prev();
+                self.slot(t).set_lru(tp, i as u32);
+                self.slot(i).set_lru(t as u32, NIL);
+            }
+            None => self.set_head_word(LRU_HEAD, i as u32),
+        }
+        self.set_head_word(LRU_TAIL, i as u32);
+    }
+
+    /// The least recently used item, if the list is sound.
+    fn lru_victim(&mut self) -> Option<usize> {
+        let head = self.valid(self.head_word(LRU_HEAD))?;
+        (self.slot(head).state() == USED).then_some(head)
+    }
+
+    /// Removes every expired item (a full cache, at most once a second:
+    /// uWSGI's `sweep_on_full`).
+    fn sweep(&mut self, now: u64) {
+        if get_u64(self.bytes, NEXT_SWEEP) > now {
+            return;
+        }
+        self.bytes[NEXT_SWEEP..NEXT_SWEEP + 8].copy_from_slice(&(now + 1).to_le_bytes());
+        for i in 0..self.items {
+            let dead = {
+                let s = self.slot(i);
+                s.state() == USED && s.expired(now)
+            };
+            if dead {
+                self.remove(i);
+            }
+        }
+    }
+
+    /// Builds the buckets, the free list and the LRU list from the slots
+    /// (the LRU order is lost): for a fresh mapping, a store of an earlier
+    /// instance, or after a holder of the mutex died.
+    fn rebuild(&mut self) {
+        for b in 0..self.buckets {
+            self.set_bucket(b, NIL);
+        }
+        for at in [FREE_HEAD, LRU_HEAD, LRU_TAIL] {
+            self.set_head_word(at, NIL);
+        }
+        for i in (0..self.items).rev() {
+            let used = self.slot(i).state() == USED;
+            self.slot(i).set_lru(NIL, NIL);
+            if used {
+                let keysize = self.keysize;
+                let key = self.slot(i).key(keysize).to_vec();
+                let b = self.bucket_of(&key);
+                let first = self.bucket(b);
+                self.slot(i).set_chain(first);
+                self.set_bucket(b, i as u32);
+                self.touch(i);
+            } else {
+                self.release(i);
+            }
+        }
+    }
+
+    /// Empties the table.
+    fn clear(&mut self) {
+        for i in 0..self.items {
+            self.slot(i).0[0] = FREE;
+        }
+        self.rebuild();
+    }
+}
+
+/// Whether a new key found the cache full, to log once the mutex is
+/// released.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WasFull {
+    No,
+    Yes,
 }
 
 impl Cache {
     /// Makes the cache's mapping and mutex (in the prototype).
     pub fn new(spec: CacheSpec) -> io::Result<Cache> {
         let slot_size = (SLOT_HEADER + spec.keysize + spec.blocksize).next_multiple_of(8);
-        let mutex_size = std::mem::size_of::<libc::pthread_mutex_t>().next_multiple_of(64);
-        let size = spec
+        let buckets = spec.items.next_power_of_two();
+        let len = spec
             .items
             .checked_mul(slot_size)
-            .and_then(|s| s.checked_add(mutex_size))
+            .and_then(|s| s.checked_add(HEADER + buckets * 4))
             .ok_or_else(|| io::Error::other("cache too large"))?;
-        let base = locks::shared_mapping(size)?;
-        let mutex = base.cast::<libc::pthread_mutex_t>();
-        // SAFETY: the mutex is at the start of the fresh, page-aligned
-        // mapping, used by no other process yet.
-        unsafe { locks::init_mutex(mutex)? };
-        // SAFETY: `mutex_size` is inside the mapping.
-        let slots = unsafe { base.add(mutex_size) };
-        Ok(Cache {
+        let mapping = cache_store::open(&spec, len)?;
+        let cache = Cache {
             spec,
-            mutex,
-            slots,
+            base: mapping.base,
+            len: mapping.len,
+            buckets,
             slot_size,
-        })
+        };
+        if mapping.rebuild {
+            cache.with(|t| t.rebuild()).map_err(io::Error::other)?;
+        }
+        Ok(cache)
     }
 
     /// The cache's name.
@@ -152,47 +431,89 @@ impl Cache {
         &self.spec.name
     }
 
-    /// Runs `f` on the slots with the mutex held.
-    fn with<R>(&self, f: impl FnOnce(&mut [u8]) -> R) -> Result<R, CacheError> {
-        // SAFETY: the mutex was made by init_mutex in a mapping that stays.
-        unsafe { locks::lock_mutex(self.mutex)? };
-        // SAFETY: the slots region is `items * slot_size` bytes of the
-        // mapping, and we hold the mutex every process takes before
-        // touching it.
-        let slots =
-            unsafe { std::slice::from_raw_parts_mut(self.slots, self.spec.items * self.slot_size) };
-        let r = f(slots);
+    fn mutex(&self) -> *mut libc::pthread_mutex_t {
+        // SAFETY: the mutex is inside the header of the live mapping.
+        unsafe { self.base.add(MUTEX).cast() }
+    }
+
+    /// Runs `f` on the table with the mutex held.
+    fn with<R>(&self, f: impl FnOnce(&mut Table<'_>) -> R) -> Result<R, CacheError> {
+        // SAFETY: the mutex was set up by cache_store::open in a mapping
+        // that stays.
+        let holder_died = unsafe { locks::lock_mutex(self.mutex())? };
+        // SAFETY: the mapping is `len` bytes and we hold the mutex every
+        // process takes before touching it.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(self.base, self.len) };
+        let mut table = Table {
+            bytes,
+            items: self.spec.items,
+            buckets: self.buckets,
+            slot_size: self.slot_size,
+            keysize: self.spec.keysize,
+            lru: self.spec.purge_lru,
+        };
+        if holder_died {
+            table.rebuild();
+        }
+        let r = f(&mut table);
+        let mut sync_now = false;
+        if self.spec.store_sync > 0 {
+            let now = now_secs();
+            if now >= get_u64(table.bytes, NEXT_SYNC) {
+                let next = now + self.spec.store_sync;
+                table.bytes[NEXT_SYNC..NEXT_SYNC + 8].copy_from_slice(&next.to_le_bytes());
+                sync_now = true;
+            }
+        }
         // SAFETY: as for the lock.
-        unsafe { locks::unlock_mutex(self.mutex)? };
+        unsafe { locks::unlock_mutex(self.mutex())? };
+        if sync_now {
+            cache_store::sync(self.base, self.len);
+        }
         Ok(r)
     }
 
-    fn slot<'a>(&self, slots: &'a mut [u8], i: usize) -> Slot<'a> {
-        Slot(&mut slots[i * self.slot_size..(i + 1) * self.slot_size])
+    /// A free slot for a new key; when the cache is full, one made by
+    /// dropping expired items, `purge_lru` or `clear_on_full` (uWSGI
+    /// `cache_full`).
+    fn place(&self, t: &mut Table<'_>, now: u64) -> (Option<usize>, WasFull) {
+        if let Some(i) = t.take_free() {
+            return (Some(i), WasFull::No);
+        }
+        t.sweep(now);
+        if let Some(i) = t.take_free() {
+            return (Some(i), WasFull::No);
+        }
+        if self.spec.purge_lru {
+            if t.lru_victim().is_none() {
+                t.rebuild();
+            }
+            if let Some(v) = t.lru_victim() {
+                t.remove(v);
+            }
+        } else if self.spec.clear_on_full {
+            t.clear();
+        } else if t.valid(t.head_word(FREE_HEAD)).is_some() {
+            // A free list that does not start at a free slot: a holder
+            // died mid-update.
+            t.rebuild();
+        }
+        (t.take_free(), WasFull::Yes)
     }
 
-    /// Where `key` is, dropping expired items on the way.
-    fn find(&self, slots: &mut [u8], key: &[u8], now: u64) -> Found {
-        let items = self.spec.items;
-        let start = (fnv1a(key) % items as u64) as usize;
-        let mut first_free = None;
-        for probe in 0..items {
-            let i = (start + probe) % items;
-            let mut s = self.slot(slots, i);
-            match s.state() {
-                FREE => return Found::Missing(first_free.or(Some(i))),
-                USED if s.expired(now) => {
-                    s.free();
-                    first_free.get_or_insert(i);
-                }
-                USED if s.key(self.spec.keysize) == key => return Found::At(i),
-                USED => {}
-                _ => {
-                    first_free.get_or_insert(i);
-                }
-            }
+    /// uWSGI's lines for a full cache (unless `ignore_full`).
+    fn report(&self, full: WasFull) {
+        if full == WasFull::No || self.spec.ignore_full {
+            return;
         }
-        Found::Missing(first_free)
+        let name = &self.spec.name;
+        if self.spec.purge_lru {
+            tracing::info!(event = "cache_lru_purge", cache = %name,
+                "LRU item will be purged from cache \"{name}\"");
+        } else {
+            tracing::warn!(event = "cache_full", cache = %name,
+                "*** DANGER cache \"{name}\" is FULL !!! ***");
+        }
     }
 
     fn fits(&self, key: &[u8], value: &[u8]) -> Result<(), CacheError> {
@@ -211,13 +532,29 @@ impl Cache {
         Ok(())
     }
 
-    /// The value of `key`.
+    fn expiry(expires_in: u64, now: u64) -> u64 {
+        if expires_in == 0 {
+            0
+        } else {
+            now.saturating_add(expires_in)
+        }
+    }
+
+    /// The value of `key` (a use, for `purge_lru`).
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, CacheError> {
         let now = now_secs();
-        self.with(|slots| match self.find(slots, key, now) {
-            Found::At(i) => Some(self.slot(slots, i).value(self.spec.keysize).to_vec()),
-            Found::Missing(_) => None,
+        let keysize = self.spec.keysize;
+        self.with(|t| {
+            let i = t.find(key, now)?;
+            t.touch(i);
+            Some(t.slot(i).value(keysize).to_vec())
         })
+    }
+
+    /// Whether `key` is there (not a use, as in uWSGI).
+    pub fn exists(&self, key: &[u8]) -> Result<bool, CacheError> {
+        let now = now_secs();
+        self.with(|t| t.find(key, now).is_some())
     }
 
     /// Stores `value` (`overwrite`: replacing one that is there); `false`
@@ -231,43 +568,41 @@ impl Cache {
     ) -> Result<bool, CacheError> {
         self.fits(key, value)?;
         let now = now_secs();
-        let expires = if expires_in == 0 {
-            0
-        } else {
-            now.saturating_add(expires_in)
-        };
-        let keysize = self.spec.keysize;
-        self.with(|slots| {
-            let at = match self.find(slots, key, now) {
-                Found::At(i) if overwrite => i,
-                Found::At(_) => return false,
-                Found::Missing(Some(i)) => i,
-                Found::Missing(None) => return false,
+        let expires = Cache::expiry(expires_in, now);
+        let (stored, full) = self.with(|t| {
+            let (at, fresh, full) = match t.find(key, now) {
+                Some(_) if !overwrite => return (false, WasFull::No),
+                Some(i) => (Some(i), false, WasFull::No),
+                None => {
+                    let (at, full) = self.place(t, now);
+                    (at, true, full)
+                }
             };
-            self.slot(slots, at).write(keysize, key, value, expires);
-            true
-        })
+            let Some(i) = at else {
+                return (false, full);
+            };
+            t.put(i, fresh, key, value, expires);
+            (true, full)
+        })?;
+        self.report(full);
+        Ok(stored)
     }
 
     /// Removes `key`; `false` when it was not there.
     pub fn delete(&self, key: &[u8]) -> Result<bool, CacheError> {
         let now = now_secs();
-        self.with(|slots| match self.find(slots, key, now) {
-            Found::At(i) => {
-                self.slot(slots, i).free();
+        self.with(|t| match t.find(key, now) {
+            Some(i) => {
+                t.remove(i);
                 true
             }
-            Found::Missing(_) => false,
+            None => false,
         })
     }
 
     /// Empties the cache.
     pub fn clear(&self) -> Result<(), CacheError> {
-        self.with(|slots| {
-            for i in 0..self.spec.items {
-                self.slot(slots, i).0[0] = FREE;
-            }
-        })
+        self.with(|t| t.clear())
     }
 
     /// Applies `op` to the 64-bit number stored at `key` (0 when missing),
@@ -282,39 +617,80 @@ impl Cache {
         self.fits(key, &[0; 8])?;
         let now = now_secs();
         let keysize = self.spec.keysize;
-        let expires = if expires_in == 0 {
-            0
-        } else {
-            now.saturating_add(expires_in)
-        };
-        self.with(|slots| {
-            let (at, old) = match self.find(slots, key, now) {
-                Found::At(i) => {
-                    let s = self.slot(slots, i);
-                    let Ok(b) = <[u8; 8]>::try_from(s.value(keysize)) else {
-                        return false;
-                    };
-                    (i, i64::from_ne_bytes(b))
-                }
-                Found::Missing(Some(i)) => (i, 0),
-                Found::Missing(None) => return false,
+        let expires = Cache::expiry(expires_in, now);
+        let (done, full) = self.with(|t| {
+            let found = t.find(key, now);
+            let old = match found {
+                Some(i) => match <[u8; 8]>::try_from(t.slot(i).value(keysize)) {
+                    Ok(b) => i64::from_ne_bytes(b),
+                    Err(_) => return (false, WasFull::No),
+                },
+                None => 0,
             };
-            let Some(new) = op(old) else { return false };
-            self.slot(slots, at)
-                .write(keysize, key, &new.to_ne_bytes(), expires);
-            true
-        })
+            // Computed before a full cache makes room for a new key.
+            let Some(new) = op(old) else {
+                return (false, WasFull::No);
+            };
+            let (at, fresh, full) = match found {
+                Some(i) => (Some(i), false, WasFull::No),
+                None => {
+                    let (at, full) = self.place(t, now);
+                    (at, true, full)
+                }
+            };
+            let Some(i) = at else {
+                return (false, full);
+            };
+            t.put(i, fresh, key, &new.to_ne_bytes(), expires);
+            (true, full)
+        })?;
+        self.report(full);
+        Ok(done)
+    }
+
+    /// Stores an `add-cache-item` or `load-file-in-cache` item meant for
+    /// this cache, with uWSGI's lines.
+    fn preload(&self, p: &Preload) {
+        let name = &self.spec.name;
+        let (target, rest) = p.target();
+        if target.is_some_and(|t| t != name) {
+            return;
+        }
+        let (key, value) = match p {
+            Preload::Item(_) => match rest.split_once('=') {
+                Some((k, v)) => (k, v.as_bytes().to_vec()),
+                None => {
+                    tracing::warn!(event = "cache_preload_failed", cache = %name,
+                        "[cache] unable to store item {rest}");
+                    return;
+                }
+            },
+            Preload::File(_) => match std::fs::read(rest) {
+                Ok(bytes) => (rest, bytes),
+                Err(e) => {
+                    tracing::warn!(event = "cache_preload_failed", cause = %e, cache = %name,
+                        "[cache-error] unable to read file \"{rest}\"");
+                    return;
+                }
+            },
+        };
+        match self.set(key.as_bytes(), &value, 0, true) {
+            Ok(true) => tracing::info!(event = "cache_preloaded", cache = %name,
+                "[cache] stored \"{key}\" in \"{name}\""),
+            Ok(false) | Err(_) => tracing::warn!(event = "cache_preload_failed", cache = %name,
+                "[cache-error] unable to store \"{key}\" in \"{name}\""),
+        }
     }
 
     /// The keys there now.
     pub fn keys(&self) -> Result<Vec<Vec<u8>>, CacheError> {
         let now = now_secs();
-        self.with(|slots| {
-            (0..self.spec.items)
+        let keysize = self.spec.keysize;
+        self.with(|t| {
+            (0..t.items)
                 .filter_map(|i| {
-                    let s = self.slot(slots, i);
-                    (s.state() == USED && !s.expired(now))
-                        .then(|| s.key(self.spec.keysize).to_vec())
+                    let s = t.slot(i);
+                    (s.state() == USED && !s.expired(now)).then(|| s.key(keysize).to_vec())
                 })
                 .collect()
         })
@@ -324,14 +700,19 @@ impl Cache {
 static CACHES: OnceLock<Vec<Cache>> = OnceLock::new();
 
 /// Makes the configured caches (the prototype, before the app's import).
-pub fn init(specs: &[CacheSpec]) -> io::Result<()> {
+pub fn init(specs: &[CacheSpec], preload: &[Preload]) -> io::Result<()> {
     let mut caches = Vec::with_capacity(specs.len());
     for spec in specs {
         let items = spec.items;
         let name = spec.name.clone();
-        caches.push(Cache::new(spec.clone())?);
+        let cache = Cache::new(spec.clone())
+            .map_err(|e| io::Error::new(e.kind(), format!("cache \"{name}\": {e}")))?;
         tracing::info!(event = "cache", cache = %name, items,
             "*** Cache \"{name}\" initialized: {items} items ***");
+        for p in preload {
+            cache.preload(p);
+        }
+        caches.push(cache);
     }
     let _ = CACHES.set(caches);
     Ok(())
@@ -351,14 +732,19 @@ pub fn by_name(name: Option<&str>) -> Result<&'static Cache, CacheError> {
 mod tests {
     use super::*;
 
+    fn cache(extra: &str) -> Cache {
+        let spec = CacheSpec::keyed(&format!("name=t,blocksize=16,keysize=8,{extra}")).unwrap();
+        Cache::new(spec).unwrap()
+    }
+
     fn small(items: usize) -> Cache {
-        Cache::new(CacheSpec {
-            name: "t".into(),
-            items,
-            blocksize: 16,
-            keysize: 8,
-        })
-        .unwrap()
+        cache(&format!("items={items}"))
+    }
+
+    fn sorted_keys(c: &Cache) -> Vec<Vec<u8>> {
+        let mut keys = c.keys().unwrap();
+        keys.sort();
+        keys
     }
 
     #[test]
@@ -371,9 +757,11 @@ mod tests {
         assert_eq!(c.get(b"a").unwrap(), Some(b"1".to_vec()));
         assert!(c.set(b"a", b"22", 0, true).unwrap());
         assert_eq!(c.get(b"a").unwrap(), Some(b"22".to_vec()));
+        assert!(c.exists(b"a").unwrap());
         assert!(c.delete(b"a").unwrap());
         assert!(!c.delete(b"a").unwrap());
         assert_eq!(c.get(b"a").unwrap(), None);
+        assert!(!c.exists(b"a").unwrap());
         // Limits.
         assert!(c.set(b"", b"x", 0, true).is_err());
         assert!(c.set(b"123456789", b"x", 0, true).is_err());
@@ -381,38 +769,121 @@ mod tests {
     }
 
     #[test]
-    fn a_full_cache_refuses_new_keys_and_deleted_slots_are_reused() {
+    fn a_full_cache_refuses_new_keys_and_freed_slots_are_reused() {
         let c = small(3);
         for k in [&b"a"[..], b"b", b"c"] {
             assert!(c.set(k, b"v", 0, false).unwrap());
         }
         assert!(!c.set(b"d", b"v", 0, false).unwrap());
+        assert!(!c.math(b"n", |v| v.checked_add(1), 0).unwrap());
         assert!(c.delete(b"b").unwrap());
         assert!(c.set(b"d", b"v", 0, false).unwrap());
-        let mut keys = c.keys().unwrap();
-        keys.sort();
-        assert_eq!(keys, [b"a".to_vec(), b"c".to_vec(), b"d".to_vec()]);
-        // Keys behind a deleted slot are still found.
+        assert_eq!(
+            sorted_keys(&c),
+            [b"a".to_vec(), b"c".to_vec(), b"d".to_vec()]
+        );
         for k in [&b"a"[..], b"c", b"d"] {
             assert_eq!(c.get(k).unwrap(), Some(b"v".to_vec()), "{k:?}");
         }
         c.clear().unwrap();
         assert!(c.keys().unwrap().is_empty());
+        // Churn far past the size: nothing is lost, nothing leaks.
+        for round in 0..50u32 {
+            let k = format!("k{}", round % 7);
+            c.set(k.as_bytes(), b"x", 0, true).unwrap();
+            if round % 2 == 0 {
+                c.delete(k.as_bytes()).unwrap();
+            }
+        }
+        assert!(c.keys().unwrap().len() <= 3);
+        assert!(c.set(b"z", b"v", 0, true).unwrap() || c.keys().unwrap().len() == 3);
+    }
+
+    #[test]
+    fn purge_lru_evicts_the_least_recently_used() {
+        let c = cache("items=3,purge_lru=1");
+        for k in [&b"a"[..], b"b", b"c"] {
+            assert!(c.set(k, b"v", 0, false).unwrap());
+        }
+        // A read is a use; exists is not.
+        assert!(c.get(b"a").unwrap().is_some());
+        assert!(c.exists(b"b").unwrap());
+        assert!(c.set(b"d", b"v", 0, false).unwrap());
+        assert_eq!(
+            sorted_keys(&c),
+            [b"a".to_vec(), b"c".to_vec(), b"d".to_vec()]
+        );
+        // An update is a use.
+        assert!(c.set(b"c", b"w", 0, true).unwrap());
+        assert!(c.math(b"n", |v| v.checked_add(2), 0).unwrap());
+        assert_eq!(
+            sorted_keys(&c),
+            [b"c".to_vec(), b"d".to_vec(), b"n".to_vec()]
+        );
+        // A failed operation on a new key evicts nothing.
+        assert!(!c.math(b"m", |v| v.checked_div(0), 0).unwrap());
+        assert_eq!(c.keys().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn clear_on_full_empties_a_full_cache_for_the_new_key() {
+        let c = cache("items=2,clear_on_full=1");
+        assert!(c.set(b"a", b"v", 0, false).unwrap());
+        assert!(c.set(b"b", b"v", 0, false).unwrap());
+        assert!(c.set(b"c", b"v", 0, false).unwrap());
+        assert_eq!(sorted_keys(&c), [b"c".to_vec()]);
     }
 
     #[test]
     fn numbers_and_expiry() {
-        let c = small(4);
+        let c = small(2);
         assert!(c.math(b"n", |v| v.checked_add(5), 0).unwrap());
         assert!(c.math(b"n", |v| v.checked_mul(3), 0).unwrap());
         assert_eq!(c.get(b"n").unwrap(), Some(15i64.to_ne_bytes().to_vec()));
         assert!(!c.math(b"n", |v| v.checked_div(0), 0).unwrap());
         assert!(c.set(b"s", b"text", 0, true).unwrap());
         assert!(!c.math(b"s", |v| v.checked_add(1), 0).unwrap());
-        // An item whose time has passed is gone.
+        assert!(c.delete(b"s").unwrap());
+        // An item whose time has passed is gone, and a full cache drops
+        // expired items to make room.
         assert!(c.set(b"e", b"x", 1, true).unwrap());
         assert_eq!(c.get(b"e").unwrap(), Some(b"x".to_vec()));
         std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(c.set(b"f", b"y", 0, true).unwrap());
         assert_eq!(c.get(b"e").unwrap(), None);
+        assert_eq!(sorted_keys(&c), [b"f".to_vec(), b"n".to_vec()]);
+    }
+
+    #[test]
+    fn a_store_keeps_the_items_and_refuses_another_size() {
+        let dir = std::env::temp_dir().join(format!("rwsgi-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.store");
+        let _ = std::fs::remove_file(&path);
+        let store = format!("items=4,purge_lru=1,store={}", path.display());
+        let c = cache(&store);
+        assert!(c.set(b"kept", b"value", 0, false).unwrap());
+        assert!(c.set(b"other", b"x", 0, false).unwrap());
+        // Another instance (another master pid in the header) finds the
+        // items and builds its index again.
+        let bytes = std::fs::read(&path).unwrap();
+        let mut changed = bytes.clone();
+        changed[48..56].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &changed).unwrap();
+        let again = cache(&store);
+        assert_eq!(again.get(b"kept").unwrap(), Some(b"value".to_vec()));
+        assert_eq!(again.keys().unwrap().len(), 2);
+        assert!(again.set(b"three", b"3", 0, false).unwrap());
+        // A store made for another size is refused, or replaced when asked.
+        let bigger = format!("items=5,store={}", path.display());
+        let err = Cache::new(
+            CacheSpec::keyed(&format!("name=t,blocksize=16,keysize=8,{bigger}")).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("store_delete"), "{err}");
+        let replaced = cache(&format!("{bigger},store_delete=1"));
+        assert!(replaced.keys().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

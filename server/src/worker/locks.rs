@@ -97,20 +97,21 @@ pub(crate) unsafe fn init_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()>
 }
 
 /// Takes the mutex at `m`, waiting as long as it takes (call it without
-/// the GIL). A holder that died leaves it to us.
+/// the GIL). A holder that died leaves it to us: then `true`, and what it
+/// guarded may be half-updated.
 ///
 /// # Safety
 /// `m` must be a mutex made by [`init_mutex`], in memory that stays mapped.
-pub(crate) unsafe fn lock_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<()> {
+pub(crate) unsafe fn lock_mutex(m: *mut libc::pthread_mutex_t) -> io::Result<bool> {
     // SAFETY: as the caller promises.
     match unsafe { libc::pthread_mutex_lock(m) } {
-        0 => Ok(()),
+        0 => Ok(false),
         libc::EOWNERDEAD => {
             // The holder died: the lock is ours now; what it guarded is the
             // caller's to check, as with uWSGI.
             // SAFETY: we hold `m` after EOWNERDEAD, as the call requires.
             unsafe { libc::pthread_mutex_consistent(m) };
-            Ok(())
+            Ok(true)
         }
         e => Err(io::Error::from_raw_os_error(e)),
     }
@@ -166,7 +167,9 @@ fn mutex(n: i64) -> Result<*mut libc::pthread_mutex_t, LockError> {
 pub fn lock(n: i64) -> Result<(), LockError> {
     let m = mutex(n)?;
     // SAFETY: `m` is an initialised mutex in the shared mapping.
-    unsafe { lock_mutex(m) }.map_err(|e| LockError::Refused(n as usize, e))
+    unsafe { lock_mutex(m) }
+        .map(|_| ())
+        .map_err(|e| LockError::Refused(n as usize, e))
 }
 
 /// Releases lock `n`, which this thread must hold.

@@ -5,6 +5,7 @@
 
 pub mod apps;
 pub mod cache;
+pub mod cache_store;
 pub mod channel;
 pub mod input;
 pub mod locks;

@@ -551,9 +551,6 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     if let Err(e) = locks::init(config.locks) {
         tracing::error!(event = "locks_failed", cause = %e, "cannot map the user locks");
     }
-    if let Err(e) = super::cache::init(&config.caches) {
-        tracing::error!(event = "cache_failed", cause = %e, "cannot map the caches");
-    }
     let m = PyModule::from_code(py, UWSGI_SOURCE, c"<uwsgi>", c"uwsgi")?;
     m.add_function(wrap_pyfunction!(worker_id, &m)?)?;
     m.add_function(wrap_pyfunction!(setprocname, &m)?)?;
@@ -980,7 +977,7 @@ fn cache_exists(
     cache: Option<&str>,
 ) -> PyResult<Option<bool>> {
     let key = text(key, "the key")?;
-    Ok(done(on_cache(py, cache, |c| c.get(&key))?.is_some()))
+    Ok(done(on_cache(py, cache, |c| c.exists(&key))?))
 }
 
 /// `uwsgi.cache_set(key, value, expires=0, cache=None)`: stores a key that
