@@ -13,15 +13,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-/// The HTTP address from the JSON `bound` event in a log file.
-fn http_address(log: &str) -> SocketAddr {
-    log.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .find(|v| v["event"] == "bound" && v["protocol"] == "http")
-        .and_then(|v| v["name"].as_str().and_then(|n| n.parse().ok()))
-        .expect("a bound HTTP socket in the log")
-}
-
 /// rwsgi serving `callable` with exactly `args` (no `--log-format json`
 /// added), not waiting for readiness: for tests whose log is not stderr.
 fn start_raw(dir: PathBuf, callable: &str, args: &[String]) -> Server {

@@ -159,6 +159,108 @@ fn exit_on_reload_turns_a_reload_into_a_graceful_exit() {
     assert_eq!(s.events("prototype_spawned").len(), 1, "no new generation");
 }
 
+/// Kills a daemon (by pid) when the test ends, however it ends.
+struct Daemon(i32);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the daemon's pid.
+        unsafe { libc_kill(self.0, 9) };
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+#[test]
+fn daemonize2_returns_once_the_daemon_serves_and_daemonize_at_once() {
+    let dir = tmpdir("daemon");
+    let (log, pidfile) = (dir.join("d.log"), dir.join("d.pid"));
+    let run = |option: &str| {
+        Command::new(bin())
+            .args(["--http-socket", "127.0.0.1:0", "--wsgi-file"])
+            .arg(apps())
+            .args(["--callable", "hello", "--log-format", "json", "--pidfile"])
+            .arg(&pidfile)
+            .arg(option)
+            .arg(&log)
+            .output()
+            .unwrap()
+    };
+    let out = run("--daemonize2");
+    assert!(out.status.success(), "{out:?}");
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let daemon = Daemon(pid);
+    // Ready when the command returned: it serves at once, from its own
+    // session, logging to the file.
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("workers_ready"), "{text}");
+    let r = get(http_address(&text), "/");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"Hello, World!"[..]));
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    assert_eq!(
+        fields[3],
+        pid.to_string(),
+        "the daemon leads its own session"
+    );
+    stop_daemon(daemon);
+
+    // `daemonize` returns before anything is ready.
+    let out = run("--daemonize");
+    assert!(out.status.success(), "{out:?}");
+    let daemon = Daemon(wait_pidfile(&pidfile, Some(pid)));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("workers_ready")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second daemon never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop_daemon(daemon);
+
+    // A daemon that cannot start makes `daemonize2` fail, pointing at its log.
+    let out = Command::new(bin())
+        .args([
+            "--http-socket",
+            "127.0.0.1:0",
+            "--module",
+            "no_such_module",
+            "--need-app",
+        ])
+        .arg("--daemonize2")
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("see ") && err.contains("d.log"), "{err}");
+}
+
+/// SIGTERM, then waits until the daemon is gone.
+fn stop_daemon(daemon: Daemon) {
+    // SAFETY: kill(2) on the daemon's pid.
+    unsafe { libc_kill(daemon.0, 15) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{}", daemon.0)).exists() {
+        assert!(Instant::now() < deadline, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn config_errors_name_the_option() {
     let bin = bin();

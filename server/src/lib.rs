@@ -18,6 +18,7 @@ pub mod cheaper;
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod daemonize;
 pub mod dispatch;
 pub mod environ;
 pub mod error;

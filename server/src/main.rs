@@ -47,6 +47,19 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // SAFETY: nothing has started a thread yet.
+    if let (Some(d), false) = (&config.daemonize, unsafe { rwsgi::daemonize::is_daemon() }) {
+        let log = config.logging.logto.as_deref().unwrap_or(&d.log);
+        // `logto2` opens the log only after dropping privileges.
+        let early = (!config.logging.logto_after_drop).then_some(log);
+        return match rwsgi::daemonize::start(&args, d.wait_ready, early, log) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("rwsgi: cannot daemonize: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Some(mask) = config.umask {
         // SAFETY: umask only changes this process's file-creation mask.
         unsafe { libc::umask(mask) };

@@ -544,3 +544,12 @@ impl Server {
         serde_json::from_str(&doc).unwrap()
     }
 }
+
+/// The HTTP address from the JSON `bound` event in a log file's text.
+pub fn http_address(log: &str) -> SocketAddr {
+    log.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["event"] == "bound" && v["protocol"] == "http")
+        .and_then(|v| v["name"].as_str().and_then(|n| n.parse().ok()))
+        .expect("a bound HTTP socket in the log")
+}

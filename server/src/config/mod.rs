@@ -60,6 +60,15 @@ pub struct Recycle {
     pub min_lifetime: Duration,
 }
 
+/// `daemonize`/`daemonize2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemonize {
+    /// Where the daemon logs (`logto` wins when both are given).
+    pub log: String,
+    /// `daemonize2`: the command returns once the workers are ready.
+    pub wait_ready: bool,
+}
+
 /// Where the logs go and which request lines are written (`logfile.rs`,
 /// `telemetry.rs`, `reqlog`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -179,6 +188,9 @@ pub struct Config {
     pub touch_reload: Vec<PathBuf>,
     /// `exit-on-reload`: a reload request stops the instance instead.
     pub exit_on_reload: bool,
+    /// `daemonize`/`daemonize2`: detach, and whether the command waits
+    /// for the workers (`daemonize.rs`).
+    pub daemonize: Option<Daemonize>,
     /// Where the stats server listens.
     pub stats: Option<Address>,
     /// The stats server speaks HTTP.
@@ -374,6 +386,7 @@ impl Default for Config {
             master_fifo: Vec::new(),
             touch_reload: Vec::new(),
             exit_on_reload: false,
+            daemonize: None,
             stats: None,
             stats_http: false,
             stats_minified: false,
@@ -644,6 +657,15 @@ impl Config {
                 "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
                 "touch-reload" => c.touch_reload.push(PathBuf::from(v)),
                 "exit-on-reload" => c.exit_on_reload = flag,
+                "daemonize" | "daemonize2" => {
+                    if v.is_empty() {
+                        return Err(invalid("expected a log file path or host:port".into()));
+                    }
+                    c.daemonize = Some(Daemonize {
+                        log: v.to_owned(),
+                        wait_ready: spec.name == "daemonize2",
+                    });
+                }
                 "stats" => c.stats = Some(value::parse_address(v).map_err(invalid)?),
                 "stats-http" => c.stats_http = flag,
                 "stats-minified" => c.stats_minified = flag,
@@ -845,6 +867,9 @@ impl Config {
         // (`core/static.c` `uwsgi_real_file_serve`). Stable: list order
         // otherwise.
         c.static_expires.sort_by_key(|r| (r.on, r.from_mtime));
+        if let (Some(d), None) = (&c.daemonize, &c.logging.logto) {
+            c.logging.logto = Some(d.log.clone());
+        }
         for i in default_sockets {
             c.sockets[i].protocol = default_protocol;
         }

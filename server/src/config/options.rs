@@ -801,6 +801,20 @@ pub static OPTIONS: &[Spec] = &[
         "reload gracefully when this file is modified, created or removed (every reload is a chain reload)",
     ),
     opt(
+        "daemonize",
+        &[],
+        Some('d'),
+        Value,
+        "detach from the terminal and log to this file (unless logto names another); the command returns at once",
+    ),
+    opt(
+        "daemonize2",
+        &[],
+        None,
+        Value,
+        "as daemonize, but the command returns once the workers are ready (exit 1 if the daemon stopped first)",
+    ),
+    opt(
         "exit-on-reload",
         &[],
         None,
@@ -1711,16 +1725,6 @@ pub static OPTIONS: &[Spec] = &[
         "the log is opened before privileges are dropped and inherited by every process",
     ),
     // Known but not supported yet: refused, so nobody runs without what they asked for.
-    unsupported(
-        "daemonize",
-        Value,
-        "run rwsgi under a supervisor or a container runtime instead",
-    ),
-    unsupported(
-        "daemonize2",
-        Value,
-        "run rwsgi under a supervisor or a container runtime instead",
-    ),
     unsupported(
         "https-socket",
         Value,

@@ -634,6 +634,7 @@ impl Supervisor {
                 workers = self.slots.len(),
                 "workers ready"
             );
+            crate::daemonize::ready();
         }
     }
 
