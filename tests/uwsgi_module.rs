@@ -402,6 +402,8 @@ fn a_stored_lru_cache_evicts_the_oldest_and_survives_a_restart() {
     let mut s = start_in(
         dir.clone(),
         &[
+            "--stats",
+            "127.0.0.1:0",
             "--cache2",
             spec,
             "--add-cache-item",
@@ -429,6 +431,29 @@ fn a_stored_lru_cache_evicts_the_oldest_and_survives_a_restart() {
         s.events("cache_lru_purge")[0]["message"],
         "LRU item will be purged from cache \"shared\""
     );
+    assert_eq!(keys(&s), serde_json::json!(["a", "b", "motd"]));
+    // The stats show it as uWSGI's do.
+    assert_eq!(
+        get(s.http.unwrap(), "/cache_get?nothing").json()["value"],
+        serde_json::Value::Null
+    );
+    let stats = s.stats();
+    let c = &stats["caches"][0];
+    assert_eq!(
+        (c["name"].as_str(), c["max_items"].as_u64()),
+        (Some("shared"), Some(3))
+    );
+    assert_eq!(
+        (c["items"].as_u64(), c["full"].as_u64()),
+        (Some(3), Some(1))
+    );
+    assert!(
+        c["hits"].as_u64().unwrap() >= 3 && c["miss"].as_u64().unwrap() >= 1,
+        "{c}"
+    );
+    // A reload keeps the items: every prototype maps the master's cache.
+    s.signal(1);
+    s.wait_event("reload_done", Duration::from_secs(30));
     assert_eq!(keys(&s), serde_json::json!(["a", "b", "motd"]));
     assert!(s.terminate().success());
 

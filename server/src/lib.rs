@@ -14,6 +14,7 @@
 //! prototype over [`control`] messages.
 
 pub mod bundle;
+pub mod cache;
 pub mod cheaper;
 pub mod config;
 pub mod conn;

@@ -1149,7 +1149,7 @@ pub static OPTIONS: &[Spec] = &[
         &[],
         None,
         List,
-        "name=NAME,items=N[,blocksize=B][,keysize=K]: a cache shared by the workers (uwsgi.cache_*)",
+        "name=NAME,items=N[,blocksize=B][,keysize=K][,purge_lru=1][,clear_on_full=1][,ignore_full=1][,store=PATH][,store_sync=S][,store_delete=1]: a cache shared by the workers (uwsgi.cache_*)",
     ),
     opt(
         "cache",

@@ -150,6 +150,13 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         config.threads,
         config.worker_pipeline,
     );
+    // The caches, made once for the whole instance (`cache/`): every
+    // prototype generation maps them, the stats read their counters.
+    let (cache_fds, caches): (Vec<std::os::fd::OwnedFd>, Vec<crate::cache::Cache>) =
+        crate::cache::make_all(&config.caches, &config.cache_preload)?
+            .into_iter()
+            .unzip();
+    let caches: Vec<Arc<crate::cache::Cache>> = caches.into_iter().map(Arc::new).collect();
     // The spooler processes' counters, shared with the prototype, for the
     // stats (`spool::Counters`).
     let spooler_counters = if config.spooling.dirs.is_empty() {
@@ -179,6 +186,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             harakiri_graceful: config.harakiri_graceful,
             farms: config.mules.farms.iter().map(|f| f.name.clone()).collect(),
             spooler_counters: spooler_counters.as_ref().map(|(fd, _)| fd.clone()),
+            cache_fds: cache_fds.into_iter().map(Arc::new).collect(),
             tcp_listeners: bound
                 .iter()
                 .filter_map(|b| match &b.listener {
@@ -240,6 +248,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
             minified: config.stats_minified,
+            caches,
             spoolers: spooler_counters.map(|(_, c)| crate::stats::SpoolerInfo {
                 dirs: config.spooling.dirs.clone(),
                 processes: config.spooling.processes as usize,

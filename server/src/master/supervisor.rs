@@ -150,6 +150,8 @@ pub struct Settings {
     pub spooler_counters: Option<Arc<OwnedFd>>,
     /// `exit-on-reload`: a reload request stops the instance instead.
     pub exit_on_reload: bool,
+    /// The caches' memfds or store files, for every prototype (`cache/`).
+    pub cache_fds: Vec<Arc<OwnedFd>>,
 }
 
 /// Why the supervisor stopped on its own.
@@ -431,15 +433,26 @@ impl Supervisor {
         if let Some(cfd) = counters_fd {
             cmd.env(crate::spool::COUNTERS_FD_ENV, cfd.to_string());
         }
+        let cache_fds: Vec<i32> = self
+            .settings
+            .cache_fds
+            .iter()
+            .map(|f| f.as_raw_fd())
+            .collect();
+        if !cache_fds.is_empty() {
+            let list: Vec<String> = cache_fds.iter().map(i32::to_string).collect();
+            cmd.env(crate::cache::FDS_ENV, list.join(","));
+        }
         // SAFETY: the closure runs in the child between fork and exec and
         // only calls fcntl, which is async-signal-safe, on fds that are open
         // in the child (inherited from us).
         unsafe {
             cmd.pre_exec(move || {
-                for fd in [fd, signal_fd]
-                    .into_iter()
-                    .chain(snapshot_fd)
-                    .chain(counters_fd)
+                for &fd in [fd, signal_fd]
+                    .iter()
+                    .chain(&snapshot_fd)
+                    .chain(&counters_fd)
+                    .chain(&cache_fds)
                 {
                     let flags = libc::fcntl(fd, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {

@@ -64,6 +64,11 @@ fn run() -> i32 {
         .and_then(|s| s.parse().ok());
     // SAFETY: as for the control fd.
     let signals = signal_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    if let Ok(fds) = std::env::var(crate::cache::FDS_ENV) {
+        // SAFETY: the master set the variable to the caches' fds it left
+        // open for us; nothing else here owns them.
+        unsafe { crate::cache::inherit(&fds) };
+    }
     // SAFETY: single-threaded here; the variables must not leak into the
     // app's environment or its subprocesses.
     unsafe {
@@ -72,6 +77,7 @@ fn run() -> i32 {
         std::env::remove_var(crate::snapshot::FD_ENV);
         std::env::remove_var(crate::uwsgi_signal::FD_ENV);
         std::env::remove_var(crate::spool::COUNTERS_FD_ENV);
+        std::env::remove_var(crate::cache::FDS_ENV);
     }
     if let Some(fd) = counters {
         match crate::spool::Counters::open(&fd, true) {

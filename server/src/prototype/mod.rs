@@ -60,8 +60,8 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         if let Err(e) = interp::setup_path(py, &config.pythonpath) {
             e.print(py);
         }
-        if let Err(e) = worker::cache::init(&config.caches, &config.cache_preload) {
-            tracing::error!(event = "cache_failed", cause = %e, "cannot make the caches: {e}");
+        if let Err(e) = crate::cache::attach_all(&config.caches) {
+            tracing::error!(event = "cache_failed", cause = %e, "cannot map the caches: {e}");
             return None;
         }
         // Before the app's import, which may `import uwsgi`.

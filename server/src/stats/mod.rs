@@ -35,6 +35,27 @@ pub struct Info {
     pub minified: bool,
     /// The spooler processes, when there are any.
     pub spoolers: Option<SpoolerInfo>,
+    /// The caches (uWSGI's `caches[]`).
+    pub caches: Vec<std::sync::Arc<crate::cache::Cache>>,
+}
+
+/// uWSGI's `caches[]` (`core/master_utils.c`): `hash` names rwsgi's hash
+/// function, `hashsize` its bucket count; `blocks` is `max_items` (one
+/// block per item, as uWSGI without `bitmap`).
+fn caches(caches: &[std::sync::Arc<crate::cache::Cache>]) -> Value {
+    caches
+        .iter()
+        .map(|c| {
+            let spec = c.spec();
+            let [items, hits, miss, full, last_modified_at] = c.counters();
+            json!({
+                "name": spec.name, "hash": "fnv1a", "hashsize": c.buckets(),
+                "keysize": spec.keysize, "max_items": spec.items, "blocks": spec.items,
+                "blocksize": spec.blocksize, "items": items, "hits": hits, "miss": miss,
+                "full": full, "last_modified_at": last_modified_at,
+            })
+        })
+        .collect()
 }
 
 /// What the stats show of the spooler processes (uWSGI's `spoolers[]`).
@@ -153,6 +174,9 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
     doc.insert("gid".into(), json!(nix::unistd::getgid().as_raw()));
     doc.insert("cwd".into(), json!(info.cwd));
     doc.insert("locks".into(), json!([]));
+    if !info.caches.is_empty() {
+        doc.insert("caches".into(), caches(&info.caches));
+    }
     doc.insert("sockets".into(), Value::Array(sockets));
     doc.insert("workers".into(), Value::Array(workers));
     if let Some(sp) = &info.spoolers {

@@ -4,8 +4,6 @@
 //! or when the channel breaks.
 
 pub mod apps;
-pub mod cache;
-pub mod cache_store;
 pub mod channel;
 pub mod input;
 pub mod locks;

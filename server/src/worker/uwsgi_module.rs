@@ -933,9 +933,9 @@ fn is_locked(n: i64) -> PyResult<bool> {
     locks::is_locked(n).map_err(lock_error)
 }
 
-fn cache_error(e: super::cache::CacheError) -> PyErr {
+fn cache_error(e: crate::cache::CacheError) -> PyErr {
     match e {
-        super::cache::CacheError::Lock(_) => PyRuntimeError::new_err(e.to_string()),
+        crate::cache::CacheError::Lock(_) => PyRuntimeError::new_err(e.to_string()),
         _ => PyValueError::new_err(e.to_string()),
     }
 }
@@ -944,9 +944,9 @@ fn cache_error(e: super::cache::CacheError) -> PyErr {
 fn on_cache<T: Send>(
     py: Python<'_>,
     cache: Option<&str>,
-    f: impl FnOnce(&super::cache::Cache) -> Result<T, super::cache::CacheError> + Send,
+    f: impl FnOnce(&crate::cache::Cache) -> Result<T, crate::cache::CacheError> + Send,
 ) -> PyResult<T> {
-    let c = super::cache::by_name(cache).map_err(cache_error)?;
+    let c = crate::cache::by_name(cache).map_err(cache_error)?;
     py.detach(|| f(c)).map_err(cache_error)
 }
 

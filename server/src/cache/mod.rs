@@ -1,27 +1,39 @@
 //! uWSGI's local caches (`cache2 = name=...,items=N`, the legacy `cache =
 //! N`; `core/cache.c`), for `uwsgi.cache_get` and the rest of the cache
-//! API: a table of `items` slots of at most `keysize` + `blocksize` bytes,
-//! in one shared mapping per cache that the prototype makes before it
-//! forks, so every worker sees the same items.
+//! API: a table of `items` slots of at most `keysize` + `blocksize` bytes
+//! in one shared mapping per cache (`store.rs`): the master makes it, every
+//! prototype generation maps it before it forks, so every worker, spooler
+//! and mule sees the same items, across reloads.
 //!
-//! Each cache is guarded by a robust process-shared mutex (`locks.rs`):
-//! a worker that dies holding it does not stop the others. Keys are found
-//! by open addressing (linear probing from an FNV-1a hash) with tombstones
-//! for deleted slots, so a lookup is bounded by `items` probes. An item
-//! with an expiry is dropped when it is next looked at after its time
-//! (uWSGI's master also sweeps them periodically; here they cost a slot
-//! until then). A full cache refuses new keys (`cache_set` returns `None`),
-//! as uWSGI's does without `purge_lru`.
+//! Each cache is guarded by a robust process-shared mutex (`worker/locks.rs`)
+//! in the mapping's header: a worker that dies holding it does not stop the
+//! others. Keys are found through hash buckets (FNV-1a) with chains; an
+//! item with an expiry is dropped when a lookup meets it after its time,
+//! and a full cache drops all its expired items (at most once a second)
+//! before it evicts (`purge_lru`), empties itself (`clear_on_full`) or
+//! refuses the new key (uWSGI's default). The header also holds the
+//! counters the stats show (hits, misses, full, items).
 
 use std::io;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::cache_store::{
-    self, FREE_HEAD, HEADER, LRU_HEAD, LRU_TAIL, MUTEX, NEXT_SWEEP, NEXT_SYNC,
+pub mod store;
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use self::store::{
+    COUNT, FREE_HEAD, FULL, HEADER, HITS, LAST_MODIFIED, LRU_HEAD, LRU_TAIL, MISS, MUTEX,
+    NEXT_SWEEP, NEXT_SYNC,
 };
-use super::locks;
 use crate::config::{CacheSpec, Preload};
+use crate::worker::locks;
+
+/// The environment variable that gives the prototype the master's cache
+/// descriptors, in the order of the configuration.
+pub const FDS_ENV: &str = "RWSGI_CACHE_FDS";
 
 /// Slot states.
 const FREE: u8 = 0;
@@ -180,6 +192,37 @@ impl Table<'_> {
         put_u32(self.bytes, HEADER + b * 4, v);
     }
 
+    /// A header counter, updated as an atomic: the master reads them for
+    /// the stats without the mutex.
+    fn counter(&mut self, at: usize) -> &AtomicU64 {
+        // SAFETY: `at` is an 8-aligned offset inside the header of a
+        // page-aligned mapping; every access to these words is atomic.
+        unsafe { AtomicU64::from_ptr(self.bytes.as_mut_ptr().add(at).cast()) }
+    }
+
+    /// An item was added (1), removed (-1), or all were (`None`: recount).
+    fn changed(&mut self, delta: Option<i64>, now: u64) {
+        match delta {
+            Some(1) => {
+                self.counter(COUNT).fetch_add(1, Ordering::Relaxed);
+            }
+            Some(_) => {
+                let _ =
+                    self.counter(COUNT)
+                        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            Some(n.saturating_sub(1))
+                        });
+            }
+            None => {
+                let used = (0..self.items)
+                    .filter(|&i| self.slot(i).state() == USED)
+                    .count();
+                self.counter(COUNT).store(used as u64, Ordering::Relaxed);
+            }
+        }
+        self.counter(LAST_MODIFIED).store(now, Ordering::Relaxed);
+    }
+
     fn head_word(&self, at: usize) -> u32 {
         get_u32(self.bytes, at)
     }
@@ -214,6 +257,7 @@ impl Table<'_> {
             if expired {
                 self.unchain(b, prev, i, next);
                 self.release(i);
+                self.changed(Some(-1), now);
             } else if same {
                 return Some(i);
             } else {
@@ -250,6 +294,7 @@ impl Table<'_> {
             link = next;
         }
         self.release(i);
+        self.changed(Some(-1), now_secs());
     }
 
     /// Puts slot `i`, already out of its chain, on the free list.
@@ -287,6 +332,7 @@ impl Table<'_> {
             let first = self.bucket(b);
             self.slot(i).set_chain(first);
             self.set_bucket(b, i as u32);
+            self.changed(Some(1), now_secs());
         }
         self.touch(i);
     }
@@ -383,6 +429,7 @@ impl Table<'_> {
                 self.release(i);
             }
         }
+        self.changed(None, now_secs());
     }
 
     /// Empties the table.
@@ -403,16 +450,20 @@ enum WasFull {
 }
 
 impl Cache {
-    /// Makes the cache's mapping and mutex (in the prototype).
-    pub fn new(spec: CacheSpec) -> io::Result<Cache> {
+    /// The slot size, the number of buckets and the mapping's size.
+    fn geometry(spec: &CacheSpec) -> io::Result<(usize, usize, usize)> {
         let slot_size = (SLOT_HEADER + spec.keysize + spec.blocksize).next_multiple_of(8);
         let buckets = spec.items.next_power_of_two();
         let len = spec
             .items
             .checked_mul(slot_size)
-            .and_then(|s| s.checked_add(HEADER + buckets * 4))
+            .and_then(|s| s.checked_add(HEADER + (buckets * 4).next_multiple_of(8)))
             .ok_or_else(|| io::Error::other("cache too large"))?;
-        let mapping = cache_store::open(&spec, len)?;
+        Ok((slot_size, buckets, len))
+    }
+
+    fn from_mapping(spec: CacheSpec, mapping: store::Mapping) -> io::Result<Cache> {
+        let (slot_size, buckets, _) = Cache::geometry(&spec)?;
         let cache = Cache {
             spec,
             base: mapping.base,
@@ -424,6 +475,39 @@ impl Cache {
             cache.with(|t| t.rebuild()).map_err(io::Error::other)?;
         }
         Ok(cache)
+    }
+
+    /// Makes the cache's mapping (the master, once per instance); the fd
+    /// is for the prototypes.
+    pub fn make(spec: CacheSpec) -> io::Result<(OwnedFd, Cache)> {
+        let (_, _, len) = Cache::geometry(&spec)?;
+        let (fd, mapping) = store::make(&spec, len)?;
+        Ok((fd, Cache::from_mapping(spec, mapping)?))
+    }
+
+    /// Maps the master's cache (a prototype).
+    pub fn attach(spec: CacheSpec, fd: &OwnedFd) -> io::Result<Cache> {
+        let (_, _, len) = Cache::geometry(&spec)?;
+        let mapping = store::attach(&spec, fd, len)?;
+        Cache::from_mapping(spec, mapping)
+    }
+
+    /// What the stats show: items held, hits, misses, full, last change.
+    pub fn counters(&self) -> [u64; 5] {
+        [COUNT, HITS, MISS, FULL, LAST_MODIFIED].map(|at| {
+            // SAFETY: as in `Table::counter`; a read of an atomic word.
+            unsafe { AtomicU64::from_ptr(self.base.add(at).cast()) }.load(Ordering::Relaxed)
+        })
+    }
+
+    /// The configuration it was made with.
+    pub fn spec(&self) -> &CacheSpec {
+        &self.spec
+    }
+
+    /// Its number of hash buckets (the stats' `hashsize`).
+    pub fn buckets(&self) -> usize {
+        self.buckets
     }
 
     /// The cache's name.
@@ -438,7 +522,7 @@ impl Cache {
 
     /// Runs `f` on the table with the mutex held.
     fn with<R>(&self, f: impl FnOnce(&mut Table<'_>) -> R) -> Result<R, CacheError> {
-        // SAFETY: the mutex was set up by cache_store::open in a mapping
+        // SAFETY: the mutex was set up by store::make in a mapping
         // that stays.
         let holder_died = unsafe { locks::lock_mutex(self.mutex())? };
         // SAFETY: the mapping is `len` bytes and we hold the mutex every
@@ -457,7 +541,7 @@ impl Cache {
         }
         let r = f(&mut table);
         let mut sync_now = false;
-        if self.spec.store_sync > 0 {
+        if self.spec.store_sync > 0 && self.spec.store.is_some() {
             let now = now_secs();
             if now >= get_u64(table.bytes, NEXT_SYNC) {
                 let next = now + self.spec.store_sync;
@@ -468,7 +552,7 @@ impl Cache {
         // SAFETY: as for the lock.
         unsafe { locks::unlock_mutex(self.mutex())? };
         if sync_now {
-            cache_store::sync(self.base, self.len);
+            store::sync(self.base, self.len);
         }
         Ok(r)
     }
@@ -480,6 +564,7 @@ impl Cache {
         if let Some(i) = t.take_free() {
             return (Some(i), WasFull::No);
         }
+        t.counter(FULL).fetch_add(1, Ordering::Relaxed);
         t.sweep(now);
         if let Some(i) = t.take_free() {
             return (Some(i), WasFull::No);
@@ -545,7 +630,11 @@ impl Cache {
         let now = now_secs();
         let keysize = self.spec.keysize;
         self.with(|t| {
-            let i = t.find(key, now)?;
+            let Some(i) = t.find(key, now) else {
+                t.counter(MISS).fetch_add(1, Ordering::Relaxed);
+                return None;
+            };
+            t.counter(HITS).fetch_add(1, Ordering::Relaxed);
             t.touch(i);
             Some(t.slot(i).value(keysize).to_vec())
         })
@@ -699,21 +788,63 @@ impl Cache {
 
 static CACHES: OnceLock<Vec<Cache>> = OnceLock::new();
 
-/// Makes the configured caches (the prototype, before the app's import).
-pub fn init(specs: &[CacheSpec], preload: &[Preload]) -> io::Result<()> {
+/// Makes the configured caches and fills them (`add-cache-item`,
+/// `load-file-in-cache`): the master, once per instance. The fds go to
+/// every prototype (`FDS_ENV`).
+pub fn make_all(specs: &[CacheSpec], preload: &[Preload]) -> io::Result<Vec<(OwnedFd, Cache)>> {
     let mut caches = Vec::with_capacity(specs.len());
     for spec in specs {
         let items = spec.items;
         let name = spec.name.clone();
-        let cache = Cache::new(spec.clone())
+        let (fd, cache) = Cache::make(spec.clone())
             .map_err(|e| io::Error::new(e.kind(), format!("cache \"{name}\": {e}")))?;
         tracing::info!(event = "cache", cache = %name, items,
             "*** Cache \"{name}\" initialized: {items} items ***");
         for p in preload {
             cache.preload(p);
         }
-        caches.push(cache);
+        caches.push((fd, cache));
     }
+    Ok(caches)
+}
+
+/// The descriptors a prototype inherited, until [`attach_all`].
+static INHERITED: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
+
+/// Takes the descriptors named by `FDS_ENV` (a prototype, at its start).
+///
+/// # Safety
+/// The variable must have been set by the master, to descriptors it left
+/// open for this process, owned by nothing else here.
+pub unsafe fn inherit(var: &str) {
+    let fds = var
+        .split(',')
+        .filter_map(|f| f.parse::<i32>().ok())
+        // SAFETY: as the caller promises.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    if let Ok(mut v) = INHERITED.lock() {
+        v.extend(fds);
+    }
+}
+
+/// Maps the master's caches (a prototype, before the app's import).
+pub fn attach_all(specs: &[CacheSpec]) -> io::Result<()> {
+    let fds = INHERITED
+        .lock()
+        .map(|mut v| std::mem::take(&mut *v))
+        .unwrap_or_default();
+    if fds.len() != specs.len() {
+        return Err(io::Error::other(format!(
+            "the master made {} caches and the configuration asks for {}; restart rwsgi to change them",
+            fds.len(),
+            specs.len()
+        )));
+    }
+    let caches = specs
+        .iter()
+        .zip(&fds)
+        .map(|(spec, fd)| Cache::attach(spec.clone(), fd))
+        .collect::<io::Result<Vec<_>>>()?;
     let _ = CACHES.set(caches);
     Ok(())
 }
@@ -734,7 +865,7 @@ mod tests {
 
     fn cache(extra: &str) -> Cache {
         let spec = CacheSpec::keyed(&format!("name=t,blocksize=16,keysize=8,{extra}")).unwrap();
-        Cache::new(spec).unwrap()
+        Cache::make(spec).unwrap().1
     }
 
     fn small(items: usize) -> Cache {
@@ -864,26 +995,45 @@ mod tests {
         let c = cache(&store);
         assert!(c.set(b"kept", b"value", 0, false).unwrap());
         assert!(c.set(b"other", b"x", 0, false).unwrap());
-        // Another instance (another master pid in the header) finds the
-        // items and builds its index again.
-        let bytes = std::fs::read(&path).unwrap();
-        let mut changed = bytes.clone();
-        changed[48..56].copy_from_slice(&u64::MAX.to_le_bytes());
-        std::fs::write(&path, &changed).unwrap();
+        // Another instance finds the items and builds its index again.
         let again = cache(&store);
         assert_eq!(again.get(b"kept").unwrap(), Some(b"value".to_vec()));
         assert_eq!(again.keys().unwrap().len(), 2);
         assert!(again.set(b"three", b"3", 0, false).unwrap());
         // A store made for another size is refused, or replaced when asked.
         let bigger = format!("items=5,store={}", path.display());
-        let err = Cache::new(
+        let err = Cache::make(
             CacheSpec::keyed(&format!("name=t,blocksize=16,keysize=8,{bigger}")).unwrap(),
         )
+        .map(|_| ())
         .unwrap_err()
         .to_string();
         assert!(err.contains("store_delete"), "{err}");
         let replaced = cache(&format!("{bigger},store_delete=1"));
         assert!(replaced.keys().unwrap().is_empty());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_prototype_attaches_the_masters_cache_of_the_same_size_only() {
+        let spec = |items: usize| {
+            CacheSpec::keyed(&format!("name=t,blocksize=16,keysize=8,items={items}")).unwrap()
+        };
+        let (fd, master) = Cache::make(spec(4)).unwrap();
+        assert!(master.set(b"a", b"1", 0, false).unwrap());
+        let proto = Cache::attach(spec(4), &fd).unwrap();
+        assert_eq!(proto.get(b"a").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(proto.get(b"b").unwrap(), None);
+        assert!(proto.set(b"b", b"2", 0, false).unwrap());
+        // One table: the master sees the prototype's item and the counters.
+        assert_eq!(master.get(b"b").unwrap(), Some(b"2".to_vec()));
+        let [items, hits, miss, full, modified] = master.counters();
+        assert_eq!((items, hits, miss, full), (2, 2, 1, 0));
+        assert!(modified > 0);
+        let err = Cache::attach(spec(5), &fd)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("restart rwsgi"), "{err}");
     }
 }
