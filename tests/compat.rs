@@ -1116,3 +1116,29 @@ fn auto_procname_titles_every_process_and_the_app_can_rename_its_own() {
     let plain = serve_app("titled", &["--http-socket", "127.0.0.1:0"], &[]);
     assert!(title_of(plain.pid().into()).contains("--callable titled"));
 }
+
+#[test]
+fn threads_stacksize_sizes_the_request_threads() {
+    let s = serve_app(
+        "stack",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--threads", "2", "--threads-stacksize", "256"],
+    );
+    assert!(s.logged("threads stack size set to 256k"));
+    let a = s.http.unwrap();
+    let answers: Vec<Value> = (0..4)
+        .map(|_| std::thread::spawn(move || get(a, "/").json()))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    let other: Vec<u64> = answers
+        .iter()
+        .filter(|v| v["main"] == false)
+        .map(|v| v["stack"].as_u64().unwrap())
+        .collect();
+    assert!(!other.is_empty(), "{answers:?}");
+    for size in other {
+        assert!((256 * 1024..=320 * 1024).contains(&size), "{size}");
+    }
+}

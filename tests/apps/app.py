@@ -179,3 +179,21 @@ def titled(environ, start_response):
         uwsgi.setprocname(environ["QUERY_STRING"])
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [f"{os.getpid()} {os.environ.get('TITLE_CHECK')}".encode()]
+
+
+def stack(environ, start_response):
+    """Answers the serving thread's stack size (pthread_getattr_np) and
+    whether it is the process's main thread, after 0.3 s."""
+    import ctypes
+    import threading
+    libc = ctypes.CDLL(None)
+    attr = ctypes.create_string_buffer(128)
+    size = ctypes.c_size_t()
+    libc.pthread_self.restype = ctypes.c_ulong
+    libc.pthread_getattr_np(ctypes.c_ulong(libc.pthread_self()), attr)
+    libc.pthread_attr_getstacksize(attr, ctypes.byref(size))
+    libc.pthread_attr_destroy(attr)
+    time.sleep(0.3)
+    main = threading.get_native_id() == os.getpid()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"stack": size.value, "main": main}).encode()]

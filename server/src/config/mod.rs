@@ -188,6 +188,8 @@ pub struct Config {
     pub touch_reload: Vec<PathBuf>,
     /// `exit-on-reload`: a reload request stops the instance instead.
     pub exit_on_reload: bool,
+    /// `threads-stacksize`, in KiB.
+    pub threads_stacksize: Option<usize>,
     /// `daemonize`/`daemonize2`: detach, and whether the command waits
     /// for the workers (`daemonize.rs`).
     pub daemonize: Option<Daemonize>,
@@ -386,6 +388,7 @@ impl Default for Config {
             master_fifo: Vec::new(),
             touch_reload: Vec::new(),
             exit_on_reload: false,
+            threads_stacksize: None,
             daemonize: None,
             stats: None,
             stats_http: false,
@@ -657,6 +660,10 @@ impl Config {
                 "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
                 "touch-reload" => c.touch_reload.push(PathBuf::from(v)),
                 "exit-on-reload" => c.exit_on_reload = flag,
+                "threads-stacksize" => {
+                    let kib = bounded(number()?, 16, 1 << 20).map_err(invalid)?;
+                    c.threads_stacksize = Some(kib as usize);
+                }
                 "daemonize" | "daemonize2" => {
                     if v.is_empty() {
                         return Err(invalid("expected a log file path or host:port".into()));

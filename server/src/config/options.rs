@@ -815,6 +815,17 @@ pub static OPTIONS: &[Spec] = &[
         "as daemonize, but the command returns once the workers are ready (exit 1 if the daemon stopped first)",
     ),
     opt(
+        "threads-stacksize",
+        &[
+            "thread-stacksize",
+            "threads-stack-size",
+            "thread-stack-size",
+        ],
+        None,
+        Value,
+        "the stack size of the request threads beyond the first, in KiB (the first is the process's)",
+    ),
+    opt(
         "exit-on-reload",
         &[],
         None,
@@ -1859,11 +1870,6 @@ pub static OPTIONS: &[Spec] = &[
         "exec-post-jail",
         List,
         "rwsgi has no jails or post-fork hook phase; use hook-as-root, hook-as-user, hook-pre-app or hook-accepting",
-    ),
-    unsupported(
-        "threads-stacksize",
-        Value,
-        "set threading.stack_size() in the app",
     ),
     unsupported(
         "shared-socket",

@@ -150,6 +150,13 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         config.threads,
         config.worker_pipeline,
     );
+    if let Some(kib) = config.threads_stacksize {
+        tracing::info!(
+            event = "threads_stacksize",
+            kib,
+            "threads stack size set to {kib}k"
+        );
+    }
     // The caches, made once for the whole instance (`cache/`): every
     // prototype generation maps them, the stats read their counters.
     let (cache_fds, caches): (Vec<std::os::fd::OwnedFd>, Vec<crate::cache::Cache>) =

@@ -500,7 +500,15 @@ fn run_worker(
         return 1;
     }
     let recycler = worker::recycle::Recycler::new(&config.recycle, slot);
-    let code = worker::serve(streams, app, interned, &static_environ(config), &recycler);
+    let stack = config.threads_stacksize.map(|kib| kib * 1024);
+    let code = worker::serve(
+        stack,
+        streams,
+        app,
+        interned,
+        &static_environ(config),
+        &recycler,
+    );
     if code == worker::EXIT_STOPPED {
         Python::attach(|py| {
             worker::uwsgi_module::at_exit(py, config.skip_atexit, config.worker_reload_mercy)

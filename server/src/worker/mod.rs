@@ -35,8 +35,10 @@ pub const EXIT_CHANNEL: i32 = 31;
 /// thread) until told to stop; returns the exit code.
 ///
 /// `interned` is normally made by the prototype before it forks (shared by
-/// every worker); when it is `None` the worker makes its own.
+/// every worker); when it is `None` the worker makes its own. `stack` is
+/// the other threads' stack size in bytes (`threads-stacksize`).
 pub fn serve(
+    stack: Option<usize>,
     streams: Vec<UnixStream>,
     apps: apps::Apps,
     interned: Option<wsgi::Interned>,
@@ -57,9 +59,11 @@ pub fn serve(
         });
         let st = wsgi::Static { ..*st };
         let recycler = recycler.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("rwsgi-core-{}", i + 1))
-            .spawn(move || serve_one(stream, apps, interned, &st, &recycler));
+        let mut builder = std::thread::Builder::new().name(format!("rwsgi-core-{}", i + 1));
+        if let Some(bytes) = stack {
+            builder = builder.stack_size(bytes);
+        }
+        let spawned = builder.spawn(move || serve_one(stream, apps, interned, &st, &recycler));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
