@@ -1142,3 +1142,91 @@ fn threads_stacksize_sizes_the_request_threads() {
         assert!((256 * 1024..=320 * 1024).contains(&size), "{size}");
     }
 }
+
+#[test]
+fn touch_files_reopen_and_rotate_the_log_in_every_process_run_commands_and_stop() {
+    let dir = tmpdir("touches");
+    let file = |n: &str| dir.join(n).display().to_string();
+    for name in ["reopen", "rotate", "go", "stop"] {
+        std::fs::write(dir.join(name), "").unwrap();
+    }
+    let exec = format!("{} touch {}", file("go"), file("ran"));
+    let log = dir.join("app.log");
+    let args: Vec<String> = [
+        "--http-socket",
+        "127.0.0.1:0",
+        "--processes",
+        "2",
+        "--log-format",
+        "json",
+        "--logto",
+        &file("app.log"),
+        "--touch-logreopen",
+        &file("reopen"),
+        "--touch-logrotate",
+        &file("rotate"),
+        "--log-backupname",
+        &file("backup.log"),
+        "--touch-exec",
+        &exec,
+        "--touch-gracefully-stop",
+        &file("stop"),
+        "--master-fifo",
+        &file("fifo"),
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let mut s = start_raw(dir.clone(), "talker", &args);
+    let text = wait_in_file(&log, "workers_ready", Duration::from_secs(30));
+    let a = http_address(&text);
+    // Both workers at once, so both write.
+    let both = |path: &'static str| {
+        let t: Vec<_> = (0..2)
+            .map(|_| std::thread::spawn(move || get(a, path).status))
+            .collect();
+        t.into_iter()
+            .for_each(|t| assert_eq!(t.join().unwrap(), 200));
+    };
+    both("/slow");
+    // logrotate's move, then the touch: every process writes to the new file.
+    let moved = dir.join("app.log.1");
+    std::fs::rename(&log, &moved).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    std::fs::write(dir.join("reopen"), "x").unwrap();
+    wait_in_file(&log, "log file reopened", Duration::from_secs(10));
+    both("/slow?again");
+    let fresh = wait_in_file(&log, "GET /slow?again", Duration::from_secs(5));
+    assert_eq!(fresh.matches("talker stderr /slow").count(), 2, "{fresh}");
+    let old = std::fs::read_to_string(&moved).unwrap();
+    assert!(!old.contains("/slow?again"), "{old}");
+
+    // The master FIFO's `l` does the same.
+    let moved2 = dir.join("app.log.2");
+    std::fs::rename(&log, &moved2).unwrap();
+    std::fs::write(dir.join("fifo"), "l").unwrap();
+    wait_in_file(&log, "log file reopened", Duration::from_secs(10));
+
+    // touch-logrotate copies the log to log-backupname and empties it.
+    both("/slow?third");
+    wait_in_file(&log, "GET /slow?third", Duration::from_secs(5));
+    std::fs::write(dir.join("rotate"), "x").unwrap();
+    wait_in_file(
+        &dir.join("backup.log"),
+        "/slow?third",
+        Duration::from_secs(10),
+    );
+
+    // touch-exec runs its command.
+    std::fs::write(dir.join("go"), "x").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !dir.join("ran").exists() {
+        assert!(Instant::now() < deadline, "touch-exec did not run");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // touch-gracefully-stop stops the instance.
+    std::fs::write(dir.join("stop"), "x").unwrap();
+    assert!(s.wait_exit(Duration::from_secs(15)).success());
+    wait_in_file(&log, "goodbye to uWSGI", Duration::from_secs(5));
+}

@@ -10,26 +10,28 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 fn start() -> Server {
+    start_with(tmpdir("signals"), &[])
+}
+
+fn start_with(dir: std::path::PathBuf, extra: &[&str]) -> Server {
     let app = apps().with_file_name("signals_app.py");
-    Server::start_in(
-        tmpdir("signals"),
-        &[
-            "--http-socket",
-            "127.0.0.1:0",
-            "--socket",
-            "127.0.0.1:0",
-            "--wsgi-file",
-            app.to_str().unwrap(),
-            "--master",
-            "--processes",
-            "2",
-            "--stats",
-            "127.0.0.1:0",
-            "--env",
-            "SIGNAL_OUT={dir}",
-        ],
-        true,
-    )
+    let mut args = vec![
+        "--http-socket",
+        "127.0.0.1:0",
+        "--socket",
+        "127.0.0.1:0",
+        "--wsgi-file",
+        app.to_str().unwrap(),
+        "--master",
+        "--processes",
+        "2",
+        "--stats",
+        "127.0.0.1:0",
+        "--env",
+        "SIGNAL_OUT={dir}",
+    ];
+    args.extend_from_slice(extra);
+    Server::start_in(dir, &args, true)
 }
 
 /// The "<worker id> <pid>" lines a handler wrote.
@@ -227,4 +229,19 @@ fn signals_reach_every_worker_under_load() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let failed: i32 = load.into_iter().map(|t| t.join().unwrap()).sum();
     assert_eq!(failed, 0);
+}
+
+#[test]
+fn touch_signal_raises_the_signal_when_the_file_changes() {
+    let dir = tmpdir("touchsignal");
+    let poke = dir.join("poke");
+    std::fs::write(&poke, "").unwrap();
+    let spec = format!("{} 17", poke.display());
+    let s = start_with(dir.clone(), &["--touch-signal", &spec]);
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(file_lines(&dir, "sig17").is_empty());
+    std::fs::write(&poke, "again").unwrap();
+    let handled = wait_lines(&dir, "sig17", 1, Duration::from_secs(10));
+    assert_eq!(handled.len(), 1);
+    assert!(s.logged("[uwsgi-touch-signal] raising 17"));
 }

@@ -27,22 +27,24 @@ pub async fn watch(log: PathBuf, max: u64, backup: Option<PathBuf>) {
             Ok(m) => m.len(),
             Err(_) => continue,
         };
-        if size < max {
-            continue;
+        if size >= max {
+            rotate_now(&log, backup.as_deref()).await;
         }
-        let to = backup.clone().unwrap_or_else(|| backup_name(&log, now()));
-        tracing::info!(event = "log_rotate", size, to = %to.display(),
-            "logsize: {size}, triggering rotation to {}...", to.display());
-        let (from, dest) = (log.clone(), to.clone());
-        match tokio::task::spawn_blocking(move || rotate(&from, &dest)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(event = "log_rotate_failed", cause = %e, "unable to rotate log: {e}")
-            }
-            Err(e) => {
-                tracing::error!(event = "log_rotate_failed", cause = %e, "unable to rotate log: {e}")
-            }
-        }
+    }
+}
+
+/// Rotates `log` now (to `backup`, else `LOGFILE.<unix time>`), with
+/// uWSGI's line; `log-maxsize`, `touch-logrotate` and the master FIFO's
+/// `L` (`uwsgi_log_rotate`).
+pub async fn rotate_now(log: &Path, backup: Option<&Path>) {
+    let size = std::fs::metadata(log).map_or(0, |m| m.len());
+    let to = backup.map_or_else(|| backup_name(log, now()), Path::to_path_buf);
+    tracing::info!(event = "log_rotate", size, to = %to.display(),
+        "logsize: {size}, triggering rotation to {}...", to.display());
+    let (from, dest) = (log.to_path_buf(), to);
+    let done = tokio::task::spawn_blocking(move || rotate(&from, &dest)).await;
+    if let Err(e) = done.map_err(io::Error::other).and_then(|r| r) {
+        tracing::error!(event = "log_rotate_failed", cause = %e, "unable to rotate log: {e}");
     }
 }
 

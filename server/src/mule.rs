@@ -24,6 +24,7 @@ pub fn run(id: u32) -> i32 {
     loop {
         let delivered = Python::attach(|py| {
             if let mule_api::Incoming::Message(msg) = mule_api::next_message(py, id)? {
+                crate::worker::uwsgi_module::follow_log();
                 deliver(py, id, &msg);
             }
             Some(())

@@ -7,7 +7,9 @@
 //!
 //! Layout, all little-endian `u64` words: a sequence number (odd while
 //! the master writes: a seqlock), the instance's total requests, the
-//! record count, then fixed-size records ([`Record`]). Every word is read
+//! record count, the log generation (outside the seqlock: bumped when the
+//! log file is to be opened again, `logfile.rs`), then fixed-size records
+//! ([`Record`]). Every word is read
 //! and written as an atomic, so a reader racing the writer sees torn data
 //! only as a changed sequence number, and tries again.
 
@@ -20,7 +22,9 @@ use std::sync::atomic::{Ordering, fence};
 /// The environment variable that carries the fd to the prototype.
 pub const FD_ENV: &str = "RWSGI_WORKERS_FD";
 
-const HEADER_WORDS: usize = 3;
+const HEADER_WORDS: usize = 4;
+/// The word bumped when every process should open the log file again.
+const LOG_GENERATION: usize = 3;
 const RECORD_WORDS: usize = 11;
 
 /// One worker slot's counters (the stats server's names).
@@ -128,6 +132,13 @@ impl Writer {
         self.fd.as_raw_fd()
     }
 
+    /// Asks every process to open the log file again (`logfile::follow`).
+    pub fn bump_log_generation(&self) {
+        self.map
+            .word(LOG_GENERATION)
+            .fetch_add(1, Ordering::Release);
+    }
+
     /// Publishes the total and the records (at most the slots made).
     pub fn write(&self, total_requests: u64, records: &[Record]) {
         let records = &records[..records.len().min(self.slots)];
@@ -164,6 +175,11 @@ impl Reader {
             return Err(io::Error::other("the workers snapshot is too small"));
         }
         Ok(Reader { map })
+    }
+
+    /// How many times the master asked to open the log file again.
+    pub fn log_generation(&self) -> u64 {
+        self.map.word(LOG_GENERATION).load(Ordering::Acquire)
     }
 
     /// The total and the records, as last published; `None` when the master
@@ -228,5 +244,8 @@ mod tests {
         assert_eq!(records[0].status_name(), "busy");
         w.write(15, &[rec(1)]);
         assert_eq!(r.read().unwrap().1.len(), 1);
+        assert_eq!(r.log_generation(), 0);
+        w.bump_log_generation();
+        assert_eq!(r.log_generation(), 1);
     }
 }

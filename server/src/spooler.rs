@@ -81,6 +81,7 @@ pub fn run(s: &Spooling, index: usize) -> i32 {
     let pid = std::process::id();
     let mut done: u64 = 0;
     loop {
+        crate::worker::uwsgi_module::follow_log();
         for task in crate::spool::tasks(&dir) {
             if let Some(parent) = task.parent().filter(|p| *p != dir) {
                 watch(parent);

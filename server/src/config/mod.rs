@@ -16,6 +16,7 @@ pub mod mules;
 pub mod options;
 pub mod sources;
 pub mod spooler;
+pub mod touch;
 pub mod value;
 
 use std::path::PathBuf;
@@ -184,8 +185,8 @@ pub struct Config {
     pub check_interval: Duration,
     /// Master FIFOs.
     pub master_fifo: Vec<PathBuf>,
-    /// Files whose modification asks for a graceful reload.
-    pub touch_reload: Vec<PathBuf>,
+    /// Files whose modification makes the master act (`touch-*`).
+    pub touches: Vec<touch::Touch>,
     /// `exit-on-reload`: a reload request stops the instance instead.
     pub exit_on_reload: bool,
     /// `threads-stacksize`, in KiB.
@@ -386,7 +387,7 @@ impl Default for Config {
             cheaper: None,
             check_interval: Duration::from_secs(1),
             master_fifo: Vec::new(),
-            touch_reload: Vec::new(),
+            touches: Vec::new(),
             exit_on_reload: false,
             threads_stacksize: None,
             daemonize: None,
@@ -658,7 +659,11 @@ impl Config {
                 "cheaper-rss-limit-hard" => ch.rss_hard = number()?,
                 "cheaper-idle" => ch.idle = Some(number()?),
                 "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
-                "touch-reload" => c.touch_reload.push(PathBuf::from(v)),
+                name if name.starts_with("touch-") => {
+                    if let Some(t) = touch::Touch::parse(name, v) {
+                        c.touches.push(t.map_err(invalid)?);
+                    }
+                }
                 "exit-on-reload" => c.exit_on_reload = flag,
                 "threads-stacksize" => {
                     let kib = bounded(number()?, 16, 1 << 20).map_err(invalid)?;
@@ -898,7 +903,9 @@ impl Config {
         c.chdir2 = c.chdir2.map(abs);
         c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
         c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
-        c.touch_reload = c.touch_reload.into_iter().map(abs).collect();
+        for t in &mut c.touches {
+            t.path = abs(std::mem::take(&mut t.path));
+        }
         // uWSGI resolves spooler directories when it reads the option.
         c.spooling.dirs = std::mem::take(&mut c.spooling.dirs)
             .into_iter()
@@ -1116,7 +1123,7 @@ mod tests {
         assert_eq!(c.static_expires[0].seconds, 2_592_000);
         assert!(c.static_expires[2].from_mtime);
         assert!(c.lazy_apps && c.reuse_port && c.so_keepalive);
-        assert_eq!(c.touch_reload.len(), 2);
+        assert_eq!(c.touches.len(), 2);
         assert_eq!(c.max_fd, Some(10000));
         assert!(w.iter().any(|w| w.contains("http-auto-chunked")), "{w:?}");
         for bad in [

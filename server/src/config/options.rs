@@ -801,6 +801,41 @@ pub static OPTIONS: &[Spec] = &[
         "reload gracefully when this file is modified, created or removed (every reload is a chain reload)",
     ),
     opt(
+        "touch-gracefully-stop",
+        &[],
+        None,
+        List,
+        "stop gracefully when this file is modified, created or removed",
+    ),
+    opt(
+        "touch-exec",
+        &[],
+        None,
+        List,
+        "FILE COMMAND: run the command when the file is modified, created or removed",
+    ),
+    opt(
+        "touch-signal",
+        &[],
+        None,
+        List,
+        "FILE SIGNAL: raise the uWSGI signal when the file is modified, created or removed",
+    ),
+    opt(
+        "touch-logrotate",
+        &[],
+        None,
+        List,
+        "rotate the log file (as log-maxsize does) when this file is modified, created or removed",
+    ),
+    opt(
+        "touch-logreopen",
+        &[],
+        None,
+        List,
+        "open the log file again, in every process, when this file is modified, created or removed",
+    ),
+    opt(
         "daemonize",
         &[],
         Some('d'),
@@ -1887,11 +1922,6 @@ pub static OPTIONS: &[Spec] = &[
         "carbon",
         List,
         "send metrics from the stats server through an exporter",
-    ),
-    unsupported(
-        "touch-logreopen",
-        List,
-        "use log-maxsize, or log-reopen with a graceful reload",
     ),
     unsupported("fs-reload", List, "use touch-reload on a file"),
 ];

@@ -20,6 +20,10 @@ pub enum Command {
     Shutdown,
     /// Graceful reload.
     Reload,
+    /// Open the log file again, in every process (`l`).
+    LogReopen,
+    /// Rotate the log file (`L`).
+    LogRotate,
 }
 
 /// Maps a command byte.
@@ -29,13 +33,13 @@ pub fn parse(b: u8) -> Option<Result<Command, char>> {
         b'-' => Some(Ok(Command::Delta(-1))),
         b'q' | b'Q' => Some(Ok(Command::Shutdown)),
         b'r' | b'c' => Some(Ok(Command::Reload)),
+        b'l' => Some(Ok(Command::LogReopen)),
+        b'L' => Some(Ok(Command::LogRotate)),
         b'0'..=b'9'
         | b'B'
         | b'C'
         | b'E'
         | b'f'
-        | b'l'
-        | b'L'
         | b'p'
         | b'P'
         | b'R'

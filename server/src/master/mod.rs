@@ -279,14 +279,20 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         )));
     }
 
+    // The log file, for rotations asked by `touch-logrotate` and the FIFO.
+    let log_file = touch::LogFile {
+        path: (config.logging.logto.as_deref())
+            .filter(|t| crate::logfile::udp_address(t).is_none())
+            // Relative to where rwsgi started, as the file was opened.
+            .map(|t| std::path::absolute(t).unwrap_or_else(|_| t.into())),
+        backup: config.logging.backupname.clone(),
+    };
     let (fifo_tx, mut fifo_rx) = mpsc::channel(16);
-    if let (Some(log), true) = (&config.logging.logto, config.logging.maxsize > 0) {
-        // Relative to where rwsgi started, as the file was opened.
-        let log = std::path::absolute(log).unwrap_or_else(|_| log.into());
+    if let (Some(path), true) = (&log_file.path, config.logging.maxsize > 0) {
         tokio::spawn(crate::logrotate::watch(
-            log,
+            path.clone(),
             config.logging.maxsize,
-            config.logging.backupname.clone(),
+            log_file.backup.clone(),
         ));
     }
     for path in &config.master_fifo {
@@ -294,6 +300,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     }
     drop(fifo_tx);
     let sup_fifo = sup_tx.clone();
+    let fifo_log = log_file.clone();
     let fifo_loop = async move {
         while let Some(cmd) = fifo_rx.recv().await {
             match cmd {
@@ -303,6 +310,18 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
                 fifo::Command::Reload => {
                     let _ = sup_fifo.send(Request::Reload("master FIFO")).await;
                 }
+                fifo::Command::LogReopen => {
+                    let _ = sup_fifo.send(Request::ReopenLog).await;
+                }
+                fifo::Command::LogRotate => match &fifo_log.path {
+                    Some(path) => {
+                        crate::logrotate::rotate_now(path, fifo_log.backup.as_deref()).await
+                    }
+                    None => tracing::warn!(
+                        event = "fifo_logrotate_ignored",
+                        "the master FIFO asked for a log rotation, but there is no log file (logto)"
+                    ),
+                },
                 fifo::Command::Shutdown => return,
             }
         }
@@ -319,8 +338,12 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             }
         }
     });
-    if !config.touch_reload.is_empty() {
-        tokio::spawn(touch::watch(config.touch_reload.clone(), sup_tx.clone()));
+    if !config.touches.is_empty() {
+        tokio::spawn(touch::watch(
+            config.touches.clone(),
+            sup_tx.clone(),
+            log_file,
+        ));
     }
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;

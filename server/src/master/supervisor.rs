@@ -69,6 +69,8 @@ pub enum Request {
     Reload(&'static str),
     /// Route a uWSGI signal (a uwsgi packet with modifier1 110).
     Signal(u8),
+    /// Open the log file again, here and in every other process.
+    ReopenLog,
 }
 
 /// One worker slot.
@@ -345,6 +347,13 @@ impl Supervisor {
                         }
                         Some(Request::Signal(sig)) => {
                             self.raise(sig);
+                            continue;
+                        }
+                        Some(Request::ReopenLog) => {
+                            crate::logfile::reopen_now(true);
+                            if let Some(s) = &self.snapshot {
+                                s.bump_log_generation();
+                            }
                             continue;
                         }
                         Some(Request::Stop(done)) => Some(done),

@@ -1,6 +1,8 @@
-//! `touch-reload` (reference §5.5): once a second, the modification time of
-//! each file is compared with the last one seen; a change, a creation or a
-//! removal asks the supervisor for a graceful reload, with uWSGI's line.
+//! The `touch-*` options (reference §5.5, `config/touch.rs`): once a
+//! second, the modification time of each file is compared with the last
+//! one seen; a change, a creation or a removal does what the option says,
+//! with uWSGI 2.0's line (its master loop): a graceful reload, a graceful
+//! stop, a command, a uWSGI signal, a log rotation or a log reopen.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -8,33 +10,86 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
 
 use super::supervisor::Request;
+use crate::config::touch::{Touch, TouchAction};
 
 fn stamp(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// Watches `paths` until the supervisor goes away.
-pub async fn watch(paths: Vec<PathBuf>, tx: mpsc::Sender<Request>) {
-    let mut last: Vec<Option<SystemTime>> = paths.iter().map(|p| stamp(p)).collect();
+/// The log file, for `touch-logrotate`: its path and `log-backupname`.
+#[derive(Debug, Clone, Default)]
+pub struct LogFile {
+    /// `logto` when it is a file.
+    pub path: Option<PathBuf>,
+    /// `log-backupname`.
+    pub backup: Option<PathBuf>,
+}
+
+/// Watches the files until the supervisor goes away.
+pub async fn watch(touches: Vec<Touch>, tx: mpsc::Sender<Request>, log: LogFile) {
+    let mut last: Vec<Option<SystemTime>> = touches.iter().map(|t| stamp(&t.path)).collect();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        for (path, seen) in paths.iter().zip(last.iter_mut()) {
-            let now = stamp(path);
+        for (t, seen) in touches.iter().zip(last.iter_mut()) {
+            let now = stamp(&t.path);
             if now == *seen {
                 continue;
             }
             *seen = now;
-            tracing::info!(
-                event = "touched",
-                path = %path.display(),
-                "*** {} has been touched... grace them all !!! ***",
-                path.display()
-            );
-            if tx.send(Request::Reload("touch-reload")).await.is_err() {
+            if act(t, &tx, &log).await.is_err() {
                 return;
             }
         }
     }
+}
+
+/// Does what a touched file asks for; `Err` when the supervisor is gone.
+async fn act(t: &Touch, tx: &mpsc::Sender<Request>, log: &LogFile) -> Result<(), ()> {
+    let path = t.path.display();
+    let request = match &t.action {
+        TouchAction::Reload => {
+            tracing::info!(event = "touched", path = %path,
+                "*** {path} has been touched... grace them all !!! ***");
+            Request::Reload("touch-reload")
+        }
+        TouchAction::Stop => {
+            tracing::info!(event = "touched", path = %path,
+                "*** {path} has been touched... stopping uWSGI !!! ***");
+            // SAFETY: kill(2) on this process; the master's SIGTERM stream
+            // turns it into the graceful shutdown.
+            unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+            return Ok(());
+        }
+        TouchAction::Exec(cmd) => {
+            // Reaped by the supervisor's waitpid(-1), like every child.
+            match crate::hooks::session_command(cmd, None, false).spawn() {
+                Ok(_) => tracing::info!(event = "touch_exec", path = %path, command = %cmd,
+                    "[uwsgi-touch-exec] running {cmd}"),
+                Err(e) => tracing::error!(event = "touch_exec_failed", cause = %e, command = %cmd,
+                    "[uwsgi-touch-exec] cannot run {cmd}: {e}"),
+            }
+            return Ok(());
+        }
+        TouchAction::Signal(sig) => {
+            tracing::info!(event = "touch_signal", path = %path, signum = sig,
+                "[uwsgi-touch-signal] raising {sig}");
+            Request::Signal(*sig)
+        }
+        TouchAction::LogRotate => {
+            match &log.path {
+                Some(file) => crate::logrotate::rotate_now(file, log.backup.as_deref()).await,
+                None => tracing::warn!(event = "touch_logrotate_ignored", path = %path,
+                    "{path} has been touched, but there is no log file to rotate (logto)"),
+            }
+            return Ok(());
+        }
+        TouchAction::LogReopen => {
+            tracing::info!(event = "touched", path = %path,
+                "*** {path} has been touched... reopening the log ***");
+            Request::ReopenLog
+        }
+    };
+    tx.send(request).await.map_err(|_| ())
 }

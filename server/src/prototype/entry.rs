@@ -27,6 +27,10 @@ fn run() -> i32 {
             return 1;
         }
     };
+    if let Some(target) = &config.logging.logto {
+        // The master opened it; every process may have to open it again.
+        crate::logfile::remember(target, config.logging.chmod);
+    }
     // One thread, and the arguments were read above. Always prepared, so
     // `uwsgi.setprocname()` works without any `procname` option.
     crate::proctitle::prepare(config.procnames.clone());

@@ -140,6 +140,7 @@ fn serve_one(
                 }
             };
             requests += 1;
+            uwsgi_module::follow_log();
             let outcome = match wsgi::handle(py, &apps, &mut interned, &chan, &payload) {
                 Ok(o) => o,
                 Err(e) => {

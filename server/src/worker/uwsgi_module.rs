@@ -485,6 +485,14 @@ pub fn set_snapshot(r: crate::snapshot::Reader) {
     let _ = SNAPSHOT.set(r);
 }
 
+/// Opens the log file again if the master asked for it (`logfile::follow`):
+/// workers before each request, helpers before each task or message.
+pub fn follow_log() {
+    if let Some(r) = SNAPSHOT.get() {
+        crate::logfile::follow(r.log_generation());
+    }
+}
+
 /// The master's pid, as `uwsgi.masterpid()` gives it.
 pub fn master_pid() -> i32 {
     MASTER_PID.load(Ordering::Relaxed)
