@@ -488,3 +488,28 @@ fn a_stored_lru_cache_evicts_the_oldest_and_survives_a_restart() {
         "{err}"
     );
 }
+
+#[test]
+fn rpc_functions_registered_at_import_are_called_in_every_worker() {
+    let s = start(&[]);
+    let a = s.http.unwrap();
+    let check = || {
+        let v = get(a, "/rpc").json();
+        assert_eq!(v["hello"], "hi a,b", "{v}");
+        // Run in the process that called it.
+        assert_eq!(v["pid"].as_str().unwrap(), v["worker"].to_string());
+        assert_eq!(v["missing"], serde_json::Value::Null);
+        assert_eq!(v["names"], serde_json::json!(["hello", "pid"]));
+        assert!(
+            v["remote"].as_str().unwrap().contains("not supported"),
+            "{v}"
+        );
+        v["worker"].as_i64().unwrap()
+    };
+    let busy = std::thread::spawn(move || get(a, "/hold?1.0").status);
+    std::thread::sleep(Duration::from_millis(300));
+    let first = check();
+    busy.join().unwrap();
+    let second = check();
+    assert_ne!(first, second, "both workers answered");
+}

@@ -12,7 +12,7 @@ import sys
 import time
 
 import uwsgi
-from uwsgidecorators import harakiri, lock, postfork
+from uwsgidecorators import harakiri, lock, postfork, rpc
 
 OUT = os.environ["APP_OUT"]
 IMPORTED_IN = uwsgi.worker_id()
@@ -40,6 +40,12 @@ def stopping():
     mark("atexit-%d" % os.getpid())
 
 
+@rpc("hello")
+def rpc_hello(*args):
+    return b"hi " + b",".join(args)
+
+
+uwsgi.register_rpc("pid", lambda: str(os.getpid()))
 uwsgi.atexit = stopping
 atexit.register(lambda: mark("pyatexit-%d" % os.getpid()))
 if os.environ.get("APP_HANG_AT_EXIT"):
@@ -184,6 +190,22 @@ def application(environ, start_response):
             out = "found?"
         except ValueError as e:
             out = str(e)
+    elif path == "/rpc":
+        try:
+            uwsgi.rpc("127.0.0.1:3031", "hello")
+            remote = "called?"
+        except ValueError as e:
+            remote = str(e)
+        out = json.dumps(
+            {
+                "hello": plain(uwsgi.call("hello", "a", b"b")),
+                "pid": plain(uwsgi.rpc(None, "pid")),
+                "missing": uwsgi.call("nope"),
+                "names": sorted(plain(list(uwsgi.rpc_list()))),
+                "remote": remote,
+                "worker": os.getpid(),
+            }
+        )
     elif path == "/reload":
         out = str(uwsgi.reload())
     else:

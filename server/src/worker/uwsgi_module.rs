@@ -101,6 +101,57 @@ def stop():
     \"\"\"Shuts the server down gracefully.\"\"\"
     return _signal_master(_signal.SIGQUIT)
 
+_rpc_functions = {}
+
+def _rpc_name(name):
+    if isinstance(name, bytes):
+        name = name.decode('latin-1')
+    if not isinstance(name, str) or not 0 < len(name) < 256:
+        raise ValueError('an RPC function name is 1 to 255 characters')
+    return name
+
+def _rpc_bytes(value):
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, str):
+        return value.encode('utf-8')
+    raise TypeError('RPC arguments are bytes or str, not %s' % type(value).__name__)
+
+def register_rpc(name, func, argc=0):
+    \"\"\"Registers `func` as the RPC function `name`: registered at import,
+    every worker, mule and spooler has it.\"\"\"
+    if not callable(func):
+        raise TypeError('the RPC function must be callable')
+    _rpc_functions[_rpc_name(name)] = func
+    return True
+
+def rpc_list():
+    return tuple(n.encode('latin-1') for n in _rpc_functions)
+
+def call(name, *args):
+    \"\"\"Calls the RPC function `name` in this process: its result as bytes
+    (a str is encoded), or None when there is no such function or it
+    returned something else.\"\"\"
+    func = _rpc_functions.get(_rpc_name(name))
+    if func is None:
+        return None
+    if len(args) > 255:
+        raise ValueError('an RPC call takes at most 255 arguments')
+    result = func(*[_rpc_bytes(a) for a in args])
+    if isinstance(result, (bytes, bytearray)):
+        return bytes(result)
+    if isinstance(result, str):
+        return result.encode('utf-8')
+    return None
+
+def rpc(node, name, *args):
+    \"\"\"uWSGI's RPC: only on this node (`node` None or empty).\"\"\"
+    if node:
+        raise ValueError(
+            'uwsgi.rpc() to another node (%r) is not supported by rwsgi: call '
+            'the other service over HTTP' % (node,))
+    return call(name, *args)
+
 def __getattr__(name):
     if name.startswith('__'):
         raise AttributeError(name)
@@ -108,8 +159,8 @@ def __getattr__(name):
         'uwsgi.%s is not available: rwsgi provides opt, numproc, worker_id(), '
         'workers(), masterpid(), reload(), set_logvar(), lock(), cache_*(), '
         'set_user_harakiri(), register_signal(), signal(), add_timer(), '
-        'add_cron(), spool(), mule_msg() and post_fork_hook, not '
-        \"uWSGI's RPC, sharedarea or websockets\" % name)
+        'add_cron(), spool(), mule_msg(), register_rpc(), call() and '
+        \"post_fork_hook, not uWSGI's sharedarea or websockets\" % name)
 ";
 
 const DECORATORS_SOURCE: &std::ffi::CStr = c"
@@ -119,7 +170,7 @@ import uwsgi
 
 import pickle as _pickle
 
-__all__ = ['postfork', 'lock', 'thread', 'harakiri', 'signal', 'timer',
+__all__ = ['postfork', 'lock', 'thread', 'harakiri', 'rpc', 'signal', 'timer',
            'rbtimer', 'cron', 'filemon', 'get_free_signal', 'spool',
            'spoolforever', 'spoolraw', 'mulefunc', 'mule', 'muleloop',
            'mulemsg', 'farm']
@@ -198,6 +249,16 @@ def get_free_signal():
 def _signum(kwargs):
     num = kwargs.get('signum')
     return get_free_signal() if num is None else num
+
+class rpc:
+    \"\"\"Registers the function as the RPC function `name`.\"\"\"
+
+    def __init__(self, name):
+        self.name = name
+
+    def __call__(self, f):
+        uwsgi.register_rpc(self.name, f)
+        return f
 
 class signal:
     \"\"\"Registers the function as the handler of signal `num`.\"\"\"
@@ -466,8 +527,8 @@ def __getattr__(name):
         raise AttributeError(name)
     raise AttributeError(
         'uwsgidecorators.%s is not available: it needs a part of uWSGI '
-        '(RPC, erlang) that rwsgi does not have; rwsgi provides '
-        'postfork, lock, thread, harakiri, signal, timer, rbtimer, cron, '
+        '(erlang, sharedarea) that rwsgi does not have; rwsgi provides '
+        'postfork, lock, thread, harakiri, rpc, signal, timer, rbtimer, cron, '
         'filemon, spool, spoolforever, spoolraw, mulefunc, mule, muleloop, '
         'mulemsg and farm' % name)
 ";
