@@ -1022,9 +1022,35 @@ fn routing_rewrites_what_the_app_sees() {
             "^/old$ rewrite-last:/new",
             "--route",
             "^/new$ return:404",
+            "--route-run",
+            "addvar:ROUTED_BY=rwsgi",
+            "--route-if",
+            "startswith:${PATH_INFO};/v1/ goto:legacy",
+            "--route-run",
+            "goto:done",
+            "--route-label",
+            "legacy",
+            "--route",
+            "^/v1/(.*)$ setpathinfo:/v2/$1",
+            "--route-run",
+            "setscriptname:/legacy",
+            "--route-label",
+            "done",
         ],
     );
     let a = s.http.unwrap();
+    // addvar, goto, route-label and set*: the app sees the variables.
+    let env = get(a, "/v1/users").json()["environ"].clone();
+    assert_eq!(env["ROUTED_BY"], "rwsgi");
+    assert_eq!(
+        (env["PATH_INFO"].as_str(), env["SCRIPT_NAME"].as_str()),
+        (Some("/v2/users"), Some("/legacy"))
+    );
+    let env = get(a, "/v2/users").json()["environ"].clone();
+    assert_eq!(
+        (env["PATH_INFO"].as_str(), env["SCRIPT_NAME"].as_str()),
+        (Some("/v2/users"), Some(""))
+    );
     // rewrite, then the next rules see the new PATH_INFO and QUERY_STRING.
     let r = get(a, "/item/42");
     assert_eq!(r.status, 200);

@@ -3,7 +3,8 @@
 //! the master runs on a request's CGI variables before any worker, in the
 //! order given, to redirect, refuse, or ask for a password.
 //!
-//! Rules: `route = REGEXP ACTION` (on `PATH_INFO`), `route-uri`
+//! Rules: `route-run = ACTION` (every request), `route-label = NAME` (a
+//! place `goto` jumps to), `route = REGEXP ACTION` (on `PATH_INFO`), `route-uri`
 //! (`REQUEST_URI`), `route-qs` (`QUERY_STRING`), `route-host`
 //! (`HTTP_HOST`), `route-remote-addr`, `route-user-agent`,
 //! `route-referer`, and `route-if = CONDITION:ARGS ACTION` / `route-if-not`
@@ -22,7 +23,11 @@
 //! file, served as `static-map` serves one; 404 when it is not there),
 //! `rewrite:PATH[?QUERY]` (the app, and the later rules, see the new
 //! `PATH_INFO`, and `QUERY_STRING` when given; `rewrite-last` stops there),
-//! `log:TEXT`. In an action, `$1`…`$9` are
+//! `log:TEXT`, `addvar:NAME=VALUE` and `setmethod`, `seturi`, `setpathinfo`,
+//! `setscriptname`, `setremoteaddr`, `setdocroot`, `setuser` (a CGI
+//! variable for the later rules and the app), `goto:LABEL` (forward only:
+//! a jump back, or to a label computed at run time that does not exist,
+//! ends the request with uWSGI's error line). In an action, `$1`…`$9` are
 //! the regexp's groups and `${VAR}` a CGI variable.
 //!
 //! Any other rule or action is refused when the configuration is read, by
@@ -50,37 +55,46 @@ pub enum Decision {
 pub struct Passed {
     /// Headers added to its response (`addheader`).
     pub headers: Vec<(String, String)>,
-    /// `PATH_INFO` as `rewrite` set it.
-    pub path_info: Option<String>,
-    /// `QUERY_STRING` as `rewrite` set it.
-    pub query_string: Option<String>,
+    /// CGI variables the routing set (`rewrite`, `addvar`, `setpathinfo`,
+    /// …), in the order set, each name once.
+    vars: Vec<(String, String)>,
 }
 
 impl Passed {
-    /// The request's value of `k`, as rewritten.
+    /// The request's value of `k`, as the routing set it.
     fn get(&self, k: &str) -> Option<&[u8]> {
-        match k {
-            "PATH_INFO" => self.path_info.as_deref().map(str::as_bytes),
-            "QUERY_STRING" => self.query_string.as_deref().map(str::as_bytes),
-            _ => None,
+        self.vars
+            .iter()
+            .find(|(name, _)| name == k)
+            .map(|(_, v)| v.as_bytes())
+    }
+
+    fn set(&mut self, k: &str, v: String) {
+        match self.vars.iter_mut().find(|(name, _)| name == k) {
+            Some((_, old)) => *old = v,
+            None => self.vars.push((k.to_owned(), v)),
         }
     }
 
-    /// Whether `rewrite` changed the request.
-    pub fn rewritten(&self) -> bool {
-        self.path_info.is_some() || self.query_string.is_some()
+    /// `PATH_INFO` as the routing set it, if it did.
+    pub fn path_info(&self) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|(name, _)| name == "PATH_INFO")
+            .map(|(_, v)| v.as_str())
     }
 
-    /// Applies the rewrite to CGI variables (the app's).
+    /// Whether the routing changed the request's variables.
+    pub fn rewritten(&self) -> bool {
+        !self.vars.is_empty()
+    }
+
+    /// Applies the changes to CGI variables (the app's).
     pub fn apply(&self, vars: &mut Vec<(Vec<u8>, Vec<u8>)>) {
-        for (name, value) in [
-            (&b"PATH_INFO"[..], &self.path_info),
-            (&b"QUERY_STRING"[..], &self.query_string),
-        ] {
-            let Some(value) = value else { continue };
-            match vars.iter_mut().find(|(k, _)| k == name) {
+        for (name, value) in &self.vars {
+            match vars.iter_mut().find(|(k, _)| k == name.as_bytes()) {
                 Some((_, v)) => *v = value.as_bytes().to_vec(),
-                None => vars.push((name.to_vec(), value.as_bytes().to_vec())),
+                None => vars.push((name.as_bytes().to_vec(), value.as_bytes().to_vec())),
             }
         }
     }
@@ -109,6 +123,8 @@ impl Answer {
 
 #[derive(Debug)]
 enum Subject {
+    /// `route-run`: every request.
+    Always,
     /// A CGI variable matched against a regexp.
     Var(&'static str, Regex),
     /// A `route-if` condition.
@@ -150,6 +166,11 @@ enum Action {
     Static(String),
     /// `rewrite` (then the next rule) and `rewrite-last` (then the app).
     Rewrite(String, bool),
+    /// `addvar:NAME=VALUE` and the `set*` actions (`setpathinfo`, …): a
+    /// CGI variable for the later rules and the app.
+    SetVar(String, String),
+    /// `goto:LABEL` (forward only, as in uWSGI).
+    Goto(String),
 }
 
 #[derive(Debug)]
@@ -162,10 +183,14 @@ struct Rule {
 #[derive(Debug, Default)]
 pub struct Rules {
     rules: Vec<Rule>,
+    /// `route-label = NAME`: the index of the rule that follows it.
+    labels: Vec<(String, usize)>,
 }
 
 /// The routing options rwsgi runs.
-pub const OPTIONS: [&str; 9] = [
+pub const OPTIONS: [&str; 11] = [
+    "route-run",
+    "route-label",
     "route",
     "route-uri",
     "route-qs",
@@ -193,11 +218,32 @@ fn var_of(option: &str) -> Option<&'static str> {
 impl Rules {
     /// Reads the rules, `(option, value)` in the order given.
     pub fn parse(specs: &[(String, String)]) -> Result<Rules, String> {
-        let rules = specs
+        let mut table = Rules::default();
+        for (opt, v) in specs {
+            if opt == "route-label" {
+                table.labels.push((v.trim().to_owned(), table.rules.len()));
+                continue;
+            }
+            let rule = Rule::parse(opt, v).map_err(|e| format!("{opt} = {v}: {e}"))?;
+            table.rules.push(rule);
+        }
+        // A label without `$` is checked now: an unknown one is a typo.
+        for rule in &table.rules {
+            if let Action::Goto(label) = &rule.action {
+                if !label.contains('$') && table.label(label).is_none() {
+                    return Err(format!("goto:{label}: there is no route-label = {label}"));
+                }
+            }
+        }
+        Ok(table)
+    }
+
+    /// The index of the rule after `route-label = name`.
+    fn label(&self, name: &str) -> Option<usize> {
+        self.labels
             .iter()
-            .map(|(opt, v)| Rule::parse(opt, v).map_err(|e| format!("{opt} = {v}: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Rules { rules })
+            .find(|(n, _)| n == name)
+            .map(|(_, at)| *at)
     }
 
     /// Whether there are no rules (the request path skips routing).
@@ -221,7 +267,9 @@ impl Rules {
     }
 
     fn decide<'a>(&self, var: &impl Fn(&str) -> Option<&'a [u8]>, passed: &mut Passed) -> Decision {
-        for rule in &self.rules {
+        let mut pc = 0;
+        while let Some(rule) = self.rules.get(pc) {
+            pc += 1;
             // Later rules see what `rewrite` changed.
             let seen = passed.clone();
             let get = |k: &str| seen.get(k).or_else(|| var(k));
@@ -229,7 +277,6 @@ impl Rules {
                 continue;
             };
             let fill = |t: &str| expand(t, &groups, &get);
-            let added = &mut passed.headers;
             match &rule.action {
                 Action::Redirect(code, to) => {
                     let location = fill(to);
@@ -297,19 +344,40 @@ impl Rules {
                         Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
                         None => (to, None),
                     };
-                    passed.path_info = Some(path);
-                    if qs.is_some() {
-                        passed.query_string = qs;
+                    passed.set("PATH_INFO", path);
+                    if let Some(qs) = qs {
+                        passed.set("QUERY_STRING", qs);
                     }
                     if *last {
                         return Decision::Pass(Passed::default());
+                    }
+                }
+                Action::SetVar(name, value) => {
+                    let value = fill(value);
+                    if value.contains('\0') {
+                        return bad_request();
+                    }
+                    passed.set(name, value);
+                }
+                Action::Goto(label) => {
+                    let label = fill(label);
+                    match self.label(&label) {
+                        // Forward only, as uWSGI: no loops.
+                        Some(at) if at >= pc => pc = at,
+                        _ => {
+                            tracing::error!(event = "route_goto_failed", label = %label,
+                                "[uwsgi-route] ERROR \"goto\" instruction can only jump forward (label {label})");
+                            return Decision::Close;
+                        }
                     }
                 }
                 Action::AddHeader(h) => {
                     let h = fill(h);
                     match h.split_once(':') {
                         Some((name, value)) if header_safe(&h) && !name.trim().is_empty() => {
-                            added.push((name.trim().to_owned(), value.trim().to_owned()));
+                            passed
+                                .headers
+                                .push((name.trim().to_owned(), value.trim().to_owned()));
                         }
                         _ => return bad_request(),
                     }
@@ -323,6 +391,12 @@ impl Rules {
 impl Rule {
     fn parse(option: &str, v: &str) -> Result<Rule, String> {
         let v = v.trim();
+        if option == "route-run" {
+            return Ok(Rule {
+                subject: Subject::Always,
+                action: Action::parse(v)?,
+            });
+        }
         let (subject, action) = v
             .split_once(char::is_whitespace)
             .map(|(s, a)| (s, a.trim()))
@@ -408,13 +482,38 @@ impl Action {
                 }
                 Action::AddHeader(arg.to_owned())
             }
+            "addvar" => {
+                let (k, v) = arg
+                    .split_once('=')
+                    .filter(|(k, _)| !k.trim().is_empty())
+                    .ok_or("addvar takes NAME=VALUE")?;
+                Action::SetVar(k.trim().to_owned(), v.to_owned())
+            }
+            "goto" => Action::Goto(nonempty(arg, name)?.trim().to_owned()),
+            set if set_var(set).is_some() => {
+                Action::SetVar(set_var(set).unwrap_or_default().to_owned(), arg.to_owned())
+            }
             other => {
                 return Err(format!(
-                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth, addheader, static, rewrite, rewrite-last and log)"
+                    "the routing action \"{other}\" is not supported (rwsgi has redirect, redirect-permanent, return, break, continue, last, basicauth, addheader, addvar, setmethod, seturi, setpathinfo, setscriptname, setremoteaddr, setdocroot, setuser, static, rewrite, rewrite-last, goto and log)"
                 ));
             }
         })
     }
+}
+
+/// The CGI variable a `set*` action sets (`core/routing.c`).
+fn set_var(action: &str) -> Option<&'static str> {
+    Some(match action {
+        "setmethod" => "REQUEST_METHOD",
+        "seturi" => "REQUEST_URI",
+        "setpathinfo" => "PATH_INFO",
+        "setscriptname" => "SCRIPT_NAME",
+        "setremoteaddr" => "REMOTE_ADDR",
+        "setdocroot" => "DOCUMENT_ROOT",
+        "setuser" => "REMOTE_USER",
+        _ => return None,
+    })
 }
 
 /// Whether a value can go into a response head (no control characters).
@@ -442,6 +541,7 @@ impl Subject {
     /// The regexp's groups (`$0`…`$9`) when it matches.
     fn matches<'a>(&self, var: &impl Fn(&str) -> Option<&'a [u8]>) -> Option<Vec<String>> {
         match self {
+            Subject::Always => Some(Vec::new()),
             Subject::Var(name, re) => {
                 let value = String::from_utf8_lossy(var(name).unwrap_or_default()).into_owned();
                 let caps = re.captures(&value)?;
@@ -704,6 +804,8 @@ mod tests {
     fn what_rwsgi_does_not_run_is_refused() {
         let bad = |o: &str, v: &str| Rules::parse(&[(o.into(), v.into())]).unwrap_err();
         assert!(bad("route", "^/ setvar:A=b").contains("\"setvar\" is not supported"));
+        assert!(bad("route", "^/ goto:nowhere").contains("no route-label = nowhere"));
+        assert!(bad("route", "^/ addvar:=x").contains("NAME=VALUE"));
         assert!(bad("route", "^/( return:403").contains("regular expression"));
         assert!(bad("route", "^/x").contains("SUBJECT ACTION"));
         assert!(bad("route-if", "ishigher:1;2 return:403").contains("ishigher"));
@@ -742,8 +844,8 @@ mod tests {
         let Decision::Pass(p) = run(&r, &[("PATH_INFO", "/item/5"), ("QUERY_STRING", "")]) else {
             panic!("not passed");
         };
-        assert_eq!(p.path_info.as_deref(), Some("/show"));
-        assert_eq!(p.query_string.as_deref(), Some("id=5"));
+        assert_eq!(p.path_info(), Some("/show"));
+        assert_eq!(p.get("QUERY_STRING"), Some(&b"id=5"[..]));
         assert_eq!(p.headers, [("X-Q".into(), "id=5".into())]);
         let mut vars = vec![(b"PATH_INFO".to_vec(), b"/item/5".to_vec())];
         p.apply(&mut vars);
@@ -758,8 +860,8 @@ mod tests {
         let Decision::Pass(p) = run(&r, &[("REQUEST_URI", "/keep"), ("PATH_INFO", "/keep")]) else {
             panic!("not passed");
         };
-        assert_eq!(p.path_info.as_deref(), Some("/kept"));
-        assert_eq!(p.query_string, None);
+        assert_eq!(p.path_info(), Some("/kept"));
+        assert_eq!(p.get("QUERY_STRING"), None);
     }
 
     #[test]
@@ -768,5 +870,48 @@ mod tests {
         assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(base64(b"abc"), "YWJj");
         assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn variables_labels_and_goto() {
+        let r = rules(&[
+            ("route-run", "addvar:APP_TIER=$1gold"),
+            ("route-if", "startswith:${PATH_INFO};/api goto:api"),
+            ("route-run", "setmethod:GET"),
+            ("route-run", "goto:end"),
+            ("route-label", "api"),
+            ("route", "^/api/(.*)$ setpathinfo:/v2/$1"),
+            ("route-run", "addheader:X-Tier: ${APP_TIER}"),
+            ("route-label", "end"),
+            ("route-if", "equal:${PATH_INFO};/v2/x return:418"),
+        ]);
+        // /api/...: the label skips setmethod; the new PATH_INFO is seen by
+        // the rule after `end`.
+        let d = run(&r, &[("PATH_INFO", "/api/x"), ("REQUEST_METHOD", "POST")]);
+        let Decision::Respond(a) = d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(
+            (a.code(), a.headers.clone()),
+            (418, vec![("X-Tier".into(), "gold".into())])
+        );
+        let Decision::Pass(p) = run(&r, &[("PATH_INFO", "/api/y"), ("REQUEST_METHOD", "POST")])
+        else {
+            panic!("not passed")
+        };
+        assert_eq!(p.path_info(), Some("/v2/y"));
+        assert_eq!(p.get("REQUEST_METHOD"), None);
+        let mut vars = vec![(b"REQUEST_METHOD".to_vec(), b"POST".to_vec())];
+        p.apply(&mut vars);
+        assert!(vars.contains(&(b"APP_TIER".to_vec(), b"gold".to_vec())));
+        // Elsewhere: setmethod, then straight to `end`.
+        let Decision::Pass(p) = run(&r, &[("PATH_INFO", "/"), ("REQUEST_METHOD", "POST")]) else {
+            panic!("not passed")
+        };
+        assert_eq!(p.get("REQUEST_METHOD"), Some(&b"GET"[..]));
+        assert!(p.headers.is_empty());
+        // A goto backwards (a label computed at run time) ends the request.
+        let back = rules(&[("route-label", "top"), ("route-run", "goto:${WHERE}")]);
+        assert_eq!(run(&back, &[("WHERE", "top")]), Decision::Close);
     }
 }

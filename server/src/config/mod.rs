@@ -1141,7 +1141,7 @@ mod tests {
             err.to_string().contains("\"setvar\" is not supported"),
             "{err}"
         );
-        let err = load(&["--module", "m", "--route-run", "addheader:X: y"]).unwrap_err();
+        let err = load(&["--module", "m", "--response-route", "^/ addheader:X: y"]).unwrap_err();
         assert!(err.to_string().contains("internal routing"), "{err}");
     }
 

@@ -501,6 +501,20 @@ pub static OPTIONS: &[Spec] = &[
         "a routing rule on a condition: equal:A;B ACTION, startswith, regexp, isfile, …",
     ),
     opt(
+        "route-run",
+        &[],
+        None,
+        List,
+        "a routing action run on every request (no condition)",
+    ),
+    opt(
+        "route-label",
+        &[],
+        None,
+        List,
+        "a label in the routing table, for goto:LABEL",
+    ),
+    opt(
         "route-if-not",
         &[],
         None,
@@ -1782,39 +1796,29 @@ pub static OPTIONS: &[Spec] = &[
         "the emperor is not supported; use one container per app",
     ),
     unsupported(
-        "route-run",
-        List,
-        "this part of internal routing is not supported (rwsgi runs route, route-if and the other route-SUBJECT rules); do it in nginx or in the app",
-    ),
-    unsupported(
-        "route-label",
-        List,
-        "this part of internal routing is not supported (rwsgi runs route, route-if and the other route-SUBJECT rules); do it in nginx or in the app",
-    ),
-    unsupported(
         "response-route",
         List,
-        "this part of internal routing is not supported (rwsgi runs route, route-if and the other route-SUBJECT rules); do it in nginx or in the app",
+        "this part of internal routing is not supported (rwsgi runs route, route-if, route-run, route-label and the other route-SUBJECT rules); do it in nginx or in the app",
     ),
     unsupported(
         "final-route",
         List,
-        "this part of internal routing is not supported (rwsgi runs route, route-if and the other route-SUBJECT rules); do it in nginx or in the app",
+        "this part of internal routing is not supported (rwsgi runs route, route-if, route-run, route-label and the other route-SUBJECT rules); do it in nginx or in the app",
     ),
     unsupported(
         "error-route",
         List,
-        "this part of internal routing is not supported (rwsgi runs route, route-if and the other route-SUBJECT rules); do it in nginx or in the app",
+        "this part of internal routing is not supported (rwsgi runs route, route-if, route-run, route-label and the other route-SUBJECT rules); do it in nginx or in the app",
     ),
     unsupported(
         "collect-header",
         List,
-        "this part of internal routing is not supported (rwsgi runs route, route-if and the other route-SUBJECT rules); do it in nginx or in the app",
+        "this part of internal routing is not supported (rwsgi runs route, route-if, route-run, route-label and the other route-SUBJECT rules); do it in nginx or in the app",
     ),
     unsupported(
         "pull-header",
         List,
-        "this part of internal routing is not supported (rwsgi runs route, route-if and the other route-SUBJECT rules); do it in nginx or in the app",
+        "this part of internal routing is not supported (rwsgi runs route, route-if, route-run, route-label and the other route-SUBJECT rules); do it in nginx or in the app",
     ),
     unsupported(
         "attach-control-daemon",

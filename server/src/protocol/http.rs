@@ -260,8 +260,8 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
         match ctx.routes.run(|k| log.var(k.as_bytes())) {
             crate::routing::Decision::Pass(p) => {
                 if p.rewritten() {
-                    // `rewrite`: the worker gets the new PATH_INFO and
-                    // QUERY_STRING.
+                    // `rewrite`, `addvar`, `set*`: the worker gets the
+                    // variables as the routing left them.
                     p.apply(&mut log.vars);
                     let Some(new) = ctx.vars_block(&log.vars) else {
                         return simple(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);

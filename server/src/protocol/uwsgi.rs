@@ -167,8 +167,8 @@ where
         match ctx.routes.run(|k| vars.get(k.as_bytes())) {
             crate::routing::Decision::Pass(p) => {
                 if p.rewritten() {
-                    // `rewrite`: the worker gets the new PATH_INFO and
-                    // QUERY_STRING.
+                    // `rewrite`, `addvar`, `set*`: the worker gets the
+                    // variables as the routing left them.
                     let mut pairs: Vec<(Vec<u8>, Vec<u8>)> =
                         vars.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
                     p.apply(&mut pairs);
@@ -176,7 +176,7 @@ where
                         write(&mut writer, &response::generated(protocol, 500), &ctx).await;
                         return;
                     };
-                    rewritten = Some((b, p.path_info.clone()));
+                    rewritten = Some((b, p.path_info().map(str::to_owned)));
                 }
                 route_headers = p.headers;
             }
