@@ -262,6 +262,31 @@ fn stop_daemon(daemon: Daemon) {
 }
 
 #[test]
+fn print_lines_go_to_stdout_when_the_configuration_is_read() {
+    let out = Command::new(bin())
+        .args([
+            "--set-ph",
+            "tier=gold",
+            "--print",
+            "starting the %(tier) tier",
+        ])
+        .args([
+            "--http-socket",
+            "127.0.0.1:0",
+            "--module",
+            "no_such_module",
+            "--need-app",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(22));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "starting the gold tier\n"
+    );
+}
+
+#[test]
 fn config_errors_name_the_option() {
     let bin = bin();
     let out = Command::new(&bin)

@@ -47,6 +47,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // `print`: as uWSGI prints it, when the configuration is read.
+    for line in &config.prints {
+        println!("{line}");
+    }
     // SAFETY: nothing has started a thread yet.
     if let (Some(d), false) = (&config.daemonize, unsafe { rwsgi::daemonize::is_daemon() }) {
         let log = config.logging.logto.as_deref().unwrap_or(&d.log);

@@ -189,6 +189,8 @@ pub struct Config {
     pub touches: Vec<touch::Touch>,
     /// `exit-on-reload`: a reload request stops the instance instead.
     pub exit_on_reload: bool,
+    /// `print`/`iprint` lines, for stdout at startup.
+    pub prints: Vec<String>,
     /// `threads-stacksize`, in KiB.
     pub threads_stacksize: Option<usize>,
     /// `daemonize`/`daemonize2`: detach, and whether the command waits
@@ -390,6 +392,7 @@ impl Default for Config {
             touches: Vec::new(),
             exit_on_reload: false,
             threads_stacksize: None,
+            prints: Vec::new(),
             daemonize: None,
             stats: None,
             stats_http: false,
@@ -665,6 +668,7 @@ impl Config {
                     }
                 }
                 "exit-on-reload" => c.exit_on_reload = flag,
+                "print" => c.prints.push(v.to_owned()),
                 "threads-stacksize" => {
                     let kib = bounded(number()?, 16, 1 << 20).map_err(invalid)?;
                     c.threads_stacksize = Some(kib as usize);
@@ -1080,6 +1084,8 @@ mod tests {
         assert_eq!(protocols, [Protocol::Http; 3]);
         assert_eq!(c.processes, 3);
         assert_eq!(c.chdir, Some(PathBuf::from("/srv/app")));
+        let (c, _) = load(&["--print", "in %(where)", "--set-ph", "where=/srv"]).unwrap();
+        assert_eq!(c.prints, ["in /srv"]);
         let (c, _) = load(&["--socket", ":8001", "--socket-protocol", "uwsgi"]).unwrap();
         assert_eq!(c.sockets[0].protocol, Protocol::Uwsgi);
         let err = load(&["--socket", ":8001", "--protocol", "fastcgi"]).unwrap_err();

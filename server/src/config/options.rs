@@ -984,6 +984,13 @@ pub static OPTIONS: &[Spec] = &[
         "put this after every process title",
     ),
     opt(
+        "print",
+        &["iprint"],
+        None,
+        List,
+        "print this line on stdout when the configuration is read (placeholders expanded)",
+    ),
+    opt(
         "set",
         &[],
         Some('S'),
