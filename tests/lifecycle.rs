@@ -159,6 +159,15 @@ fn exit_on_reload_turns_a_reload_into_a_graceful_exit() {
     assert_eq!(s.events("prototype_spawned").len(), 1, "no new generation");
 }
 
+/// A server whose app cannot be imported, with `need-app`: it exits 22.
+const NO_APP: [&str; 5] = [
+    "--http-socket",
+    "127.0.0.1:0",
+    "--module",
+    "no_such_module",
+    "--need-app",
+];
+
 /// Kills a daemon (by pid) when the test ends, however it ends.
 struct Daemon(i32);
 
@@ -234,13 +243,7 @@ fn daemonize2_returns_once_the_daemon_serves_and_daemonize_at_once() {
 
     // A daemon that cannot start makes `daemonize2` fail, pointing at its log.
     let out = Command::new(bin())
-        .args([
-            "--http-socket",
-            "127.0.0.1:0",
-            "--module",
-            "no_such_module",
-            "--need-app",
-        ])
+        .args(NO_APP)
         .arg("--daemonize2")
         .arg(&log)
         .output()
@@ -270,13 +273,7 @@ fn print_lines_go_to_stdout_when_the_configuration_is_read() {
             "--print",
             "starting the %(tier) tier",
         ])
-        .args([
-            "--http-socket",
-            "127.0.0.1:0",
-            "--module",
-            "no_such_module",
-            "--need-app",
-        ])
+        .args(NO_APP)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(22));

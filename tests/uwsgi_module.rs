@@ -36,6 +36,18 @@ fn text(s: &Server, path: &str) -> String {
     String::from_utf8(r.body).unwrap()
 }
 
+/// Runs `check` (which answers the pid of the worker that served it) on
+/// each of the two workers: once while the other holds a slow request,
+/// then on the busy one (the most recently idle afterwards).
+fn on_both_workers(a: std::net::SocketAddr, check: impl Fn() -> i64) {
+    let busy = std::thread::spawn(move || get(a, "/hold?1.0").status);
+    std::thread::sleep(Duration::from_millis(300));
+    let first = check();
+    busy.join().unwrap();
+    let second = check();
+    assert_ne!(first, second, "both workers answered");
+}
+
 /// Waits until `path` exists.
 fn wait_file(path: &Path, timeout: Duration) {
     let deadline = Instant::now() + timeout;
@@ -373,12 +385,7 @@ fn caches_are_shared_by_the_workers() {
         assert_eq!(v["default"], serde_json::Value::Null);
         v["pid"].as_i64().unwrap()
     };
-    let busy = std::thread::spawn(move || get(a, "/hold?1.0").status);
-    std::thread::sleep(Duration::from_millis(300));
-    let first = check();
-    busy.join().unwrap();
-    let second = check();
-    assert_ne!(first, second, "both workers answered");
+    on_both_workers(a, check);
     // Increments from both workers at once are all counted (the lock).
     let incs: Vec<_> = (0..20)
         .map(|_| std::thread::spawn(move || get(a, "/cache_inc").body))
@@ -506,10 +513,5 @@ fn rpc_functions_registered_at_import_are_called_in_every_worker() {
         );
         v["worker"].as_i64().unwrap()
     };
-    let busy = std::thread::spawn(move || get(a, "/hold?1.0").status);
-    std::thread::sleep(Duration::from_millis(300));
-    let first = check();
-    busy.join().unwrap();
-    let second = check();
-    assert_ne!(first, second, "both workers answered");
+    on_both_workers(a, check);
 }

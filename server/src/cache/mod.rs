@@ -206,6 +206,31 @@ impl Cache {
         (t.take_free(), WasFull::Yes)
     }
 
+    /// Writes an item where `found` says the key is, else in a slot made
+    /// for it ([`Cache::place`]); `false` when the cache is full.
+    fn store(
+        &self,
+        t: &mut Table<'_>,
+        found: Option<usize>,
+        key: &[u8],
+        value: &[u8],
+        expires: u64,
+        now: u64,
+    ) -> (bool, WasFull) {
+        let (at, fresh, full) = match found {
+            Some(i) => (Some(i), false, WasFull::No),
+            None => {
+                let (at, full) = self.place(t, now);
+                (at, true, full)
+            }
+        };
+        let Some(i) = at else {
+            return (false, full);
+        };
+        t.put(i, fresh, key, value, expires);
+        (true, full)
+    }
+
     /// uWSGI's lines for a full cache (unless `ignore_full`).
     fn report(&self, full: WasFull) {
         if full == WasFull::No || self.spec.ignore_full {
@@ -278,20 +303,9 @@ impl Cache {
         self.fits(key, value)?;
         let now = now_secs();
         let expires = Cache::expiry(expires_in, now);
-        let (stored, full) = self.with(|t| {
-            let (at, fresh, full) = match t.find(key, now) {
-                Some(_) if !overwrite => return (false, WasFull::No),
-                Some(i) => (Some(i), false, WasFull::No),
-                None => {
-                    let (at, full) = self.place(t, now);
-                    (at, true, full)
-                }
-            };
-            let Some(i) = at else {
-                return (false, full);
-            };
-            t.put(i, fresh, key, value, expires);
-            (true, full)
+        let (stored, full) = self.with(|t| match t.find(key, now) {
+            Some(_) if !overwrite => (false, WasFull::No),
+            found => self.store(t, found, key, value, expires, now),
         })?;
         self.report(full);
         Ok(stored)
@@ -340,18 +354,7 @@ impl Cache {
             let Some(new) = op(old) else {
                 return (false, WasFull::No);
             };
-            let (at, fresh, full) = match found {
-                Some(i) => (Some(i), false, WasFull::No),
-                None => {
-                    let (at, full) = self.place(t, now);
-                    (at, true, full)
-                }
-            };
-            let Some(i) = at else {
-                return (false, full);
-            };
-            t.put(i, fresh, key, &new.to_ne_bytes(), expires);
-            (true, full)
+            self.store(t, found, key, &new.to_ne_bytes(), expires, now)
         })?;
         self.report(full);
         Ok(done)
