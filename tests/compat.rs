@@ -1256,3 +1256,29 @@ fn touch_files_reopen_and_rotate_the_log_in_every_process_run_commands_and_stop(
     assert!(s.wait_exit(Duration::from_secs(15)).success());
     wait_in_file(&log, "goodbye to uWSGI", Duration::from_secs(5));
 }
+
+#[test]
+fn memory_report_starts_request_lines_with_the_workers_memory() {
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--memory-report"],
+    );
+    assert_eq!(get(s.http.unwrap(), "/mem").status, 200);
+    s.wait_logged("GET /mem", Duration::from_secs(5));
+    let line = s
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["message"].as_str().map(str::to_owned))
+        .find(|m| m.contains("GET /mem"))
+        .unwrap();
+    let rss: u64 = line
+        .split("{rss usage: ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(line.starts_with("{address space usage: "), "{line}");
+    assert!(rss > 1 << 20, "{line}");
+}

@@ -846,6 +846,7 @@ impl Config {
                 "log-zero" => c.logging.rules.zero = flag,
                 "log-big" => c.logging.rules.big = number()?,
                 "log-micros" => c.logging.rules.micros = flag,
+                "memory-report" => c.logging.rules.memory = flag,
                 "log-maxsize" => c.logging.maxsize = number()?,
                 "log-backupname" => c.logging.backupname = Some(PathBuf::from(v)),
                 "hook-master-start" => {

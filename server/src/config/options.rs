@@ -1382,6 +1382,13 @@ pub static OPTIONS: &[Spec] = &[
         "with disable-logging, still log responses of at least N body bytes",
     ),
     opt(
+        "memory-report",
+        &[],
+        Some('m'),
+        Flag,
+        "start each request line with the worker's address space and resident size",
+    ),
+    opt(
         "log-micros",
         &[],
         None,
@@ -1650,11 +1657,6 @@ pub static OPTIONS: &[Spec] = &[
         "no-orphans",
         Flag,
         "workers always exit when the master goes away",
-    ),
-    ignored(
-        "memory-report",
-        Flag,
-        "worker memory is always sampled; the request log line is not prefixed",
     ),
     ignored(
         "post-buffering",

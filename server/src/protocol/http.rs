@@ -498,7 +498,7 @@ impl LogInfo {
             header_bytes: self.header_bytes,
             logvars: &served.logvars,
         };
-        reqlog::log(&entry, self.template.as_deref(), self.rules.micros);
+        reqlog::log(&entry, self.template.as_deref(), &self.rules);
     }
 }
 

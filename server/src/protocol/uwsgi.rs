@@ -395,7 +395,7 @@ fn log_request(
         header_bytes,
         logvars: &served.logvars,
     };
-    reqlog::log(&entry, ctx.log_format.as_deref(), ctx.log_rules.micros);
+    reqlog::log(&entry, ctx.log_format.as_deref(), &ctx.log_rules);
 }
 
 /// Sends a static file as raw HTTP as `plan` says; returns (status, body

@@ -35,6 +35,8 @@ pub struct Rules {
     pub big: u64,
     /// The default line gives the time in microseconds (`log-micros`).
     pub micros: bool,
+    /// The default line starts with the worker's memory (`memory-report`).
+    pub memory: bool,
 }
 
 impl Rules {
@@ -168,19 +170,36 @@ impl<'a> Entry<'a> {
     }
 }
 
+/// `memory-report`'s prefix (`core/logging.c`): the serving process's
+/// address space and resident size after the request.
+fn memory_prefix(pid: i32) -> String {
+    let (vsz, rss) = crate::stats::process_memory(pid);
+    format!(
+        "{{address space usage: {vsz} bytes/{}MB}} {{rss usage: {rss} bytes/{}MB}} ",
+        vsz / 1024 / 1024,
+        rss / 1024 / 1024
+    )
+}
+
 /// Logs the line: the `log-format` template when there is one, else
-/// uWSGI's default line (its time in microseconds with `micros`, as
-/// `log-micros` asks).
-pub fn log(e: &Entry<'_>, template: Option<&Template>, micros: bool) {
+/// uWSGI's default line (its time in microseconds with `log-micros`, the
+/// worker's memory first with `memory-report`).
+pub fn log(e: &Entry<'_>, template: Option<&Template>, rules: &Rules) {
     if let Some(t) = template {
         tracing::info!(target: "reqlog", status = e.status, "{}", t.render(e));
         return;
     }
+    let micros = rules.micros;
+    let memory = if rules.memory {
+        memory_prefix(e.pid)
+    } else {
+        String::new()
+    };
     let s = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     tracing::info!(
         target: "reqlog",
         status = e.status,
-        "[pid: {}|app: 0|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} {} ({} {}) {} headers in {} bytes (1 switches on core {})",
+        "{memory}[pid: {}|app: 0|req: {}/{}] {} ({}) {{{} vars in {} bytes}} [{}] {} {} => generated {} bytes in {} {} ({} {}) {} headers in {} bytes (1 switches on core {})",
         e.pid,
         e.worker_requests,
         e.total_requests,
