@@ -1445,3 +1445,34 @@ fn smart_attach_daemon2_writes_the_pidfile_of_a_foreground_command() {
         libc::kill(-second, libc::SIGKILL);
     }
 }
+
+#[test]
+fn fs_reload_reloads_when_an_entry_of_the_directory_changes() {
+    let dir = tmpdir("fsreload");
+    std::fs::create_dir(dir.join("code")).unwrap();
+    std::fs::write(dir.join("code/settings.py"), "A = 1\n").unwrap();
+    let s = serve_app_in(
+        dir.clone(),
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--fs-reload", "{dir}/code"],
+    );
+    assert!(s.logged("[uwsgi-fsmon] watching"));
+    // A file inside the directory is written: one graceful reload.
+    std::fs::write(dir.join("code/settings.py"), "A = 2\n").unwrap();
+    s.wait_event("reload_done", Duration::from_secs(30));
+    assert!(s.logged("code has been modified... grace them all !!!"));
+    assert_eq!(get(s.http.unwrap(), "/").status, 200);
+    // A path that does not exist is refused at startup, by name.
+    let out = Command::new(bin())
+        .args([
+            "--http-socket",
+            "127.0.0.1:0",
+            "--fs-reload",
+            "/no/such/dir",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/dir"));
+}

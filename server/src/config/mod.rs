@@ -187,6 +187,8 @@ pub struct Config {
     pub master_fifo: Vec<PathBuf>,
     /// Files whose modification makes the master act (`touch-*`).
     pub touches: Vec<touch::Touch>,
+    /// Paths inotify watches for the master (`fs-*`).
+    pub fs_watches: Vec<touch::Touch>,
     /// `exit-on-reload`: a reload request stops the instance instead.
     pub exit_on_reload: bool,
     /// `print`/`iprint` lines, for stdout at startup.
@@ -390,6 +392,7 @@ impl Default for Config {
             check_interval: Duration::from_secs(1),
             master_fifo: Vec::new(),
             touches: Vec::new(),
+            fs_watches: Vec::new(),
             exit_on_reload: false,
             threads_stacksize: None,
             prints: Vec::new(),
@@ -662,9 +665,14 @@ impl Config {
                 "cheaper-rss-limit-hard" => ch.rss_hard = number()?,
                 "cheaper-idle" => ch.idle = Some(number()?),
                 "master-fifo" => c.master_fifo.push(PathBuf::from(v)),
-                name if name.starts_with("touch-") => {
+                name if name.starts_with("touch-") || name.starts_with("fs-") => {
                     if let Some(t) = touch::Touch::parse(name, v) {
-                        c.touches.push(t.map_err(invalid)?);
+                        let list = if name.starts_with("fs-") {
+                            &mut c.fs_watches
+                        } else {
+                            &mut c.touches
+                        };
+                        list.push(t.map_err(invalid)?);
                     }
                 }
                 "exit-on-reload" => c.exit_on_reload = flag,
@@ -908,7 +916,7 @@ impl Config {
         c.chdir2 = c.chdir2.map(abs);
         c.pythonpath = c.pythonpath.into_iter().map(abs).collect();
         c.master_fifo = c.master_fifo.into_iter().map(abs).collect();
-        for t in &mut c.touches {
+        for t in c.touches.iter_mut().chain(&mut c.fs_watches) {
             t.path = abs(std::mem::take(&mut t.path));
         }
         // uWSGI resolves spooler directories when it reads the option.

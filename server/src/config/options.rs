@@ -815,6 +815,27 @@ pub static OPTIONS: &[Spec] = &[
         "reload gracefully when this file is modified, created or removed (every reload is a chain reload)",
     ),
     opt(
+        "fs-reload",
+        &[],
+        None,
+        List,
+        "reload gracefully when this file or directory (or an entry in it) changes, seen with inotify",
+    ),
+    opt(
+        "fs-brutal-reload",
+        &[],
+        None,
+        List,
+        "as fs-reload (every reload is graceful)",
+    ),
+    opt(
+        "fs-signal",
+        &[],
+        None,
+        List,
+        "PATH SIGNAL: raise the uWSGI signal when the path (or an entry in it) changes",
+    ),
+    opt(
         "touch-gracefully-stop",
         &[],
         None,
@@ -1936,7 +1957,6 @@ pub static OPTIONS: &[Spec] = &[
         List,
         "send metrics from the stats server through an exporter",
     ),
-    unsupported("fs-reload", List, "use touch-reload on a file"),
 ];
 
 /// Finds an option by long name or alias.

@@ -4,6 +4,10 @@
 //! `touch-chain-reload`, `touch-workers-reload`), `touch-gracefully-stop`,
 //! `touch-exec = FILE COMMAND`, `touch-signal = FILE SIGNAL`,
 //! `touch-logrotate`, `touch-logreopen`. `master/touch.rs` watches them.
+//!
+//! The same actions for `fs-reload`, `fs-brutal-reload` and `fs-signal =
+//! PATH SIGNAL` (uWSGI's `fsmon`), whose paths `master/fsmon.rs` watches
+//! with inotify: a directory's watch also sees its entries change.
 
 use std::path::PathBuf;
 
@@ -51,7 +55,7 @@ impl Touch {
                 .ok_or_else(|| format!("expected FILE {what}"))
         };
         Some(match name {
-            "touch-reload" => plain(TouchAction::Reload),
+            "touch-reload" | "fs-reload" | "fs-brutal-reload" => plain(TouchAction::Reload),
             "touch-gracefully-stop" => plain(TouchAction::Stop),
             "touch-logrotate" => plain(TouchAction::LogRotate),
             "touch-logreopen" => plain(TouchAction::LogReopen),
@@ -59,7 +63,7 @@ impl Touch {
                 path,
                 action: TouchAction::Exec(cmd),
             }),
-            "touch-signal" => split("SIGNAL").and_then(|(path, sig)| {
+            "touch-signal" | "fs-signal" => split("SIGNAL").and_then(|(path, sig)| {
                 let n = sig
                     .parse::<u8>()
                     .map_err(|_| format!("\"{sig}\" is not a signal number (0 to 255)"))?;
@@ -89,6 +93,8 @@ mod tests {
             TouchAction::Signal(17)
         );
         assert!(t("touch-signal", "/tmp/s 300").is_err());
+        assert_eq!(t("fs-signal", "/srv 3").unwrap().action, TouchAction::Signal(3));
+        assert_eq!(t("fs-brutal-reload", "/srv").unwrap().action, TouchAction::Reload);
         assert!(t("touch-exec", "/tmp/only").is_err());
         assert!(Touch::parse("socket", "/x").is_none());
     }

@@ -8,6 +8,7 @@
 //! container runtimes and Kubernetes expect), not a reload.
 
 pub mod fifo;
+pub mod fsmon;
 pub mod sched;
 pub mod supervisor;
 pub mod touch;
@@ -342,9 +343,10 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         tokio::spawn(touch::watch(
             config.touches.clone(),
             sup_tx.clone(),
-            log_file,
+            log_file.clone(),
         ));
     }
+    fsmon::start(config.fs_watches.clone(), sup_tx.clone(), log_file)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut quit = signal(SignalKind::quit())?;

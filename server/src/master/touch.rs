@@ -38,25 +38,31 @@ pub async fn watch(touches: Vec<Touch>, tx: mpsc::Sender<Request>, log: LogFile)
                 continue;
             }
             *seen = now;
-            if act(t, &tx, &log).await.is_err() {
+            if act(t, "touched", &tx, &log).await.is_err() {
                 return;
             }
         }
     }
 }
 
-/// Does what a touched file asks for; `Err` when the supervisor is gone.
-async fn act(t: &Touch, tx: &mpsc::Sender<Request>, log: &LogFile) -> Result<(), ()> {
+/// Does what a touched (or, for `fs-*`, modified) file asks for; `Err`
+/// when the supervisor is gone.
+pub(super) async fn act(
+    t: &Touch,
+    how: &str,
+    tx: &mpsc::Sender<Request>,
+    log: &LogFile,
+) -> Result<(), ()> {
     let path = t.path.display();
     let request = match &t.action {
         TouchAction::Reload => {
             tracing::info!(event = "touched", path = %path,
-                "*** {path} has been touched... grace them all !!! ***");
+                "*** {path} has been {how}... grace them all !!! ***");
             Request::Reload("touch-reload")
         }
         TouchAction::Stop => {
             tracing::info!(event = "touched", path = %path,
-                "*** {path} has been touched... stopping uWSGI !!! ***");
+                "*** {path} has been {how}... stopping uWSGI !!! ***");
             // SAFETY: kill(2) on this process; the master's SIGTERM stream
             // turns it into the graceful shutdown.
             unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
@@ -81,13 +87,13 @@ async fn act(t: &Touch, tx: &mpsc::Sender<Request>, log: &LogFile) -> Result<(),
             match &log.path {
                 Some(file) => crate::logrotate::rotate_now(file, log.backup.as_deref()).await,
                 None => tracing::warn!(event = "touch_logrotate_ignored", path = %path,
-                    "{path} has been touched, but there is no log file to rotate (logto)"),
+                    "{path} has been {how}, but there is no log file to rotate (logto)"),
             }
             return Ok(());
         }
         TouchAction::LogReopen => {
             tracing::info!(event = "touched", path = %path,
-                "*** {path} has been touched... reopening the log ***");
+                "*** {path} has been {how}... reopening the log ***");
             Request::ReopenLog
         }
     };
