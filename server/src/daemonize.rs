@@ -69,6 +69,11 @@ pub fn start(args: &[String], wait_ready: bool, log: Option<&str>, shown: &str) 
         }
     };
     let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // Above the standard descriptors (one of them may have been closed
+    // when we were started), which the child's stdio replaces.
+    let write_end = nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor we own.
+        .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })?;
     let fd = write_end.as_raw_fd();
     let mut cmd = Command::new(crate::master::supervisor::self_exe()?);
     cmd.args(args)

@@ -93,8 +93,14 @@ mod tests {
             TouchAction::Signal(17)
         );
         assert!(t("touch-signal", "/tmp/s 300").is_err());
-        assert_eq!(t("fs-signal", "/srv 3").unwrap().action, TouchAction::Signal(3));
-        assert_eq!(t("fs-brutal-reload", "/srv").unwrap().action, TouchAction::Reload);
+        assert_eq!(
+            t("fs-signal", "/srv 3").unwrap().action,
+            TouchAction::Signal(3)
+        );
+        assert_eq!(
+            t("fs-brutal-reload", "/srv").unwrap().action,
+            TouchAction::Reload
+        );
         assert!(t("touch-exec", "/tmp/only").is_err());
         assert!(Touch::parse("socket", "/x").is_none());
     }
