@@ -188,15 +188,15 @@ fn daemonize2_returns_once_the_daemon_serves_and_daemonize_at_once() {
     let dir = tmpdir("daemon");
     let (log, pidfile) = (dir.join("d.log"), dir.join("d.pid"));
     let run = |option: &str| {
-        Command::new(bin())
-            .args(["--http-socket", "127.0.0.1:0", "--wsgi-file"])
-            .arg(apps())
-            .args(["--callable", "hello", "--log-format", "json", "--pidfile"])
-            .arg(&pidfile)
-            .arg(option)
-            .arg(&log)
-            .output()
-            .unwrap()
+        output_within(
+            Command::new(bin())
+                .args(["--http-socket", "127.0.0.1:0", "--wsgi-file"])
+                .arg(apps())
+                .args(["--callable", "hello", "--log-format", "json", "--pidfile"])
+                .arg(&pidfile)
+                .arg(option)
+                .arg(&log),
+        )
     };
     let out = run("--daemonize2");
     assert!(out.status.success(), "{out:?}");
@@ -242,15 +242,37 @@ fn daemonize2_returns_once_the_daemon_serves_and_daemonize_at_once() {
     stop_daemon(daemon);
 
     // A daemon that cannot start makes `daemonize2` fail, pointing at its log.
-    let out = Command::new(bin())
-        .args(NO_APP)
-        .arg("--daemonize2")
-        .arg(&log)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(bin())
+            .args(NO_APP)
+            .arg("--daemonize2")
+            .arg(&log),
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("see ") && err.contains("d.log"), "{err}");
+}
+
+/// The command's output, or a failure if it has not ended within 60 s
+/// (the starter of a daemon must not wait for ever).
+fn output_within(cmd: &mut Command) -> std::process::Output {
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    let waiter = std::thread::spawn(move || child.wait_with_output().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !waiter.is_finished() {
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) on the child's pid.
+            unsafe { libc_kill(pid, 9) };
+            panic!("the command did not end within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    waiter.join().unwrap()
 }
 
 /// SIGTERM, then waits until the daemon is gone.

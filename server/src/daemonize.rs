@@ -12,10 +12,11 @@
 //! detaches only after the app is loaded, so a broken app shows on the
 //! terminal; here the command waits for the daemon's workers to be ready
 //! and exits 0, or 1 with a line naming the log if the daemon stopped
-//! first, so a service manager sees the failure in the exit status.
+//! first (or is not ready within a minute), so a service manager sees the
+//! failure in the exit status.
 
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -68,12 +69,14 @@ pub fn start(args: &[String], wait_ready: bool, log: Option<&str>, shown: &str) 
             None => Ok(Stdio::null()),
         }
     };
-    let (read_end, write_end) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (read_end, low) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
     // Above the standard descriptors (one of them may have been closed
-    // when we were started), which the child's stdio replaces.
-    let write_end = nix::fcntl::fcntl(&write_end, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
+    // when we were started), which the child's stdio replaces; the first
+    // copy is closed, so the daemon's is the only write end left.
+    let write_end = nix::fcntl::fcntl(&low, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3))
         // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor we own.
         .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })?;
+    drop(low);
     let fd = write_end.as_raw_fd();
     let mut cmd = Command::new(crate::master::supervisor::self_exe()?);
     cmd.args(args)
@@ -96,6 +99,18 @@ pub fn start(args: &[String], wait_ready: bool, log: Option<&str>, shown: &str) 
     if !wait_ready {
         return Ok(0);
     }
+    let mut fds = [nix::poll::PollFd::new(
+        read_end.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    let waited = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(READY_WAIT_MS));
+    if waited == Ok(0) {
+        eprintln!(
+            "rwsgi: the daemon's workers are not ready after {} s; it goes on starting, see {shown}",
+            READY_WAIT_MS / 1000
+        );
+        return Ok(1);
+    }
     let mut byte = [0u8; 1];
     let ready = std::fs::File::from(read_end).read(&mut byte).unwrap_or(0) == 1;
     if ready {
@@ -105,6 +120,10 @@ pub fn start(args: &[String], wait_ready: bool, log: Option<&str>, shown: &str) 
         Ok(1)
     }
 }
+
+/// How long `daemonize2`'s command waits for the workers (a big app's
+/// import takes seconds; a service manager has its own limit too).
+const READY_WAIT_MS: u16 = 60_000;
 
 /// Tells a waiting starter the workers are ready (once; nothing when this
 /// is not a daemon).
