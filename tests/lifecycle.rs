@@ -1498,3 +1498,31 @@ fn fs_reload_reloads_when_an_entry_of_the_directory_changes() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/dir"));
 }
+
+#[test]
+fn sigint_to_every_process_still_drains_the_requests_in_flight() {
+    // `killall -INT rwsgi`, or a systemd unit with KillSignal=SIGQUIT:
+    // the signal reaches the master and every worker.
+    let mut s = serve_app(
+        "slow",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--processes", "2"],
+    );
+    let addr = s.http.unwrap();
+    let inflight = std::thread::spawn(move || get(addr, "/?1"));
+    std::thread::sleep(Duration::from_millis(300));
+    let workers: Vec<i32> = s
+        .events("spawned")
+        .iter()
+        .map(|e| e["pid"].as_i64().unwrap() as i32)
+        .collect();
+    for pid in &workers {
+        s.kill_pid(*pid, libc::SIGINT);
+    }
+    s.signal(libc::SIGQUIT);
+    let r = inflight.join().unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"Hello, World!"[..]));
+    assert!(s.wait_exit(Duration::from_secs(15)).success());
+    assert!(!s.logged("KeyboardInterrupt"), "{:?}", s.logs());
+    assert!(s.logged("goodbye to uWSGI."));
+}

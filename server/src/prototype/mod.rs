@@ -140,6 +140,9 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
     if !ok && config.need_app {
         return EXIT_NO_APP;
     }
+    // After the app's import (which may have imported `signal`, whose
+    // SIGINT handler raises KeyboardInterrupt): every forked process has it.
+    shield_from_stop_signals();
     match serve_spawns(&control, autoreload::Watch::new(config.py_autoreload)) {
         Exit::Done(code) => code,
         Exit::Worker {
@@ -179,6 +182,7 @@ fn run_helper(config: &Config, helper: helpers::Helper, parent: i32) -> i32 {
             app::import_all(py, &config.spooling.imports);
         }
     });
+    shield_from_stop_signals();
     match helper {
         helpers::Helper::Spooler(index) => crate::spooler::run(&config.spooling, index),
         helpers::Helper::Mule(id) => crate::mule::run(id),
@@ -441,6 +445,29 @@ fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>, helpers: &mut helpers:
     }
 }
 
+/// SIGINT and SIGQUIT sent to every process (`killall -INT rwsgi`, a
+/// systemd unit with `KillSignal=SIGQUIT`, as uWSGI's documentation has
+/// it) stop the instance through the master, which drains the requests in
+/// flight; the prototype and its children catch them with a handler that
+/// does nothing, so a worker neither dies mid-request nor raises
+/// KeyboardInterrupt in the app. A handler, unlike SIG_IGN, is reset by
+/// `exec`: the app's subprocesses get the default. An app that sets its own
+/// handler still gets the signal.
+fn shield_from_stop_signals() {
+    extern "C" fn nothing(_: libc::c_int) {}
+    let action = nix::sys::signal::SigAction::new(
+        nix::sys::signal::SigHandler::Handler(nothing),
+        nix::sys::signal::SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+        // SAFETY: the handler is async-signal-safe (it does nothing).
+        if let Err(e) = unsafe { nix::sys::signal::sigaction(sig, &action) } {
+            tracing::warn!(event = "sigaction_failed", cause = %e, ?sig, "cannot set a signal handler");
+        }
+    }
+}
+
 /// The only fork of the system.
 fn fork_worker() -> nix::Result<ForkResult> {
     Python::attach(|_py| {
@@ -475,7 +502,9 @@ fn run_worker(
     // uWSGI calls the post-fork hook before a lazy app loads.
     Python::attach(|py| worker::uwsgi_module::after_fork(py, slot));
     let app = if config.lazy_apps {
-        Python::attach(|py| load_apps(py, config))
+        let app = Python::attach(|py| load_apps(py, config));
+        shield_from_stop_signals();
+        app
     } else {
         app
     };
