@@ -1500,9 +1500,9 @@ fn fs_reload_reloads_when_an_entry_of_the_directory_changes() {
 }
 
 #[test]
-fn sigint_to_every_process_still_drains_the_requests_in_flight() {
-    // `killall -INT rwsgi`, or a systemd unit with KillSignal=SIGQUIT:
-    // the signal reaches the master and every worker.
+fn stop_signals_to_every_process_still_drain_the_requests_in_flight() {
+    // `killall -INT rwsgi`, `systemctl stop`: the signals reach the master
+    // and every worker.
     let mut s = serve_app(
         "slow",
         &["--http-socket", "127.0.0.1:0"],
@@ -1518,8 +1518,13 @@ fn sigint_to_every_process_still_drains_the_requests_in_flight() {
         .collect();
     for pid in &workers {
         s.kill_pid(*pid, libc::SIGINT);
+        s.kill_pid(*pid, libc::SIGQUIT);
     }
-    s.signal(libc::SIGQUIT);
+    // What `systemctl stop` does: SIGTERM to every process of the unit.
+    for pid in &workers {
+        s.kill_pid(*pid, libc::SIGTERM);
+    }
+    s.signal(libc::SIGTERM);
     let r = inflight.join().unwrap();
     assert_eq!((r.status, r.body.as_slice()), (200, &b"Hello, World!"[..]));
     assert!(s.wait_exit(Duration::from_secs(15)).success());

@@ -445,14 +445,15 @@ fn reap(control: &OwnedFd, slots: &mut HashMap<i32, u32>, helpers: &mut helpers:
     }
 }
 
-/// SIGINT and SIGQUIT sent to every process (`killall -INT rwsgi`, a
-/// systemd unit with `KillSignal=SIGQUIT`, as uWSGI's documentation has
-/// it) stop the instance through the master, which drains the requests in
-/// flight; the prototype and its children catch them with a handler that
-/// does nothing, so a worker neither dies mid-request nor raises
-/// KeyboardInterrupt in the app. A handler, unlike SIG_IGN, is reset by
-/// `exec`: the app's subprocesses get the default. An app that sets its own
-/// handler still gets the signal.
+/// SIGINT, SIGQUIT and SIGTERM sent to every process (`killall -INT
+/// rwsgi`, `systemctl stop`, which signals the whole control group) stop
+/// the instance through the master, which drains the requests in flight:
+/// the prototype and its children catch them with a handler that does
+/// nothing, so a worker neither dies mid-request nor raises
+/// KeyboardInterrupt in the app. A signal the app set its own handler for
+/// (at import) keeps it, and one it sets later replaces ours. A handler,
+/// unlike SIG_IGN, is reset by `exec`: the app's subprocesses get the
+/// default.
 fn shield_from_stop_signals() {
     extern "C" fn nothing(_: libc::c_int) {}
     let action = nix::sys::signal::SigAction::new(
@@ -460,12 +461,31 @@ fn shield_from_stop_signals() {
         nix::sys::signal::SaFlags::SA_RESTART,
         SigSet::empty(),
     );
-    for sig in [Signal::SIGINT, Signal::SIGQUIT] {
+    for sig in [Signal::SIGINT, Signal::SIGQUIT, Signal::SIGTERM] {
+        if Python::attach(|py| app_handles(py, sig as i32)) {
+            continue;
+        }
         // SAFETY: the handler is async-signal-safe (it does nothing).
         if let Err(e) = unsafe { nix::sys::signal::sigaction(sig, &action) } {
             tracing::warn!(event = "sigaction_failed", cause = %e, ?sig, "cannot set a signal handler");
         }
     }
+}
+
+/// Whether the app set its own handler for `sig` (not Python's default
+/// SIGINT handler, not SIG_DFL).
+fn app_handles(py: Python<'_>, sig: i32) -> bool {
+    let check = || -> PyResult<bool> {
+        let signal = py.import("signal")?;
+        let current = signal.call_method1("getsignal", (sig,))?;
+        if current.is_none() {
+            return Ok(false);
+        }
+        let default = signal.getattr("default_int_handler")?;
+        let dfl = signal.getattr("SIG_DFL")?;
+        Ok(!(current.is(&default) || current.eq(&dfl)?))
+    };
+    check().unwrap_or(false)
 }
 
 /// The only fork of the system.
