@@ -1,8 +1,10 @@
 //! The `touch-*` options (reference §5.5, `config/touch.rs`): once a
 //! second, the modification time of each file is compared with the last
-//! one seen; a change, a creation or a removal does what the option says,
-//! with uWSGI 2.0's line (its master loop): a graceful reload, a graceful
-//! stop, a command, a uWSGI signal, a log rotation or a log reopen.
+//! one seen; a change, a creation or a removal does what the option says:
+//! a graceful reload (uWSGI's `grace them all` line), a graceful stop, a
+//! command (`[uwsgi-touch-exec]`), a uWSGI signal (`[uwsgi-touch-signal]`),
+//! a log rotation (uWSGI's `logsize` line) or a log reopen; the stop and
+//! reopen lines are rwsgi's own wording.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
