@@ -137,3 +137,65 @@ fn mules_run_their_script_functions_and_messages_and_come_back() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn a_mule_waits_for_its_signals_and_a_worker_may_not() {
+    let dir = tmpdir("signalwait");
+    std::fs::write(
+        dir.join("app.py"),
+        "import os, uwsgi\n\
+         OUT = os.environ['MULE_OUT']\n\
+         def handled(num):\n\
+         \x20   with open(os.path.join(OUT, 'handled'), 'a') as f:\n\
+         \x20       f.write('%d\\n' % num)\n\
+         uwsgi.register_signal(30, 'mule1', handled)\n\
+         uwsgi.register_signal(31, 'mule1', handled)\n\
+         def application(environ, start_response):\n\
+         \x20   start_response('200 OK', [])\n\
+         \x20   if environ['PATH_INFO'] == '/wait':\n\
+         \x20       try:\n\
+         \x20           uwsgi.signal_wait()\n\
+         \x20       except ValueError as e:\n\
+         \x20           return [str(e).encode()]\n\
+         \x20   uwsgi.signal(int(environ['PATH_INFO'][1:]))\n\
+         \x20   return [b'raised']\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("waiter.py"),
+        "import os, uwsgi\n\
+         OUT = os.environ['MULE_OUT']\n\
+         while True:\n\
+         \x20   n = uwsgi.signal_wait(31)\n\
+         \x20   with open(os.path.join(OUT, 'waited'), 'a') as f:\n\
+         \x20       f.write('%d %d\\n' % (n, uwsgi.signal_received()))\n",
+    )
+    .unwrap();
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--http-socket",
+            "127.0.0.1:0",
+            "--wsgi-file",
+            "{dir}/app.py",
+            "--mule",
+            "{dir}/waiter.py",
+            "--env",
+            "MULE_OUT={dir}",
+        ],
+        true,
+    );
+    let addr = s.http.unwrap();
+    s.wait_events("mule_spawned", 1, Duration::from_secs(10));
+    // Signal 30: its handler runs in the waiting mule, the wait goes on.
+    assert_eq!(get(addr, "/30").body, b"raised");
+    assert_eq!(wait_lines(&dir, "handled", 1), ["30"]);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(file_lines(&dir, "waited").is_empty());
+    // Signal 31 ends the wait.
+    assert_eq!(get(addr, "/31").body, b"raised");
+    assert_eq!(wait_lines(&dir, "waited", 1), ["31 31"]);
+    assert_eq!(wait_lines(&dir, "handled", 2), ["30", "31"]);
+    let refused = String::from_utf8(get(addr, "/wait").body).unwrap();
+    assert!(refused.contains("waits in mules"), "{refused}");
+}

@@ -181,7 +181,7 @@ fn receive_or_signal(
 }
 
 /// The index of a readable fd among `fds`, waiting at most `timeout`.
-fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Option<usize> {
+pub(crate) fn wait_readable(fds: &[BorrowedFd<'_>], timeout: Option<Duration>) -> Option<usize> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let wait = match deadline {

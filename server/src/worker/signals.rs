@@ -22,6 +22,9 @@ use crate::uwsgi_signal::{HelperInbox, MAX_PATH, MAX_TARGET, MAX_TIMERS, Message
 
 /// This process's end of the master's signal socket.
 static SOCKET: OnceLock<OwnedFd> = OnceLock::new();
+/// The last uWSGI signal this process handled (-1: none yet), for
+/// `uwsgi.signal_received()`.
+static RECEIVED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 /// What this process registered.
 struct Registry {
@@ -299,6 +302,69 @@ fn add_file_monitor(num: i64, path: &str) -> PyResult<()> {
     add(3, "file monitors", Message::FileMonitor(signum(num)?, abs))
 }
 
+/// `uwsgi.signal_wait(signum=None)` (uWSGI `py_uwsgi_signal_wait`): in a
+/// mule or a spooler process, waits for a uWSGI signal meant for it, runs
+/// its handler, and returns its number; with `signum`, signals handled
+/// meanwhile do not end the wait. A worker runs its signals between
+/// requests (the master leases it for each), so there it is refused.
+#[pyfunction]
+#[pyo3(signature = (signum = None))]
+fn signal_wait(py: Python<'_>, signum: Option<u8>) -> PyResult<u8> {
+    let mule = super::mule_api::mule_id();
+    let (fds, who) = if mule > 0 {
+        (
+            super::mule_api::signal_inboxes(mule),
+            format!("mule {mule}"),
+        )
+    } else if super::spool_api::is_spooler() {
+        (
+            inboxes(|i| i == HelperInbox::Spoolers),
+            "the spooler".to_owned(),
+        )
+    } else {
+        return Err(PyValueError::new_err(
+            "uwsgi.signal_wait() waits in mules and spooler processes: a worker runs its signals \
+             between requests (register a handler with uwsgi.register_signal)",
+        ));
+    };
+    if fds.is_empty() {
+        return Err(PyValueError::new_err(
+            "this process has no uWSGI signal inbox",
+        ));
+    }
+    loop {
+        let Some(ready) = py.detach(|| super::mule_api::wait_readable(&fds, None)) else {
+            return Err(PyValueError::new_err("waiting for a uWSGI signal failed"));
+        };
+        let mut sig = [0u8; 1];
+        // SAFETY: recv(2) of one byte into a buffer we own; the inbox is
+        // non-blocking, and another process of a farm may have taken it.
+        let n = unsafe {
+            libc::recv(
+                fds[ready].as_raw_fd(),
+                sig.as_mut_ptr().cast(),
+                1,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n != 1 {
+            py.check_signals()?;
+            continue;
+        }
+        run_as(py, sig[0], &who);
+        if signum.is_none_or(|s| s == sig[0]) {
+            return Ok(sig[0]);
+        }
+    }
+}
+
+/// `uwsgi.signal_received()`: the last uWSGI signal this process
+/// handled, or -1.
+#[pyfunction]
+fn signal_received() -> i32 {
+    RECEIVED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 fn positive(secs: i64) -> PyResult<u32> {
     u32::try_from(secs)
         .ok()
@@ -308,6 +374,8 @@ fn positive(secs: i64) -> PyResult<u32> {
 
 /// Adds the functions to the `uwsgi` module.
 pub fn add_to(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(signal_wait, m)?)?;
+    m.add_function(wrap_pyfunction!(signal_received, m)?)?;
     m.add_function(wrap_pyfunction!(register_signal, m)?)?;
     m.add_function(wrap_pyfunction!(signal_registered, m)?)?;
     m.add_function(wrap_pyfunction!(signal, m)?)?;
@@ -328,6 +396,7 @@ pub fn run(py: Python<'_>, sig: u8) -> bool {
 /// (`uwsgi_python_signal_handler`). An exception is printed; false when
 /// it raised or there is no handler here, with uWSGI's line naming `who`.
 pub fn run_as(py: Python<'_>, sig: u8, who: &str) -> bool {
+    RECEIVED.store(i32::from(sig), std::sync::atomic::Ordering::Relaxed);
     let handler = registry()
         .handlers
         .get(usize::from(sig))

@@ -281,6 +281,11 @@ fn spooler_pids() -> Vec<i32> {
     spoolers().map_or_else(Vec::new, |s| (0..s.count()).map(|i| s.pid(i)).collect())
 }
 
+/// Whether this process is a spooler process.
+pub fn is_spooler() -> bool {
+    I_AM.get().is_some()
+}
+
 /// `uwsgi.i_am_the_spooler()`: `True` in a spooler process, else `None`.
 #[pyfunction]
 fn i_am_the_spooler(py: Python<'_>) -> Py<PyAny> {
