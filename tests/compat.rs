@@ -673,7 +673,11 @@ fn refused_uwsgi_features_say_what_to_do_instead() {
             "key \"uid\" is not supported",
         ),
         ("--cron2", "legion=x ./job", "legions are not supported"),
-        ("--sharedarea", "4", "the shared area is not supported"),
+        (
+            "--sharedarea",
+            "file=/srv/area",
+            "key \"file\" is not supported",
+        ),
         ("--gevent", "100", "not in a gevent loop"),
     ] {
         let out = Command::new(bin())

@@ -118,7 +118,7 @@ fn the_module_describes_the_server_and_its_options() {
     // Whatever rwsgi does not have says so.
     let missing = text(&s, "/missing");
     assert!(
-        missing.starts_with("uwsgi.sharedarea_read is not available"),
+        missing.starts_with("uwsgi.websocket_handshake is not available"),
         "{missing}"
     );
 }
@@ -514,4 +514,50 @@ fn rpc_functions_registered_at_import_are_called_in_every_worker() {
         v["worker"].as_i64().unwrap()
     };
     on_both_workers(a, check);
+}
+
+#[test]
+fn a_shared_area_is_shared_by_the_workers() {
+    let s = start(&["--sharedarea", "1"]);
+    let a = s.http.unwrap();
+    // Increments from both workers at once are all counted.
+    let incs: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || get(a, "/sa_inc").body))
+        .collect();
+    for i in incs {
+        assert_eq!(i.join().unwrap(), b"ok");
+    }
+    let v = get(a, "/sa?hello").json();
+    assert_eq!(v["count"], 20, "{v}");
+    assert_eq!(
+        (v["text"].as_str(), v["byte"].as_u64()),
+        (Some("hello"), Some(7))
+    );
+    assert_eq!(v["view"], serde_json::json!([4096, 7]));
+    let errors: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.as_str())
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "error calling uwsgi_sharedarea_read()",
+            "error calling uwsgi_sharedarea_read()",
+            "error calling uwsgi_sharedarea_write()",
+            "error calling uwsgi_sharedarea_unlock()",
+        ]
+    );
+    // A size that is not one is refused at startup.
+    let out = std::process::Command::new(bin())
+        .args([
+            "--http-socket",
+            "127.0.0.1:0",
+            "--sharedarea",
+            "file=/tmp/x",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sharedarea"));
 }

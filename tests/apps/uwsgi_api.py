@@ -146,8 +146,8 @@ def application(environ, start_response):
         out = "lock 1 free"
     elif path == "/missing":
         try:
-            uwsgi.sharedarea_read(0, 1)
-            out = "read a shared area?"
+            uwsgi.websocket_handshake()
+            out = "a websocket?"
         except AttributeError as e:
             out = str(e)
     elif path == "/user_harakiri":
@@ -190,6 +190,32 @@ def application(environ, start_response):
             out = "found?"
         except ValueError as e:
             out = str(e)
+    elif path == "/sa_inc":
+        uwsgi.sharedarea_inc64(0, 0)
+        out = "ok"
+    elif path == "/sa":
+        uwsgi.sharedarea_wlock(0)
+        uwsgi.sharedarea_write(0, 8, query.encode())
+        uwsgi.sharedarea_writebyte(0, 16, 7)
+        uwsgi.sharedarea_unlock(0)
+        errors = []
+        for bad in (lambda: uwsgi.sharedarea_read(0, 4096), lambda: uwsgi.sharedarea_read(1, 0),
+                    lambda: uwsgi.sharedarea_write(0, 4090, b"too long"), lambda: uwsgi.sharedarea_unlock(0)):
+            try:
+                bad()
+                errors.append("no error")
+            except ValueError as e:
+                errors.append(str(e))
+        view = uwsgi.sharedarea_memoryview(0)
+        out = json.dumps(
+            {
+                "count": uwsgi.sharedarea_readlong(0, 0),
+                "text": plain(uwsgi.sharedarea_read(0, 8, len(query))),
+                "byte": uwsgi.sharedarea_read8(0, 16),
+                "view": [len(view), view[16]],
+                "errors": errors,
+            }
+        )
     elif path == "/rpc":
         try:
             uwsgi.rpc("127.0.0.1:3031", "hello")

@@ -258,6 +258,8 @@ pub struct Config {
     pub crons: Vec<CronSpec>,
     /// `cache2` (and the legacy `cache`), in order.
     pub caches: Vec<CacheSpec>,
+    /// `sharedarea`: the areas' sizes in bytes, in order (their ids).
+    pub sharedareas: Vec<usize>,
     /// `add-cache-item` and `load-file-in-cache`, in order.
     pub cache_preload: Vec<Preload>,
     /// `cron-harakiri`: seconds a cron command may run (0: no limit).
@@ -432,6 +434,7 @@ impl Default for Config {
             crons: Vec::new(),
             caches: Vec::new(),
             cache_preload: Vec::new(),
+            sharedareas: Vec::new(),
             cron_harakiri: 0,
             spooling: spooler::Spooling::default(),
             mules: mules::Mules::default(),
@@ -842,6 +845,9 @@ impl Config {
                 "cache2" => c.caches.push(CacheSpec::keyed(v).map_err(invalid)?),
                 "cache" => legacy_cache.0 = Some(number()?),
                 "cache-blocksize" => legacy_cache.1 = number()?,
+                "sharedarea" => c
+                    .sharedareas
+                    .push(crate::worker::sharedarea::parse(v).map_err(invalid)?),
                 "add-cache-item" => c.cache_preload.push(Preload::Item(v.to_owned())),
                 "load-file-in-cache" => c.cache_preload.push(Preload::File(v.to_owned())),
                 "smart-attach-daemon" => {

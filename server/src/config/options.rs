@@ -1261,6 +1261,13 @@ pub static OPTIONS: &[Spec] = &[
         "[CACHE ]PATH: store a file at startup, its path as the key",
     ),
     opt(
+        "sharedarea",
+        &[],
+        None,
+        List,
+        "PAGES, or pages=N / size=BYTES: a block of memory the workers share (uwsgi.sharedarea_*)",
+    ),
+    opt(
         "cache-blocksize",
         &[],
         None,
@@ -1874,11 +1881,6 @@ pub static OPTIONS: &[Spec] = &[
         "http-websockets",
         Flag,
         "WebSockets are not supported; serve them from an ASGI server beside rwsgi",
-    ),
-    unsupported(
-        "sharedarea",
-        Value,
-        "the shared area is not supported; use Redis or memcached",
     ),
     unsupported(
         "xml",

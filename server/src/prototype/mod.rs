@@ -60,6 +60,10 @@ pub fn main(config: &Config, control: OwnedFd) -> i32 {
         if let Err(e) = interp::setup_path(py, &config.pythonpath) {
             e.print(py);
         }
+        if let Err(e) = worker::sharedarea::init(&config.sharedareas) {
+            tracing::error!(event = "sharedarea_failed", cause = %e, "cannot make the shared areas: {e}");
+            return None;
+        }
         if let Err(e) = crate::cache::attach_all(&config.caches) {
             tracing::error!(event = "cache_failed", cause = %e, "cannot map the caches: {e}");
             return None;

@@ -9,6 +9,7 @@ pub mod input;
 pub mod locks;
 pub mod mule_api;
 pub mod recycle;
+pub mod sharedarea;
 pub mod signals;
 pub mod spool_api;
 pub mod support;

@@ -160,7 +160,7 @@ def __getattr__(name):
         'workers(), masterpid(), reload(), set_logvar(), lock(), cache_*(), '
         'set_user_harakiri(), register_signal(), signal(), add_timer(), '
         'add_cron(), spool(), mule_msg(), register_rpc(), call() and '
-        \"post_fork_hook, not uWSGI's sharedarea or websockets\" % name)
+        \"sharedarea_*(), post_fork_hook, not uWSGI's websockets\" % name)
 ";
 
 const DECORATORS_SOURCE: &std::ffi::CStr = c"
@@ -651,6 +651,7 @@ pub fn install(py: Python<'_>, config: &Config) -> PyResult<()> {
     super::signals::add_to(&m)?;
     super::spool_api::add_to(&m)?;
     super::mule_api::add_to(&m)?;
+    super::sharedarea::add_to(&m)?;
     let (major, minor, revision) = API_VERSION;
     m.setattr(
         "version",
