@@ -64,15 +64,11 @@ pub(crate) fn running(s: &Server) -> i64 {
 }
 
 fn wait_running(s: &Server, n: i64, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while running(s) != n {
-        assert!(
-            Instant::now() < deadline,
-            "{} workers running, waiting for {n}",
-            running(s)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        timeout,
+        || running(s) == n,
+        || format!("{} workers running, waiting for {n}", running(s)),
+    );
 }
 
 pub(crate) const SCALING: &[&str] = &[

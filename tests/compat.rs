@@ -1249,11 +1249,11 @@ fn touch_files_reopen_and_rotate_the_log_in_every_process_run_commands_and_stop(
 
     // touch-exec runs its command.
     std::fs::write(dir.join("go"), "x").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("ran").exists() {
-        assert!(Instant::now() < deadline, "touch-exec did not run");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || dir.join("ran").exists(),
+        || "touch-exec did not run".into(),
+    );
 
     // touch-gracefully-stop stops the instance.
     std::fs::write(dir.join("stop"), "x").unwrap();

@@ -226,19 +226,17 @@ fn daemonize2_returns_once_the_daemon_serves_and_daemonize_at_once() {
     let out = run("--daemonize");
     assert!(out.status.success(), "{out:?}");
     let daemon = Daemon(wait_pidfile(&pidfile, Some(pid)));
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::fs::read_to_string(&log)
-        .unwrap()
-        .matches("workers_ready")
-        .count()
-        < 2
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the second daemon never got ready"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(15),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .matches("workers_ready")
+                .count()
+                >= 2
+        },
+        || "the second daemon never got ready".into(),
+    );
     stop_daemon(daemon);
 
     // A daemon that cannot start makes `daemonize2` fail, pointing at its log.
@@ -279,11 +277,11 @@ fn output_within(cmd: &mut Command) -> std::process::Output {
 fn stop_daemon(daemon: Daemon) {
     // SAFETY: kill(2) on the daemon's pid.
     unsafe { libc_kill(daemon.0, 15) };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::path::Path::new(&format!("/proc/{}", daemon.0)).exists() {
-        assert!(Instant::now() < deadline, "the daemon did not stop");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || !std::path::Path::new(&format!("/proc/{}", daemon.0)).exists(),
+        || "the daemon did not stop".into(),
+    );
 }
 
 #[test]
@@ -1246,15 +1244,11 @@ fn hooks_run_at_every_phase_with_uwsgis_actions() {
         "s3cr3t"
     );
     // Each worker runs the accepting hooks before its first request.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while lines("accepting").len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "accepting hooks: {:?}",
-            lines("accepting")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || lines("accepting").len() >= 2,
+        || format!("accepting hooks: {:?}", lines("accepting")),
+    );
     assert_eq!(lines("accepting1").len(), 1);
     assert_eq!(lines("once").len(), 1);
     // Worker 1 again: accepting1 runs, accepting1-once does not.
@@ -1265,11 +1259,11 @@ fn hooks_run_at_every_phase_with_uwsgis_actions() {
         .and_then(|e| e["pid"].as_i64())
         .unwrap() as i32;
     s.kill_pid(pid, libc::SIGKILL);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while lines("accepting1").len() < 2 {
-        assert!(Instant::now() < deadline, "worker 1 not respawned");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(15),
+        || lines("accepting1").len() >= 2,
+        || "worker 1 not respawned".into(),
+    );
     assert_eq!(lines("once").len(), 1);
     assert_eq!(get(s.http.unwrap(), "/").body, b"Hello, World!");
     assert!(s.terminate().success());

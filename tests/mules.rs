@@ -3,7 +3,7 @@
 //! script first (`tests/apps/mule_script.py`), farms share a queue.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -120,7 +120,6 @@ fn mules_run_their_script_functions_and_messages_and_come_back() {
         .filter_map(|e| e["pid"].as_i64())
         .collect();
     assert!(s.terminate().success());
-    let deadline = Instant::now() + Duration::from_secs(5);
     // A zombie waiting for whoever reaps orphans here does not count.
     let running = |p: &i64| {
         std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|st| {
@@ -129,13 +128,11 @@ fn mules_run_their_script_functions_and_messages_and_come_back() {
                 .is_some_and(|r| !r.trim_start().starts_with('Z'))
         })
     };
-    while pids.iter().any(running) {
-        assert!(
-            Instant::now() < deadline,
-            "a mule outlived the instance: {pids:?}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !pids.iter().any(running),
+        || format!("a mule outlived the instance: {pids:?}"),
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! The test command installs nginx; its absence fails these tests.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::harness::*;
 
@@ -72,15 +72,14 @@ pub(crate) fn start_nginx_for(s: &Server, unix: &std::path::Path) -> Nginx {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not start: {}",
-            std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        || {
+            let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
+            format!("nginx did not start: {log}")
+        },
+    );
     Nginx { child, port, dir }
 }
 

@@ -75,11 +75,11 @@ fn spooled_tasks_run_in_the_spooler_process() {
         spool.display()
     )));
     assert!(s.logged("[spooler] written "));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Path::new(&file).exists() {
-        assert!(Instant::now() < deadline, "{file} was not removed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || !Path::new(&file).exists(),
+        || format!("{file} was not removed"),
+    );
 
     // The stats list the spooler process (uWSGI's `spoolers`).
     let listed = spoolers(&s);
@@ -171,15 +171,14 @@ fn a_task_past_spooler_harakiri_is_killed_and_the_spooler_respawned() {
     call(&s, "/slow");
     wait_file_lines(&dir, "slow", 1, Duration::from_secs(10));
     s.wait_logged("*** HARAKIRI ON THE SPOOLER (pid: ", Duration::from_secs(5));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let now = call(&s, "/info")["pid"].as_i64().unwrap();
-        if now > 0 && now != first && s.events("spooler_spawned").len() >= 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no new spooler");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || {
+            let now = call(&s, "/info")["pid"].as_i64().unwrap();
+            now > 0 && now != first && s.events("spooler_spawned").len() >= 3
+        },
+        || "no new spooler".into(),
+    );
     assert!(spoolers(&s)[0]["respawns"].as_u64().unwrap() >= 2);
     // Requests were served all along.
     assert_eq!(get(s.http.unwrap(), "/info").status, 200);

@@ -50,15 +50,11 @@ fn on_both_workers(a: std::net::SocketAddr, check: impl Fn() -> i64) {
 
 /// Waits until `path` exists.
 fn wait_file(path: &Path, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while !path.exists() {
-        assert!(
-            Instant::now() < deadline,
-            "no {} within {timeout:?}",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(
+        timeout,
+        || path.exists(),
+        || format!("no {} within {timeout:?}", path.display()),
+    );
 }
 
 #[test]
@@ -189,14 +185,11 @@ fn user_locks_are_shared_by_the_workers_and_survive_a_dead_holder() {
     let a = s.http.unwrap();
     // One worker holds lock 0; the other sees it held.
     let holder = std::thread::spawn(move || get(a, "/hold?1.5").body);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if text(&s, "/is_locked") == "True" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "lock 0 never seen held");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(5),
+        || text(&s, "/is_locked") == "True",
+        || "lock 0 never seen held".into(),
+    );
     assert_eq!(holder.join().unwrap(), b"held");
     assert_eq!(text(&s, "/is_locked"), "False");
     // The @lock decorator serialises a read-modify-write across workers.
@@ -309,14 +302,11 @@ fn a_stuck_exit_function_does_not_hold_the_worker_slot() {
         "is taking too much time to die...NO MERCY !!!",
         Duration::from_secs(10),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while s.events("respawned").len() + s.events("spawned").len() <= before {
-        assert!(
-            Instant::now() < deadline,
-            "the slot was not given a new worker"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until(
+        Duration::from_secs(10),
+        || s.events("respawned").len() + s.events("spawned").len() > before,
+        || "the slot was not given a new worker".into(),
+    );
 }
 
 #[test]

@@ -553,3 +553,17 @@ pub fn http_address(log: &str) -> SocketAddr {
         .and_then(|v| v["name"].as_str().and_then(|n| n.parse().ok()))
         .expect("a bound HTTP socket in the log")
 }
+
+/// Waits until `done` holds, looking every 20 ms; fails with `what` after
+/// `timeout`.
+pub fn wait_until(
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+    what: impl FnOnce() -> String,
+) {
+    let deadline = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
