@@ -58,14 +58,22 @@ pub unsafe fn is_daemon() -> bool {
 /// output in `log` (`None`: nowhere until it opens the log itself, as with
 /// `logto2`). Returns the command's exit code.
 pub fn start(args: &[String], wait_ready: bool, log: Option<&str>, shown: &str) -> io::Result<u8> {
-    let output = || -> io::Result<Stdio> {
-        match log.filter(|l| crate::logfile::udp_address(l).is_none()) {
-            Some(path) => Ok(std::fs::OpenOptions::new()
+    // The log, opened once, for both stdout and stderr.
+    let log_file = match log.filter(|l| crate::logfile::udp_address(l).is_none()) {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
                 .append(true)
                 .create(true)
                 .open(path)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot open the log {path}: {e}")))?
-                .into()),
+                .map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot open the log {path}: {e}"))
+                })?,
+        ),
+        None => None,
+    };
+    let output = || -> io::Result<Stdio> {
+        match &log_file {
+            Some(f) => Ok(f.try_clone()?.into()),
             None => Ok(Stdio::null()),
         }
     };

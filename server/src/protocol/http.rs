@@ -276,15 +276,8 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             }
             decision => {
                 let response = routed(decision);
-                let code = response.status().as_u16();
                 let body = response.size_hint().exact().unwrap_or(0);
-                log.write_served(
-                    reqlog::Served::by_master(),
-                    code,
-                    response.headers().len(),
-                    body,
-                );
-                return response;
+                return log.by_master(response, body);
             }
         }
     }
@@ -309,14 +302,7 @@ async fn handle(req: Request<Incoming>, conn: &ConnInfo, ctx: &Arc<Ctx>) -> Resp
             },
         );
         let (response, sent) = static_response(plan, head_only, &extra).await;
-        let code = response.status().as_u16();
-        log.write_served(
-            reqlog::Served::by_master(),
-            code,
-            response.headers().len(),
-            sent,
-        );
-        return response;
+        return log.by_master(response, sent);
     }
     if ctx.limit_post > 0 && body_len != ipc::BODY_UNTIL_EOF && body_len > ctx.limit_post {
         tracing::info!(
@@ -464,6 +450,19 @@ impl LogInfo {
             logvars: info.logvars.clone(),
         };
         self.write_served(served, status, headers, body);
+    }
+
+    /// Logs a response the master made (routing, static files) and gives
+    /// it back.
+    fn by_master(&self, response: Response<RespBody>, body: u64) -> Response<RespBody> {
+        let code = response.status().as_u16();
+        self.write_served(
+            reqlog::Served::by_master(),
+            code,
+            response.headers().len(),
+            body,
+        );
+        response
     }
 
     fn write_served(&self, served: reqlog::Served, status: u16, headers: usize, body: u64) {
