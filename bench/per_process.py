@@ -17,6 +17,9 @@ from common import APPS, BENCH, CLK, Running, tree, wait_http, wrk
 from suite import command, nginx
 
 
+SERVERS = ["rwsgi", "rwsgi worker-accept", "uWSGI"]
+
+
 def stat(pid):
     """(CPU seconds, voluntary context switches) of one process."""
     try:
@@ -30,14 +33,14 @@ def stat(pid):
 
 
 def run(server, app, seconds, tmp, tag):
-    sock = Path(tmp) / f"{tag}.sock"
+    sock = Path(tmp) / f"{tag}.sock".replace(" ", "_")
     with Running(cwd=APPS, argv=command(server, app, 2, ("unix", sock))) as s:
         ng, port = nginx(tmp, server, sock, tag)
         try:
             wait_http(port)
             wrk(port, 20, 1)
             pids = tree(s.proc.pid)
-            roles = ["master"] + (["prototype"] if server == "rwsgi" else []) + ["worker"] * 2
+            roles = ["master"] + (["prototype"] if server.startswith("rwsgi") else []) + ["worker"] * 2
             before = {p: stat(p) for p in pids + [ng.pid]}
             r = wrk(port, 20, seconds)
             after = {p: stat(p) for p in pids + [ng.pid]}
@@ -69,7 +72,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
             for app in ["flask_hello", "wsgi_hello"]:
-                for server in ["rwsgi", "uWSGI"]:
+                for server in SERVERS:
                     r = run(server, app, args.seconds, tmp, f"{server}-{app}-{rep}")
                     rows.setdefault((app, server), []).append(r)
                     print(f"{app} {server}: {r['rps']:.0f} req/s", file=sys.stderr)
@@ -83,7 +86,7 @@ def main():
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for app in ["flask_hello", "wsgi_hello"]:
         base = med(r["rps"] for r in rows[(app, "uWSGI")])
-        for server in ["rwsgi", "uWSGI"]:
+        for server in SERVERS:
             rs = rows[(app, server)]
             rps = med(r["rps"] for r in rs)
             cell = [f"{med(r[k][0] for r in rs):.1f}" for k in ("master", "workers", "nginx")]

@@ -39,7 +39,7 @@ SERVERS = ["rwsgi", "uWSGI", "gunicorn", "granian"]
 # Behind nginx: rwsgi and uWSGI through uwsgi_pass; "rwsgi proxy" is rwsgi's
 # HTTP socket through proxy_pass with upstream keep-alive (uwsgi_pass cannot
 # keep connections: one connection per request), as gunicorn.
-NGINX_SERVERS = ["rwsgi", "rwsgi proxy", "uWSGI", "gunicorn"]
+NGINX_SERVERS = ["rwsgi", "rwsgi worker-accept", "rwsgi proxy", "uWSGI", "gunicorn"]
 # Memory: rwsgi also with a warm-up before fork (--warmup-url /).
 MEM_SERVERS = ["rwsgi", "rwsgi warm-up", "uWSGI", "gunicorn", "granian"]
 
@@ -53,6 +53,8 @@ def command(server, app, workers, bind, extra=()):
         return command("rwsgi", app, workers, bind, ["--warmup-url", "/", *extra])
     if server == "rwsgi proxy":
         return command("rwsgi", app, workers, ("http-unix", where), extra)
+    if server == "rwsgi worker-accept":
+        return command("rwsgi", app, workers, bind, ["--worker-accept", *extra])
     if server == "rwsgi":
         listen = {"http": ["--http-socket", f"127.0.0.1:{where}"], "unix": ["--socket", str(where)],
                   "http-unix": ["--http-socket", str(where)]}[kind]
@@ -100,7 +102,7 @@ http {{ access_log off; client_body_temp_path {d}/b; proxy_temp_path {d}/p; fast
 
 
 def nginx(tmp, server, sock, tag):
-    d = Path(tmp) / f"nginx-{tag}"
+    d = Path(tmp) / f"nginx-{tag}".replace(" ", "_")
     d.mkdir()
     port = free_port()
     if server in ("gunicorn", "rwsgi proxy"):

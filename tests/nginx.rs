@@ -83,17 +83,32 @@ pub(crate) fn start_nginx_for(s: &Server, unix: &std::path::Path) -> Nginx {
     Nginx { child, port, dir }
 }
 
-fn backend(callable: &str) -> Server {
+/// The server nginx talks to: the master takes the connections, or with
+/// `--worker-accept` in `mode` the workers do.
+fn backend(callable: &str, mode: &[&str]) -> Server {
+    let mut extra = vec!["--processes", "2"];
+    extra.extend_from_slice(mode);
     serve_app(
         callable,
         &["--socket", "{dir}/app.sock", "--socket", "127.0.0.1:0"],
-        &["--processes", "2"],
+        &extra,
     )
 }
 
+const WORKER_ACCEPT: [&str; 1] = ["--worker-accept"];
+
 #[test]
 fn get_post_upload_and_cookie_over_unix_and_tcp() {
-    let s = backend("echo");
+    get_post_upload_and_cookie(&[]);
+}
+
+#[test]
+fn get_post_upload_and_cookie_with_worker_accept() {
+    get_post_upload_and_cookie(&WORKER_ACCEPT);
+}
+
+fn get_post_upload_and_cookie(mode: &[&str]) {
+    let s = backend("echo", mode);
     let n = start_nginx(&s);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
     for prefix in ["", "/tcp"] {
@@ -129,7 +144,16 @@ fn get_post_upload_and_cookie_over_unix_and_tcp() {
 
 #[test]
 fn chunked_upload_through_nginx() {
-    let s = backend("echo");
+    chunked_upload(&[]);
+}
+
+#[test]
+fn chunked_upload_through_nginx_with_worker_accept() {
+    chunked_upload(&WORKER_ACCEPT);
+}
+
+fn chunked_upload(mode: &[&str]) {
+    let s = backend("echo", mode);
     let n = start_nginx(&s);
     let out = run(Command::new("curl")
         .args([
@@ -163,7 +187,16 @@ fn chunked_upload_through_nginx() {
 
 #[test]
 fn downloads_streams_and_crashes_through_nginx() {
-    let s = backend("download");
+    downloads_streams_and_crashes(&[]);
+}
+
+#[test]
+fn downloads_streams_and_crashes_through_nginx_with_worker_accept() {
+    downloads_streams_and_crashes(&WORKER_ACCEPT);
+}
+
+fn downloads_streams_and_crashes(mode: &[&str]) {
+    let s = backend("download", mode);
     let n = start_nginx(&s);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
     let r = get(addr, "/?10485760");
@@ -171,7 +204,7 @@ fn downloads_streams_and_crashes_through_nginx() {
     assert_eq!(r.body.len(), 10 * 1024 * 1024);
     drop(n);
     drop(s);
-    let s = backend("stream");
+    let s = backend("stream", mode);
     let n = start_nginx(&s);
     let r = get(([127, 0, 0, 1], n.port).into(), "/");
     assert_eq!(
@@ -180,7 +213,7 @@ fn downloads_streams_and_crashes_through_nginx() {
     );
     drop(n);
     drop(s);
-    let s = backend("crash");
+    let s = backend("crash", mode);
     let n = start_nginx(&s);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
     assert_eq!(get(addr, "/crash").status, 502);
@@ -190,9 +223,18 @@ fn downloads_streams_and_crashes_through_nginx() {
 
 #[test]
 fn flask_behind_nginx() {
+    flask(&[]);
+}
+
+#[test]
+fn flask_behind_nginx_with_worker_accept() {
+    flask(&WORKER_ACCEPT);
+}
+
+fn flask(mode: &[&str]) {
     let venv = venv();
     let apps = root().join("tests/apps");
-    let s = Server::start(&[
+    let mut args = vec![
         "--socket",
         "{dir}/app.sock",
         "--socket",
@@ -205,7 +247,13 @@ fn flask_behind_nginx() {
         venv.to_str().unwrap(),
         "--processes",
         "2",
-    ]);
+    ];
+    args.extend_from_slice(mode);
+    let s = Server::start(&args);
+    assert_eq!(
+        s.logged("workers accept on the uwsgi sockets themselves"),
+        !mode.is_empty()
+    );
     let n = start_nginx(&s);
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
     let r = get(addr, "/");

@@ -27,5 +27,7 @@ mod spooler;
 mod uwsgi_module;
 /// The uwsgi listener: raw packets, ping, malformed input, uwsgi_curl.
 mod uwsgi_proto;
+/// `worker-accept`: workers that accept on the uwsgi sockets themselves.
+mod worker_accept;
 /// PEP 3333 conformance, checked by `wsgiref.validate`, and Flask.
 mod wsgi_conformance;

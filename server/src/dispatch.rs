@@ -233,6 +233,12 @@ impl Pool {
         })
     }
 
+    /// Requests served by the whole instance: through the master, and
+    /// taken by the workers themselves (`worker-accept`).
+    pub fn requests(&self) -> u64 {
+        self.total_requests.load(Ordering::Relaxed) + self.table.direct_requests()
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         // The state stays consistent across a panic (none is expected):
         // every change is made under the lock in a few plain steps.
@@ -694,7 +700,7 @@ impl Lease {
 
     /// The instance's request count.
     pub fn total_requests(&self) -> u64 {
-        self.pool.total_requests.load(Ordering::Relaxed)
+        self.pool.requests()
     }
 }
 

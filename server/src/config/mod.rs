@@ -191,6 +191,9 @@ pub struct Config {
     pub fs_watches: Vec<touch::Touch>,
     /// `exit-on-reload`: a reload request stops the instance instead.
     pub exit_on_reload: bool,
+    /// `worker-accept`: workers accept on the uwsgi sockets themselves
+    /// (`worker/direct.rs`).
+    pub worker_accept: bool,
     /// `print`/`iprint` lines, for stdout at startup.
     pub prints: Vec<String>,
     /// `threads-stacksize`, in KiB.
@@ -396,6 +399,7 @@ impl Default for Config {
             touches: Vec::new(),
             fs_watches: Vec::new(),
             exit_on_reload: false,
+            worker_accept: false,
             threads_stacksize: None,
             prints: Vec::new(),
             daemonize: None,
@@ -679,6 +683,7 @@ impl Config {
                     }
                 }
                 "exit-on-reload" => c.exit_on_reload = flag,
+                "worker-accept" => c.worker_accept = flag,
                 "print" => c.prints.push(v.to_owned()),
                 "threads-stacksize" => {
                     let kib = bounded(number()?, 16, 1 << 20).map_err(invalid)?;
@@ -937,6 +942,20 @@ impl Config {
         c.spooling.chdir = c.spooling.chdir.take().map(abs);
         c.mules.check().map_err(ConfigError::Rule)?;
         crate::routing::Rules::parse(&c.routes).map_err(ConfigError::Rule)?;
+        let uwsgi_sockets = c.sockets.iter().any(|s| s.protocol == Protocol::Uwsgi);
+        if c.worker_accept && uwsgi_sockets {
+            // The master runs these before any worker; a worker that
+            // accepts itself would skip them, serving what they protect.
+            let master_only = [
+                (!c.routes.is_empty(), "route rules"),
+                (statics.iter().any(|m| !m.is_empty()), "static files"),
+            ];
+            if let Some((_, what)) = master_only.iter().find(|(set, _)| *set) {
+                return Err(ConfigError::Rule(format!(
+                    "worker-accept cannot be used with {what} on a uwsgi socket: the master applies them, and with worker-accept it never sees those requests"
+                )));
+            }
+        }
         c.pidfiles = (c.pidfiles.0.map(abs), c.pidfiles.1.map(abs));
         // Static directories are relative to `chdir`, as in uWSGI (whose
         // master has changed to it when it serves files).

@@ -896,6 +896,13 @@ pub static OPTIONS: &[Spec] = &[
         "the stack size of the request threads beyond the first, in KiB (the first is the process's)",
     ),
     opt(
+        "worker-accept",
+        &[],
+        None,
+        Flag,
+        "workers accept connections on the uwsgi sockets themselves, as uWSGI's do: no hop through the master behind nginx (no route rules or static files on those sockets)",
+    ),
+    opt(
         "exit-on-reload",
         &[],
         None,

@@ -151,6 +151,26 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         config.threads,
         config.worker_pipeline,
     );
+    // `worker-accept`: the uwsgi sockets go to the workers (each prototype
+    // generation inherits them), which write what they serve on the board.
+    let tcp_listeners: Vec<std::os::fd::RawFd> = bound
+        .iter()
+        .filter_map(|b| match &b.listener {
+            Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
+            Listener::Unix(..) => None,
+        })
+        .collect();
+    let stats_sockets: Vec<(String, &'static str, Option<std::os::fd::RawFd>)> = bound
+        .iter()
+        .map(|b| {
+            let fd = match &b.listener {
+                Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
+                Listener::Unix(..) => None,
+            };
+            (b.name.clone(), b.protocol.name(), fd)
+        })
+        .collect();
+    let (bound, direct) = worker_accept(&config, bound, &pool)?;
     if let Some(kib) = config.threads_stacksize {
         tracing::info!(
             event = "threads_stacksize",
@@ -195,13 +215,8 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             farms: config.mules.farms.iter().map(|f| f.name.clone()).collect(),
             spooler_counters: spooler_counters.as_ref().map(|(fd, _)| fd.clone()),
             cache_fds: cache_fds.into_iter().map(Arc::new).collect(),
-            tcp_listeners: bound
-                .iter()
-                .filter_map(|b| match &b.listener {
-                    Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
-                    Listener::Unix(..) => None,
-                })
-                .collect(),
+            tcp_listeners,
+            direct: direct.clone(),
             need_app: config.need_app,
             exit_on_reload: config.exit_on_reload,
         },
@@ -241,16 +256,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     let mut accepts = Vec::new();
     if let Some(listener) = stats_listener {
         let info = crate::stats::Info {
-            sockets: bound
-                .iter()
-                .map(|b| {
-                    let fd = match &b.listener {
-                        Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
-                        Listener::Unix(..) => None,
-                    };
-                    (b.name.clone(), b.protocol.name(), fd)
-                })
-                .collect(),
+            sockets: stats_sockets,
             listen: config.listen,
             cwd: std::env::current_dir()
                 .map(|p| p.display().to_string())
@@ -423,6 +429,51 @@ fn vacuum(config: &Config, paths: &[std::path::PathBuf]) {
             }
         }
     }
+}
+
+/// With `worker-accept`, takes the uwsgi sockets out of `bound` (the
+/// master will not accept on them: they leave its reactor) and makes the
+/// workers' board, which the worker table reads from then on. Returns the
+/// sockets the master still serves and what the prototypes inherit.
+fn worker_accept(
+    config: &Config,
+    bound: Vec<Bound>,
+    pool: &Pool,
+) -> anyhow::Result<(Vec<Bound>, Option<Arc<supervisor::Direct>>)> {
+    if !config.worker_accept {
+        return Ok((bound, None));
+    }
+    let (uwsgi, rest): (Vec<Bound>, Vec<Bound>) = bound
+        .into_iter()
+        .partition(|b| b.protocol == Protocol::Uwsgi);
+    if uwsgi.is_empty() {
+        tracing::warn!(
+            event = "worker_accept_unused",
+            "worker-accept is set but there is no uwsgi socket: the master serves every request"
+        );
+        return Ok((rest, None));
+    }
+    let (board_fd, board) = crate::board::Board::create(config.processes, config.threads)
+        .context("cannot make the workers' board")?;
+    pool.table.set_board(Arc::new(board));
+    let listeners = uwsgi
+        .into_iter()
+        .map(|b| match b.listener {
+            Listener::Tcp(l) => (std::os::fd::OwnedFd::from(l.into_inner()), true),
+            Listener::Unix(l, _) => (std::os::fd::OwnedFd::from(l.into_inner()), false),
+        })
+        .collect();
+    tracing::info!(
+        event = "worker_accept",
+        "workers accept on the uwsgi sockets themselves (worker-accept)"
+    );
+    Ok((
+        rest,
+        Some(Arc::new(supervisor::Direct {
+            board: board_fd,
+            listeners,
+        })),
+    ))
 }
 
 /// Writes the master's pid, as uWSGI does (`%d\n`).

@@ -154,6 +154,17 @@ pub struct Settings {
     pub exit_on_reload: bool,
     /// The caches' memfds or store files, for every prototype (`cache/`).
     pub cache_fds: Vec<Arc<OwnedFd>>,
+    /// `worker-accept`: what every prototype inherits.
+    pub direct: Option<Arc<Direct>>,
+}
+
+/// What the prototypes inherit for `worker-accept` (`worker/direct.rs`).
+#[derive(Debug)]
+pub struct Direct {
+    /// The workers' board (`board.rs`).
+    pub board: OwnedFd,
+    /// The uwsgi sockets, and whether each is TCP.
+    pub listeners: Vec<(OwnedFd, bool)>,
 }
 
 /// Why the supervisor stopped on its own.
@@ -393,12 +404,7 @@ impl Supervisor {
                 avg_rt: v.avg_rt,
             })
             .collect();
-        w.write(
-            self.pool
-                .total_requests
-                .load(std::sync::atomic::Ordering::Relaxed),
-            &records,
-        );
+        w.write(self.pool.requests(), &records);
     }
 
     fn start_prototype(&mut self) -> std::io::Result<()> {
@@ -452,6 +458,20 @@ impl Supervisor {
             let list: Vec<String> = cache_fds.iter().map(i32::to_string).collect();
             cmd.env(crate::cache::FDS_ENV, list.join(","));
         }
+        let mut direct_fds: Vec<i32> = Vec::new();
+        if let Some(d) = &self.settings.direct {
+            direct_fds.push(d.board.as_raw_fd());
+            cmd.env(crate::board::FD_ENV, d.board.as_raw_fd().to_string());
+            let list: Vec<String> = d
+                .listeners
+                .iter()
+                .map(|(fd, tcp)| {
+                    direct_fds.push(fd.as_raw_fd());
+                    format!("{}:{}", fd.as_raw_fd(), if *tcp { 't' } else { 'u' })
+                })
+                .collect();
+            cmd.env(crate::worker::direct::LISTEN_FDS_ENV, list.join(","));
+        }
         // SAFETY: the closure runs in the child between fork and exec and
         // only calls fcntl, which is async-signal-safe, on fds that are open
         // in the child (inherited from us).
@@ -462,6 +482,7 @@ impl Supervisor {
                     .chain(&snapshot_fd)
                     .chain(&counters_fd)
                     .chain(&cache_fds)
+                    .chain(&direct_fds)
                 {
                     let flags = libc::fcntl(fd, libc::F_GETFD);
                     if flags < 0 || libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {

@@ -463,7 +463,7 @@ async fn write<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], ctx: &Ctx) -> bool
 }
 
 /// Makes the close of this connection a reset, so the peer sees a failure.
-fn reset(fd: RawFd) {
+pub fn reset(fd: RawFd) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,
@@ -483,7 +483,7 @@ fn reset(fd: RawFd) {
 }
 
 /// Logs why a packet was refused, in uWSGI's words.
-fn log_invalid(e: &DecodeError, buf: &[u8], peer: &str) {
+pub fn log_invalid(e: &DecodeError, buf: &[u8], peer: &str) {
     match e {
         DecodeError::BlockTooLarge { datasize, max } => {
             let http = buf.len() >= 4

@@ -68,6 +68,24 @@ fn run() -> i32 {
         .and_then(|s| s.parse().ok());
     // SAFETY: as for the control fd.
     let signals = signal_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // `worker-accept`: the uwsgi sockets and the workers' board.
+    let board_fd: Option<i32> = std::env::var(crate::board::FD_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok());
+    // SAFETY: as for the control fd.
+    let board = board_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let listeners = match std::env::var(crate::worker::direct::LISTEN_FDS_ENV) {
+        // SAFETY: the master set the variable to the sockets it left open
+        // for us; nothing else here owns them.
+        Ok(list) => match unsafe { crate::worker::direct::inherit(&list) } {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("rwsgi: cannot take the uwsgi sockets: {e}");
+                return 1;
+            }
+        },
+        Err(_) => Vec::new(),
+    };
     if let Ok(fds) = std::env::var(crate::cache::FDS_ENV) {
         // SAFETY: the master set the variable to the caches' fds it left
         // open for us; nothing else here owns them.
@@ -82,6 +100,30 @@ fn run() -> i32 {
         std::env::remove_var(crate::uwsgi_signal::FD_ENV);
         std::env::remove_var(crate::spool::COUNTERS_FD_ENV);
         std::env::remove_var(crate::cache::FDS_ENV);
+        std::env::remove_var(crate::board::FD_ENV);
+        std::env::remove_var(crate::worker::direct::LISTEN_FDS_ENV);
+    }
+    if let Some(fd) = board {
+        let board = match crate::board::Board::open(&fd, config.processes, config.threads) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("rwsgi: cannot map the workers' board: {e}");
+                return 1;
+            }
+        };
+        crate::worker::direct::set(crate::worker::direct::Direct {
+            listeners,
+            board,
+            limits: config.limits(),
+            socket_timeout: config.socket_timeout,
+            log_rules: config.logging.rules,
+            log_format: config
+                .log_format
+                .as_deref()
+                .map(crate::reqlog::Template::parse),
+            add_headers: config.add_headers.clone(),
+            limit_post: config.limit_post,
+        });
     }
     if let Some(fd) = counters {
         match crate::spool::Counters::open(&fd, true) {

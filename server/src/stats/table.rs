@@ -1,10 +1,14 @@
 //! The worker table the master keeps for every slot: exact busy time (what
 //! the cheaper algorithms read) and uWSGI's per-worker and per-core counters
 //! (what the stats server shows). Updated when a lease begins and ends and
-//! when the supervisor spawns or reaps a worker.
+//! when the supervisor spawns or reaps a worker; with `worker-accept`, the
+//! requests the workers took themselves are read from the workers' board
+//! (`board.rs`) whenever the table is read.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::board::{Board, Figures};
 
 /// How a request ended, for the counters.
 #[derive(Debug, Clone, Copy, Default)]
@@ -103,12 +107,51 @@ struct Slot {
     /// Per core: the deadline the app set for its request
     /// (`uwsgi.set_user_harakiri`).
     user_deadline: Vec<Option<Instant>>,
+    /// The board's figures as last read (its counters only grow).
+    seen: Figures,
+    /// Per core: the request it took itself (start, the app's deadline),
+    /// from the board.
+    direct: Vec<(Option<Instant>, Option<Instant>)>,
+}
+
+impl Slot {
+    /// Serving now: a leased request or one the worker took itself.
+    fn busy(&self) -> bool {
+        self.in_flight > 0 || self.direct.iter().any(|d| d.0.is_some())
+    }
+
+    /// Takes in what the board says since it was last read.
+    fn absorb(&mut self, now: Instant, now_us: u64, f: Figures) {
+        let at = |us: u64| (us > 0).then(|| now - Duration::from_micros(now_us.saturating_sub(us)));
+        let old = std::mem::take(&mut self.seen);
+        let requests = f.requests.saturating_sub(old.requests);
+        let v = &mut self.view;
+        v.requests += requests;
+        v.delta_requests += requests;
+        v.exceptions += f.exceptions.saturating_sub(old.exceptions);
+        v.tx += f.tx.saturating_sub(old.tx);
+        v.running_time += f.running_time.saturating_sub(old.running_time);
+        if requests > 0 {
+            v.avg_rt = f.avg_rt;
+        }
+        self.busy_total += Duration::from_micros(f.busy.saturating_sub(old.busy));
+        self.direct.clear();
+        for (i, &(started, deadline, done)) in f.cores.iter().enumerate() {
+            self.direct.push((at(started), at(deadline)));
+            if let Some(c) = v.cores.get_mut(i) {
+                let before = old.cores.get(i).map_or(0, |o| o.2);
+                c.requests += done.saturating_sub(before);
+            }
+        }
+        self.seen = f;
+    }
 }
 
 /// The table.
 #[derive(Debug)]
 pub struct Table {
     slots: Mutex<Vec<Slot>>,
+    board: OnceLock<Arc<Board>>,
 }
 
 fn micros(d: Duration) -> u64 {
@@ -130,7 +173,34 @@ impl Table {
         };
         Table {
             slots: Mutex::new(vec![slot; slots]),
+            board: OnceLock::new(),
         }
+    }
+
+    /// Reads the workers' board from now on (`worker-accept`).
+    pub fn set_board(&self, board: Arc<Board>) {
+        let _ = self.board.set(board);
+    }
+
+    /// Requests the workers took themselves (`worker-accept`), all slots.
+    pub fn direct_requests(&self) -> u64 {
+        self.board.get().map_or(0, |b| b.total_requests())
+    }
+
+    /// The slots, with what the board says taken in.
+    fn read(&self) -> Option<std::sync::MutexGuard<'_, Vec<Slot>>> {
+        let mut slots = self.slots.lock().ok()?;
+        if let Some(b) = self.board.get() {
+            let (now, now_us) = (Instant::now(), crate::board::now_us());
+            for (i, s) in slots.iter_mut().enumerate() {
+                s.absorb(
+                    now,
+                    now_us,
+                    b.read(u32::try_from(i + 1).unwrap_or(u32::MAX)),
+                );
+            }
+        }
+        Some(slots)
     }
 
     fn with<R>(&self, slot: u32, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
@@ -220,7 +290,11 @@ impl Table {
 
     /// The worker of `slot` is gone; `cheaped` if on purpose.
     pub fn exited(&self, slot: u32, cheaped: bool) {
+        if let Some(b) = self.board.get() {
+            b.clear_running(slot);
+        }
         self.with(slot, |s| {
+            s.direct.clear();
             s.view.pid = 0;
             s.view.cheaped = cheaped;
             s.view.signum = None;
@@ -246,24 +320,23 @@ impl Table {
     /// has passed, with how long it has run (harakiri). As in uWSGI, the
     /// two deadlines are separate: either one kills.
     pub fn overdue(&self, limit: Duration) -> Vec<(u32, u16, Duration)> {
-        let now = Instant::now();
-        let Ok(slots) = self.slots.lock() else {
+        let Some(slots) = self.read() else {
             return Vec::new();
         };
+        let now = Instant::now();
         let mut out = Vec::new();
         for (i, s) in slots.iter().enumerate() {
-            for (core, started) in s.started.iter().enumerate() {
+            let leased = s.started.iter().zip(&s.user_deadline);
+            let direct = s.direct.iter().map(|(t, d)| (t, d));
+            for (core, (started, deadline)) in leased.chain(direct).enumerate() {
                 let Some(t) = *started else { continue };
-                let global = !limit.is_zero() && now - t >= limit;
-                let user = s
-                    .user_deadline
-                    .get(core)
-                    .copied()
-                    .flatten()
-                    .is_some_and(|d| now >= d);
+                let core = core % s.started.len().max(1);
+                let global = !limit.is_zero() && now.saturating_duration_since(t) >= limit;
+                let user = deadline.is_some_and(|d| now >= d);
                 if global || user {
                     let slot = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                    out.push((slot, u16::try_from(core).unwrap_or(u16::MAX), now - t));
+                    let ran = now.saturating_duration_since(t);
+                    out.push((slot, u16::try_from(core).unwrap_or(u16::MAX), ran));
                 }
             }
         }
@@ -290,19 +363,18 @@ impl Table {
 
     /// Every slot's busy state now.
     pub fn busy_samples(&self) -> Vec<BusySample> {
-        let now = Instant::now();
-        let Ok(slots) = self.slots.lock() else {
+        let Some(slots) = self.read() else {
             return Vec::new();
         };
+        let now = Instant::now();
         slots
             .iter()
             .map(|s| {
-                let running = s
-                    .since
-                    .filter(|_| s.in_flight > 0)
-                    .map_or(Duration::ZERO, |t| now - t);
+                let since = s.since.filter(|_| s.in_flight > 0);
+                let earliest = s.direct.iter().filter_map(|d| d.0).chain(since).min();
+                let running = earliest.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
                 BusySample {
-                    busy: s.in_flight > 0,
+                    busy: s.busy(),
                     busy_us: micros(s.busy_total + running),
                 }
             })
@@ -311,14 +383,20 @@ impl Table {
 
     /// Every slot's counters now.
     pub fn snapshot(&self) -> Vec<SlotView> {
-        let Ok(slots) = self.slots.lock() else {
+        let Some(slots) = self.read() else {
             return Vec::new();
         };
         slots
             .iter()
-            .map(|s| SlotView {
-                busy: s.in_flight > 0,
-                ..s.view.clone()
+            .map(|s| {
+                let mut view = SlotView {
+                    busy: s.busy(),
+                    ..s.view.clone()
+                };
+                for (c, d) in view.cores.iter_mut().zip(&s.direct) {
+                    c.in_request |= d.0.is_some();
+                }
+                view
             })
             .collect()
     }
@@ -384,6 +462,59 @@ mod tests {
         // Unknown slots are ignored.
         t.begin(9, 0);
         t.end(0, 0, None);
+    }
+
+    #[test]
+    fn requests_the_workers_took_themselves_come_from_the_board() {
+        let (fd, board) = Board::create(2, 2).unwrap();
+        let worker = Board::open(&fd, 2, 2).unwrap();
+        let t = Table::new(2, 2);
+        t.set_board(Arc::new(board));
+        t.spawned(2, 200);
+        worker.begin(2, 1);
+        assert!(t.snapshot()[1].busy);
+        assert!(t.snapshot()[1].cores[1].in_request);
+        assert!(t.busy_samples()[1].busy);
+        assert!(!t.busy_samples()[0].busy);
+        // The global limit and the app's deadline both see it.
+        std::thread::sleep(Duration::from_millis(5));
+        let due: Vec<_> = t
+            .overdue(Duration::from_millis(1))
+            .iter()
+            .map(|o| (o.0, o.1))
+            .collect();
+        assert_eq!(due, [(2, 1)]);
+        assert!(t.overdue(Duration::from_secs(3600)).is_empty());
+        worker.end(2, 1, true, 100);
+        worker.begin(2, 0);
+        worker.end(2, 0, false, 50);
+        // A leased request beside them (an HTTP socket).
+        t.begin(2, 0);
+        t.end(
+            2,
+            0,
+            Some(Done {
+                exception: false,
+                tx: 10,
+            }),
+        );
+        let v = &t.snapshot()[1];
+        assert_eq!(
+            (v.requests, v.delta_requests, v.exceptions, v.tx, v.busy),
+            (3, 3, 1, 160, false)
+        );
+        assert_eq!((v.cores[0].requests, v.cores[1].requests), (2, 1));
+        assert!(t.busy_samples()[1].busy_us >= 5000);
+        // Read twice, counted once; a respawn starts delta_requests again.
+        assert_eq!(t.snapshot()[1].requests, 3);
+        t.exited(2, false);
+        t.spawned(2, 201);
+        assert_eq!(t.snapshot()[1].delta_requests, 0);
+        assert_eq!(t.direct_requests(), 2);
+        // A worker that died mid-request: the master clears its start.
+        worker.begin(1, 0);
+        t.exited(1, false);
+        assert!(!t.snapshot()[0].busy);
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! The worker's end of its request channel: blocking reads and buffered
 //! writes of [`crate::ipc`] frames. The GIL is released around every blocking
 //! call, so threads the app started keep running while the worker waits.
+//!
+//! While the worker serves a connection it accepted itself
+//! (`worker-accept`), the request's frames go to that connection's
+//! [`Client`] instead: the app's code does not know the difference.
 
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -8,6 +12,7 @@ use std::os::unix::net::UnixStream;
 use bytes::BufMut;
 use pyo3::Python;
 
+use super::direct::Client;
 use crate::ipc::{self, FRAME_HEADER, Kind};
 
 /// Frames are written to `out` and sent by [`Channel::flush`], so a small
@@ -22,6 +27,9 @@ pub struct Channel {
     writer: UnixStream,
     out: Vec<u8>,
     queued: Option<(Kind, Vec<u8>)>,
+    /// The connection of the request in progress, when the worker accepted
+    /// it itself.
+    client: Option<Client>,
 }
 
 impl Channel {
@@ -32,29 +40,50 @@ impl Channel {
             reader: BufReader::with_capacity(ipc::CHUNK + FRAME_HEADER, stream),
             out: Vec::with_capacity(16 * 1024),
             queued: None,
+            client: None,
         })
+    }
+
+    /// The channel's socket, to wait on.
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        std::os::fd::AsRawFd::as_raw_fd(self.reader.get_ref())
+    }
+
+    /// Whether a frame is already read and waiting (a wait on the socket
+    /// would not see it).
+    pub fn has_buffered(&self) -> bool {
+        self.queued.is_some() || !self.reader.buffer().is_empty()
+    }
+
+    /// The request's frames go to `client` until [`Channel::end_direct`].
+    pub fn begin_direct(&mut self, client: Client) {
+        self.client = Some(client);
+    }
+
+    /// Gives back the connection of the request that ended.
+    pub fn end_direct(&mut self) -> Option<Client> {
+        self.client.take()
     }
 
     /// Queues a frame.
     pub fn push(&mut self, kind: Kind, payload: &[u8]) {
+        if let Some(c) = &mut self.client {
+            return c.push(kind, payload);
+        }
         ipc::put_frame(&mut self.out, kind, payload);
-    }
-
-    /// Queues a frame whose payload the caller writes with `fill`.
-    pub fn push_with(&mut self, kind: Kind, len: usize, fill: impl FnOnce(&mut Vec<u8>)) {
-        ipc::put_header(&mut self.out, kind, len);
-        let before = self.out.len();
-        fill(&mut self.out);
-        debug_assert_eq!(self.out.len() - before, len);
     }
 
     /// Bytes queued and not yet sent.
     pub fn pending(&self) -> usize {
-        self.out.len()
+        self.client.as_ref().map_or(self.out.len(), Client::pending)
     }
 
     /// Sends what is queued, with the GIL released.
     pub fn flush(&mut self, py: Python<'_>) -> io::Result<()> {
+        if let Some(c) = &mut self.client {
+            py.detach(|| c.flush());
+            return Ok(());
+        }
         if self.out.is_empty() {
             return Ok(());
         }
@@ -66,6 +95,10 @@ impl Channel {
 
     /// Sends what is queued, for callers that do not hold the GIL.
     pub fn flush_detached(&mut self) -> io::Result<()> {
+        if let Some(c) = &mut self.client {
+            c.flush();
+            return Ok(());
+        }
         let res = self.writer.write_all(&self.out);
         self.out.clear();
         res
@@ -85,6 +118,9 @@ impl Channel {
     /// a REQUEST (or a SIGNAL) queued meanwhile for later (at most one can
     /// be).
     pub fn read_reply(&mut self, py: Python<'_>) -> io::Result<Option<(Kind, Vec<u8>)>> {
+        if let Some(c) = &mut self.client {
+            return Ok(Some((Kind::Body, py.detach(|| c.read_body()))));
+        }
         loop {
             let reader = &mut self.reader;
             match py.detach(|| read_frame(reader))? {

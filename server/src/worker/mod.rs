@@ -1,10 +1,12 @@
 //! The worker process: receives requests from the master on its channel,
-//! runs the app, streams the response back. It never touches client sockets
-//! or listeners. It exits when the master closes its channel or sends STOP,
-//! or when the channel breaks.
+//! runs the app, streams the response back. With `worker-accept` it also
+//! accepts connections on the uwsgi sockets itself (`direct.rs`); otherwise
+//! it never touches client sockets or listeners. It exits when the master
+//! closes its channel or sends STOP, or when the channel breaks.
 
 pub mod apps;
 pub mod channel;
+pub mod direct;
 pub mod input;
 pub mod locks;
 pub mod mule_api;
@@ -64,7 +66,9 @@ pub fn serve(
         if let Some(bytes) = stack {
             builder = builder.stack_size(bytes);
         }
-        let spawned = builder.spawn(move || serve_one(stream, apps, interned, &st, &recycler));
+        let core = u16::try_from(i + 1).unwrap_or(u16::MAX);
+        let spawned =
+            builder.spawn(move || serve_one(core, stream, apps, interned, &st, &recycler));
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {
@@ -72,15 +76,17 @@ pub fn serve(
             }
         }
     }
-    let code = serve_one(first, apps, interned, st, recycler);
+    let code = serve_one(0, first, apps, interned, st, recycler);
     for t in threads {
         let _ = t.join();
     }
     code
 }
 
-/// Serves requests on one channel.
+/// Serves requests on one channel (and, with `worker-accept`, the uwsgi
+/// sockets), as thread `core` of the worker.
 fn serve_one(
+    core: u16,
     stream: UnixStream,
     apps: apps::Apps,
     interned: Option<wsgi::Interned>,
@@ -105,7 +111,56 @@ fn serve_one(
         };
         let trace = trace::target();
         let mut requests: u64 = 0;
+        let direct = direct::get().filter(|d| !d.listeners.is_empty());
+        let slot = uwsgi_module::worker_id();
         loop {
+            if let Some(d) = direct {
+                if recycler.retiring() {
+                    return EXIT_STOPPED;
+                }
+                if !chan.borrow().has_buffered() {
+                    let fd = chan.borrow().fd();
+                    // Woken at least once a second, to see another thread
+                    // retire.
+                    let listener = match py.detach(|| direct::wait(fd, d, 1000)) {
+                        direct::Wake::Nothing => continue,
+                        direct::Wake::Channel => None,
+                        direct::Wake::Listener(i) => Some(i),
+                    };
+                    if let Some(i) = listener {
+                        // Another thread may have decided to retire while
+                        // this one waited: the connection is left to the
+                        // other workers.
+                        if recycler.retiring() {
+                            return EXIT_STOPPED;
+                        }
+                        let Some((conn, tcp)) = direct::accept(d, i) else {
+                            continue;
+                        };
+                        let req = py.detach(|| direct::read_request(conn, tcp, d, slot, core));
+                        if let Some(req) = req {
+                            requests += 1;
+                            if serve_direct(
+                                py,
+                                (slot, core, requests),
+                                req,
+                                &apps,
+                                &mut interned,
+                                &chan,
+                                recycler,
+                            ) {
+                                return EXIT_STOPPED;
+                            }
+                            if let Some(path) = &trace {
+                                if let Err(e) = trace::write(py, path) {
+                                    tracing::error!(event = "trace_failed", cause = %e, "cannot write the trace");
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                }
+            }
             let frame = chan.borrow_mut().read_frame(py);
             let payload = match frame {
                 Ok(Some((Kind::Request, payload))) => payload,
@@ -177,4 +232,49 @@ fn serve_one(
             }
         }
     })
+}
+
+/// Serves a request from a connection this worker accepted (`direct.rs`);
+/// `who` is (slot, thread, requests this thread served). True when the
+/// worker retires after it.
+fn serve_direct(
+    py: Python<'_>,
+    who: (u32, u16, u64),
+    req: direct::Request,
+    apps: &apps::Apps,
+    interned: &mut wsgi::Interned,
+    chan: &Rc<RefCell<Channel>>,
+    recycler: &Recycler,
+) -> bool {
+    let (slot, core, requests) = who;
+    if let Some(d) = direct::get() {
+        d.board.begin(slot, core);
+    }
+    uwsgi_module::follow_log();
+    chan.borrow_mut().begin_direct(req.client);
+    let handled = wsgi::handle(py, apps, interned, chan, &req.payload);
+    let client = chan.borrow_mut().end_direct();
+    let (exception, log) = match handled {
+        Ok(o) => (o.exception, o.log),
+        Err(e) => {
+            // The request could not be read (a client's failures are not
+            // errors here): nothing was sent, nginx answers 502.
+            tracing::error!(event = "direct_request_failed", cause = %e, "cannot serve the request");
+            (true, uwsgi_module::end_request())
+        }
+    };
+    let retire = recycler.after_request();
+    if let Some(c) = client {
+        let served = crate::reqlog::Served {
+            pid: i32::try_from(std::process::id()).unwrap_or(0),
+            wid: slot,
+            core,
+            worker_requests: requests,
+            total_requests: 0,
+            log_this: log.log_this,
+            logvars: log.logvars.into(),
+        };
+        py.detach(|| c.finish(exception, served));
+    }
+    retire
 }

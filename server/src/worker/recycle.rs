@@ -49,6 +49,12 @@ impl Recycler {
         }
     }
 
+    /// Whether a thread of this worker decided to retire (`worker-accept`:
+    /// the other threads stop taking connections).
+    pub fn retiring(&self) -> bool {
+        self.retiring.load(Ordering::Relaxed)
+    }
+
     /// Counts a finished request; true when this worker retires after it.
     /// The first thread to decide logs uWSGI's line.
     pub fn after_request(&self) -> bool {

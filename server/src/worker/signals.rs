@@ -157,6 +157,12 @@ fn send(m: &Message) -> PyResult<()> {
     )))
 }
 
+/// Raises uWSGI signal `sig` (a uwsgi packet with modifier1 110 that a
+/// worker took itself); false when the master could not be told.
+pub fn raise(sig: u8) -> bool {
+    send(&Message::Raise(sig)).is_ok()
+}
+
 /// A signal number as uWSGI's `B` format takes it, but checked.
 fn signum(num: i64) -> PyResult<u8> {
     u8::try_from(num)

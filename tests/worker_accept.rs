@@ -1,0 +1,238 @@
+//! `worker-accept`: workers accept on the uwsgi sockets themselves. What
+//! the master no longer sees must still work: harakiri, the stats, a
+//! visible failure when a worker dies, graceful stops, recycling, threads,
+//! ping and signal packets. (nginx in front of it: `nginx.rs`.)
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+
+const TCP_AND_HTTP: [&str; 4] = ["--socket", "127.0.0.1:0", "--http-socket", "127.0.0.1:0"];
+
+/// A GET over uwsgi with this query string; the raw response.
+fn uwsgi_get(s: &Server, query: &str) -> Vec<u8> {
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    uwsgi_raw(&mut c, &cgi("GET", "/", &[("QUERY_STRING", query)]), b"")
+}
+
+/// The body of a raw response.
+fn body(out: &[u8]) -> &[u8] {
+    let at = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    &out[at + 4..]
+}
+
+#[test]
+fn the_stats_count_what_the_workers_took_themselves() {
+    let s = serve_app(
+        "echo",
+        &TCP_AND_HTTP,
+        &[
+            "--worker-accept",
+            "--processes",
+            "2",
+            "--threads",
+            "2",
+            "--stats",
+            "127.0.0.1:0",
+        ],
+    );
+    for _ in 0..6 {
+        let out = uwsgi_get(&s, "");
+        assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"), "{out:?}");
+    }
+    // The master's HTTP socket still goes through the master.
+    assert_eq!(get(s.http.unwrap(), "/").status, 200);
+    let st = s.stats();
+    let workers = st["workers"].as_array().unwrap();
+    let requests: u64 = workers
+        .iter()
+        .map(|w| w["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(requests, 7, "{st}");
+    let cores: u64 = workers
+        .iter()
+        .flat_map(|w| w["cores"].as_array().unwrap())
+        .map(|c| c["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(cores, 7, "{st}");
+    assert!(
+        workers.iter().all(|w| w["tx"].as_u64().unwrap() > 0),
+        "{st}"
+    );
+    // The request lines are uWSGI's, written by the workers: the
+    // instance's count goes 1..7 across both paths.
+    let lines = s
+        .logs()
+        .iter()
+        .filter(|l| l.contains("GET / => generated"))
+        .count();
+    assert_eq!(lines, 7);
+    assert!(s.logged("/7] "), "{:?}", s.logs());
+}
+
+#[test]
+fn harakiri_kills_a_request_the_worker_took_itself() {
+    let s = serve_app(
+        "slow",
+        &TCP_AND_HTTP,
+        &[
+            "--worker-accept",
+            "--processes",
+            "1",
+            "--harakiri",
+            "1",
+            "--stats",
+            "127.0.0.1:0",
+        ],
+    );
+    let started = Instant::now();
+    let out = uwsgi_get(&s, "30");
+    assert!(out.is_empty(), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    s.wait_logged("HARAKIRI ON WORKER 1", Duration::from_secs(10));
+    s.wait_logged("Respawned uWSGI worker 1", Duration::from_secs(10));
+    let out = uwsgi_get(&s, "0");
+    assert!(out.ends_with(b"Hello, World!"), "{out:?}");
+    assert_eq!(s.stats_harakiri_count(), 1);
+}
+
+impl Server {
+    fn stats_harakiri_count(&self) -> u64 {
+        self.stats()["workers"][0]["harakiri_count"]
+            .as_u64()
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_worker_that_dies_midway_resets_the_connection() {
+    let s = serve_app("crash_midway", &TCP_AND_HTTP, &["--worker-accept"]);
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut pkt = Vec::new();
+    rwsgi_proto::encode_packet(
+        rwsgi_proto::Modifier1::WSGI,
+        &cgi("GET", "/", &[]),
+        rwsgi_proto::Modifier2(0),
+        &mut pkt,
+    )
+    .unwrap();
+    c.write_all(&pkt).unwrap();
+    let mut out = Vec::new();
+    let res = c.read_to_end(&mut out);
+    assert!(res.is_err(), "got a clean EOF after {} bytes", out.len());
+    s.wait_logged("Respawned uWSGI worker", Duration::from_secs(10));
+}
+
+#[test]
+fn sigterm_lets_the_requests_in_flight_finish() {
+    let mut s = serve_app(
+        "slow",
+        &TCP_AND_HTTP,
+        &["--worker-accept", "--processes", "2"],
+    );
+    let addr = s.uwsgi.unwrap();
+    let inflight: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+                uwsgi_raw(&mut c, &cgi("GET", "/", &[("QUERY_STRING", "1.5")]), b"")
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let status = s.terminate();
+    assert!(status.success(), "{status:?}");
+    for t in inflight {
+        let out = t.join().unwrap();
+        assert!(out.ends_with(b"Hello, World!"), "{out:?}");
+    }
+    assert!(s.logged("goodbye to uWSGI."));
+}
+
+#[test]
+fn max_requests_recycles_and_ping_and_signal_packets_are_answered() {
+    let s = serve_app(
+        "counted",
+        &TCP_AND_HTTP,
+        &[
+            "--worker-accept",
+            "--processes",
+            "1",
+            "--max-requests",
+            "3",
+            "--min-worker-lifetime",
+            "1",
+            "--threads",
+            "2",
+        ],
+    );
+    let pid = |out: Vec<u8>| {
+        let v: Value = serde_json::from_slice(body(&out)).unwrap();
+        v["pid"].as_i64().unwrap()
+    };
+    let first = pid(uwsgi_get(&s, ""));
+    // Past the minimum lifetime, so the respawn is not held back.
+    std::thread::sleep(Duration::from_millis(1100));
+    let mut pids = vec![first];
+    for _ in 0..5 {
+        pids.push(pid(uwsgi_get(&s, "")));
+    }
+    // Three requests on the first worker, then a new one.
+    assert_eq!(pids[..3], [pids[0]; 3]);
+    assert_ne!(pids[3], pids[0]);
+    assert!(s.logged(&format!("...The work of process {first} is done. Seeya!")));
+    s.wait_logged(
+        &format!("Respawned uWSGI worker 1 (new pid: {})", pids[3]),
+        Duration::from_secs(5),
+    );
+    assert!(!s.logged("DAMN !"), "{:?}", s.logs());
+    // Ping: modifier1 100 gets the pong header back.
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    c.write_all(&[100, 0, 0, 0]).unwrap();
+    let mut pong = Vec::new();
+    c.read_to_end(&mut pong).unwrap();
+    assert_eq!(pong, [100, 0, 0, 1]);
+    // A uWSGI signal (110): raised through the master, answered.
+    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    c.write_all(&[110, 0, 0, 17]).unwrap();
+    let mut reply = Vec::new();
+    c.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, [255, 0, 0, 1]);
+}
+
+#[test]
+fn route_rules_and_static_files_are_refused_with_it() {
+    let out = Command::new(bin())
+        .args([
+            "--socket",
+            "127.0.0.1:0",
+            "--worker-accept",
+            "--route",
+            "^/admin break:403",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("worker-accept cannot be used with route rules on a uwsgi socket"),
+        "{err}"
+    );
+    // On an HTTP socket only, the master keeps serving: nothing to refuse.
+    let s = serve_app(
+        "hello",
+        &["--http-socket", "127.0.0.1:0"],
+        &["--worker-accept", "--static-map", "/s=/tmp"],
+    );
+    assert!(s.logged("worker-accept is set but there is no uwsgi socket"));
+    assert_eq!(get(s.http.unwrap(), "/").status, 200);
+}
