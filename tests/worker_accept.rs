@@ -236,3 +236,111 @@ fn route_rules_and_static_files_are_refused_with_it() {
     assert!(s.logged("worker-accept is set but there is no uwsgi socket"));
     assert_eq!(get(s.http.unwrap(), "/").status, 200);
 }
+
+#[test]
+fn reloads_and_a_new_prototype_keep_the_sockets_and_drop_nothing() {
+    let dir = tmpdir("wa-reload");
+    let app = |version: &str| {
+        std::fs::write(
+            dir.join("wa_app.py"),
+            format!(
+                "import os\nVERSION = '{version}'\n\
+                 def application(environ, start_response):\n    \
+                 if environ['PATH_INFO'] == '/crash':\n        os._exit(3)\n    \
+                 start_response('200 OK', [('Content-Type', 'text/plain')])\n    \
+                 return [('%s %d' % (VERSION, os.getpid())).encode()]\n"
+            ),
+        )
+        .unwrap();
+    };
+    app("v1");
+    let s = Server::start_in(
+        dir.clone(),
+        &[
+            "--socket",
+            "127.0.0.1:0",
+            "--worker-accept",
+            "--chdir",
+            "{dir}",
+            "--module",
+            "wa_app",
+            "--processes",
+            "2",
+            "--env",
+            "PYTHONDONTWRITEBYTECODE=1",
+        ],
+        true,
+    );
+    let addr = s.uwsgi.unwrap();
+    let fetch = move |path: &str| {
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        uwsgi_raw(&mut c, &cgi("GET", path, &[]), b"")
+    };
+    let version = |out: Vec<u8>| {
+        let text = String::from_utf8_lossy(body(&out)).into_owned();
+        let (v, pid) = text.split_once(' ').expect("VERSION PID");
+        (v.to_owned(), pid.parse::<i64>().unwrap())
+    };
+    assert_eq!(version(fetch("/")).0, "v1");
+    // Clients keep sending during the reload; none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let out = fetch("/");
+                    if out.starts_with(b"HTTP/1.1 200 OK") {
+                        ok += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect();
+    app("v2");
+    s.signal(libc::SIGHUP);
+    s.wait_logged("chain reloading complete", Duration::from_secs(20));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, 0);
+    for t in load {
+        let (o, f) = t.join().unwrap();
+        ok += o;
+        failed += f;
+    }
+    assert_eq!(failed, 0, "{ok} requests served, {failed} failed");
+    assert!(ok > 10, "{ok}");
+    assert_eq!(version(fetch("/")).0, "v2");
+    // A new prototype (the old one died) hands the sockets to the workers
+    // it forks.
+    let proto = s.events("prototype_spawned").last().unwrap()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    s.kill_pid(proto, 9);
+    s.wait_event("prototype_died", Duration::from_secs(10));
+    let before = s.events("respawned").len();
+    for _ in 0..2 {
+        assert!(fetch("/crash").is_empty());
+    }
+    let new: Vec<i64> = s.wait_events("respawned", before + 2, Duration::from_secs(10))[before..]
+        .iter()
+        .map(|e| e["pid"].as_i64().unwrap())
+        .collect();
+    let mut served_by_new = false;
+    for _ in 0..50 {
+        let (v, pid) = version(fetch("/"));
+        assert_eq!(v, "v2");
+        served_by_new |= new.contains(&pid);
+        if served_by_new {
+            break;
+        }
+    }
+    assert!(
+        served_by_new,
+        "no worker of the new prototype took a connection"
+    );
+}
