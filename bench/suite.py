@@ -345,7 +345,7 @@ def main():
 def plot(serve, mem, args, out):
     fig, ax = plt.subplots(figsize=(9, 4))
     cases = [(p, a) for p in ["http", "nginx"] for a in args.apps]
-    bars = SERVERS + ["rwsgi proxy"]
+    bars = SERVERS + ["rwsgi worker-accept", "rwsgi proxy"]
     width = 0.8 / len(bars)
     for i, server in enumerate(bars):
         vals = [med(serve[(p, a, "wrk20", server)], "rps") if (p, a, "wrk20", server) in serve else 0

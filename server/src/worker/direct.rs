@@ -261,8 +261,13 @@ pub fn read_request(fd: OwnedFd, tcp: bool, d: &Direct, slot: u32, core: u16) ->
         match rwsgi_proto::decode_frame(&buf, &d.limits) {
             Ok(Status::Complete((frame, used))) => break (frame.header, used),
             Ok(Status::Partial { needed }) => {
+                // `needed` never passes `max` (a larger block is an error
+                // above), so the buffer stays under `max` + 4 KiB.
                 let old = buf.len();
-                let want = needed.max(old + 4096).min(max + 4096) - old;
+                let want = needed.max(old + 4096).min(max + 4096).saturating_sub(old);
+                if want == 0 {
+                    return None;
+                }
                 buf.resize(old + want, 0);
                 let got = recv(raw, &mut buf[old..]);
                 buf.truncate(old + *got.as_ref().unwrap_or(&0));
