@@ -62,10 +62,10 @@ fn the_stats_count_what_the_workers_took_themselves() {
         .map(|c| c["requests"].as_u64().unwrap())
         .sum();
     assert_eq!(cores, 7, "{st}");
-    assert!(
-        workers.iter().all(|w| w["tx"].as_u64().unwrap() > 0),
-        "{st}"
-    );
+    // Which worker takes a connection is the kernel's choice: count them
+    // all. Each response is at least its 65-byte head.
+    let tx: u64 = workers.iter().map(|w| w["tx"].as_u64().unwrap()).sum();
+    assert!(tx >= 7 * 65, "{st}");
     // The request lines are uWSGI's, written by the workers: the
     // instance's count goes 1..7 across both paths.
     let lines = s
