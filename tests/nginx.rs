@@ -272,9 +272,20 @@ fn flask(mode: &[&str]) {
 
 #[test]
 fn behind_nginx_on_a_unix_socket_the_backlog_alert_fires() {
+    backlog_alert(&[]);
+}
+
+#[test]
+fn with_worker_accept_the_unix_sockets_queue_is_read() {
+    backlog_alert(&WORKER_ACCEPT);
+}
+
+/// The backlog alert behind nginx on a unix socket: the master's own queue
+/// by default; with `worker-accept`, the socket's kernel queue.
+fn backlog_alert(mode: &[&str]) {
     // uWSGI's default 3-second window: between two cycles only the backlog
     // is looked at, and that is where the alert spawns emergency workers.
-    let extra = [
+    let mut extra = vec![
         "--processes",
         "16",
         "--cheaper",
@@ -289,6 +300,7 @@ fn behind_nginx_on_a_unix_socket_the_backlog_alert_fires() {
         "4",
         "--cheaper-busyness-verbose",
     ];
+    extra.extend_from_slice(mode);
     let s = serve_app(
         "slow",
         &["--socket", "{dir}/app.sock", "--socket", "127.0.0.1:0"],
@@ -299,7 +311,8 @@ fn behind_nginx_on_a_unix_socket_the_backlog_alert_fires() {
     let l = crate::cheaper::load(addr, 40, 5, "/?0.05");
     assert_eq!(l.failed, 0, "{} requests failed through nginx", l.failed);
     assert!(l.ok > 300, "only {} requests", l.ok);
-    // uWSGI cannot see a unix socket's queue; rwsgi's queue is its own.
+    // uWSGI cannot see a unix socket's queue; rwsgi reads its own queue, or
+    // with worker-accept the socket's (sock_diag).
     assert!(
         s.logged("requests in listen queue, spawning"),
         "the backlog alert never fired"

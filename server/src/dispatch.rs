@@ -260,11 +260,14 @@ impl Pool {
     }
 
     /// The backlog the cheaper algorithms and the stats see: the requests
-    /// waiting plus the kernel accept queue of the given TCP listeners.
-    pub fn backlog(&self, tcp_listeners: impl IntoIterator<Item = std::os::fd::RawFd>) -> u64 {
-        let kernel: u64 = tcp_listeners
+    /// waiting plus the kernel accept queue of the given listeners.
+    pub fn backlog(
+        &self,
+        listeners: impl IntoIterator<Item = crate::accept_queue::Listener>,
+    ) -> u64 {
+        let kernel: u64 = listeners
             .into_iter()
-            .filter_map(crate::listen::tcp_accept_queue)
+            .filter_map(crate::accept_queue::len)
             .map(u64::from)
             .sum();
         kernel + self.waiting() as u64

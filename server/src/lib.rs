@@ -13,6 +13,7 @@
 //! The master and the workers talk over [`ipc`] frames; the master and the
 //! prototype over [`control`] messages.
 
+pub mod accept_queue;
 pub mod board;
 pub mod bundle;
 pub mod cache;

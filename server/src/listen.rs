@@ -224,23 +224,3 @@ pub fn bind(
         port,
     })
 }
-
-/// The number of connections waiting in a TCP listener's accept queue
-/// (Linux `TCP_INFO`: `tcpi_unacked` on a listening socket), as uWSGI's
-/// `master_check_listen_queue` reads it. `None` if it cannot be read.
-pub fn tcp_accept_queue(fd: std::os::fd::RawFd) -> Option<u32> {
-    // SAFETY: `tcp_info` is plain data; getsockopt writes at most `len`
-    // bytes into it and we pass its exact size.
-    unsafe {
-        let mut info: libc::tcp_info = std::mem::zeroed();
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        let rc = libc::getsockopt(
-            fd,
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&mut info as *mut libc::tcp_info).cast(),
-            &mut len,
-        );
-        (rc == 0).then_some(info.tcpi_unacked)
-    }
-}

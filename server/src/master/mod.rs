@@ -13,6 +13,7 @@ pub mod sched;
 pub mod supervisor;
 pub mod touch;
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 
+use crate::accept_queue;
 use crate::config::{Config, Protocol};
 use crate::conn::Lazy;
 use crate::dispatch::Pool;
@@ -151,25 +153,22 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
         config.threads,
         config.worker_pipeline,
     );
+    // The kernel accept queues that count in the backlog: TCP listeners',
+    // and with `worker-accept` the unix sockets the workers accept on (the
+    // master drains the others at once).
+    let direct_unix = |b: &Bound| config.worker_accept && b.protocol == Protocol::Uwsgi;
+    let queue_of = |b: &Bound| match &b.listener {
+        Listener::Tcp(l) => Some(accept_queue::Listener::Tcp(l.as_raw_fd())),
+        Listener::Unix(l, _) if direct_unix(b) => Some(accept_queue::Listener::Unix(l.as_raw_fd())),
+        Listener::Unix(..) => None,
+    };
+    let queues: Vec<accept_queue::Listener> = bound.iter().filter_map(queue_of).collect();
+    let stats_sockets: Vec<(String, &'static str, Option<accept_queue::Listener>)> = bound
+        .iter()
+        .map(|b| (b.name.clone(), b.protocol.name(), queue_of(b)))
+        .collect();
     // `worker-accept`: the uwsgi sockets go to the workers (each prototype
     // generation inherits them), which write what they serve on the board.
-    let tcp_listeners: Vec<std::os::fd::RawFd> = bound
-        .iter()
-        .filter_map(|b| match &b.listener {
-            Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
-            Listener::Unix(..) => None,
-        })
-        .collect();
-    let stats_sockets: Vec<(String, &'static str, Option<std::os::fd::RawFd>)> = bound
-        .iter()
-        .map(|b| {
-            let fd = match &b.listener {
-                Listener::Tcp(l) => Some(std::os::fd::AsRawFd::as_raw_fd(l)),
-                Listener::Unix(..) => None,
-            };
-            (b.name.clone(), b.protocol.name(), fd)
-        })
-        .collect();
     let (bound, direct) = worker_accept(&config, bound, &pool)?;
     if let Some(kib) = config.threads_stacksize {
         tracing::info!(
@@ -215,7 +214,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             farms: config.mules.farms.iter().map(|f| f.name.clone()).collect(),
             spooler_counters: spooler_counters.as_ref().map(|(fd, _)| fd.clone()),
             cache_fds: cache_fds.into_iter().map(Arc::new).collect(),
-            tcp_listeners,
+            queues,
             direct: direct.clone(),
             need_app: config.need_app,
             exit_on_reload: config.exit_on_reload,

@@ -135,8 +135,9 @@ pub struct Settings {
     pub cheaper: Option<crate::config::cheaper::CheaperConfig>,
     /// How often to check the pool.
     pub check_interval: Duration,
-    /// TCP listeners, whose accept queues count in the backlog.
-    pub tcp_listeners: Vec<std::os::fd::RawFd>,
+    /// The listeners whose kernel accept queues count in the backlog: TCP
+    /// ones, and unix ones the workers accept on (`worker-accept`).
+    pub queues: Vec<crate::accept_queue::Listener>,
     /// Seconds a request may run before its worker is killed (0 = off).
     pub harakiri: u64,
     /// `max-worker-lifetime` and its per-worker delta, in seconds.

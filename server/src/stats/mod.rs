@@ -24,10 +24,10 @@ use crate::dispatch::Pool;
 /// What the document says about the instance besides the worker table.
 #[derive(Debug, Clone)]
 pub struct Info {
-    /// Listening sockets: name, protocol, and the fd of TCP ones (for their
-    /// accept queue).
-    pub sockets: Vec<(String, &'static str, Option<std::os::fd::RawFd>)>,
-    /// `listen`, reported as `max_queue` of TCP sockets.
+    /// Listening sockets: name, protocol, and the ones whose kernel accept
+    /// queue is read (TCP; unix with `worker-accept`).
+    pub sockets: Vec<(String, &'static str, Option<crate::accept_queue::Listener>)>,
+    /// `listen`, reported as `max_queue` of the sockets whose queue is read.
     pub listen: u32,
     /// The master's working directory.
     pub cwd: String,
@@ -111,7 +111,7 @@ pub fn document(pool: &Pool, info: &Info) -> Value {
         .sockets
         .iter()
         .map(|(name, proto, fd)| {
-            let queue = fd.and_then(crate::listen::tcp_accept_queue).unwrap_or(0);
+            let queue = fd.and_then(crate::accept_queue::len).unwrap_or(0);
             json!({
                 "name": name, "proto": proto, "queue": queue,
                 "max_queue": if fd.is_some() { info.listen } else { 0 },

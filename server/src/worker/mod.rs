@@ -115,50 +115,24 @@ fn serve_one(
         let slot = uwsgi_module::worker_id();
         loop {
             if let Some(d) = direct {
-                if recycler.retiring() {
-                    return EXIT_STOPPED;
-                }
-                if !chan.borrow().has_buffered() {
-                    let fd = chan.borrow().fd();
-                    // Woken at least once a second, to see another thread
-                    // retire.
-                    let listener = match py.detach(|| direct::wait(fd, d, 1000)) {
-                        direct::Wake::Nothing => continue,
-                        direct::Wake::Channel => None,
-                        direct::Wake::Listener(i) => Some(i),
-                    };
-                    if let Some(i) = listener {
-                        // Another thread may have decided to retire while
-                        // this one waited: the connection is left to the
-                        // other workers.
-                        if recycler.retiring() {
-                            return EXIT_STOPPED;
-                        }
-                        let Some((conn, tcp)) = direct::accept(d, i) else {
-                            continue;
-                        };
-                        let req = py.detach(|| direct::read_request(conn, tcp, d, slot, core));
-                        if let Some(req) = req {
-                            requests += 1;
-                            if serve_direct(
-                                py,
-                                (slot, core, requests),
-                                req,
-                                &apps,
-                                &mut interned,
-                                &chan,
-                                recycler,
-                            ) {
-                                return EXIT_STOPPED;
-                            }
-                            if let Some(path) = &trace {
-                                if let Err(e) = trace::write(py, path) {
-                                    tracing::error!(event = "trace_failed", cause = %e, "cannot write the trace");
-                                }
-                            }
-                        }
+                let turn = direct_turn(
+                    py,
+                    d,
+                    (slot, core),
+                    &mut requests,
+                    &apps,
+                    &mut interned,
+                    &chan,
+                    recycler,
+                );
+                match turn {
+                    Turn::Served => {
+                        write_trace(py, trace.as_deref());
                         continue;
                     }
+                    Turn::Nothing => continue,
+                    Turn::Retire => return EXIT_STOPPED,
+                    Turn::Channel => {}
                 }
             }
             let frame = chan.borrow_mut().read_frame(py);
@@ -219,11 +193,7 @@ fn serve_one(
                 return EXIT_CHANNEL;
             }
             drop(c);
-            if let Some(path) = &trace {
-                if let Err(e) = trace::write(py, path) {
-                    tracing::error!(event = "trace_failed", cause = %e, "cannot write the trace");
-                }
-            }
+            write_trace(py, trace.as_deref());
             if retire {
                 // The master gives this channel nothing more and closes the
                 // worker's idle ones; the process exits when every thread
@@ -232,6 +202,83 @@ fn serve_one(
             }
         }
     })
+}
+
+/// Writes what a traced run records, when this is one (`rwsgi bundle`).
+fn write_trace(py: Python<'_>, path: Option<&std::path::Path>) {
+    if let Some(path) = path {
+        if let Err(e) = trace::write(py, path) {
+            tracing::error!(event = "trace_failed", cause = %e, "cannot write the trace");
+        }
+    }
+}
+
+/// What one turn of `worker-accept`'s wait gave.
+enum Turn {
+    /// A request from a connection this thread accepted was served.
+    Served,
+    /// Nothing to do (no connection after all, a ping, a refused packet,
+    /// a timeout).
+    Nothing,
+    /// The channel has a frame.
+    Channel,
+    /// The worker retires: this thread stops.
+    Retire,
+}
+
+/// With `worker-accept`: waits for the channel or a connection, and serves
+/// a connection's request. `who` is (slot, thread); `requests` counts this
+/// thread's requests.
+#[allow(clippy::too_many_arguments)]
+fn direct_turn(
+    py: Python<'_>,
+    d: &direct::Direct,
+    who: (u32, u16),
+    requests: &mut u64,
+    apps: &apps::Apps,
+    interned: &mut wsgi::Interned,
+    chan: &Rc<RefCell<Channel>>,
+    recycler: &Recycler,
+) -> Turn {
+    let (slot, core) = who;
+    if recycler.retiring() {
+        return Turn::Retire;
+    }
+    if chan.borrow().has_buffered() {
+        return Turn::Channel;
+    }
+    let fd = chan.borrow().fd();
+    // Woken at least once a second, to see another thread retire.
+    let i = match py.detach(|| direct::wait(fd, d, 1000)) {
+        direct::Wake::Nothing => return Turn::Nothing,
+        direct::Wake::Channel => return Turn::Channel,
+        direct::Wake::Listener(i) => i,
+    };
+    // Another thread may have decided to retire while this one waited:
+    // the connection is left to the other workers.
+    if recycler.retiring() {
+        return Turn::Retire;
+    }
+    let Some((conn, tcp)) = direct::accept(d, i) else {
+        return Turn::Nothing;
+    };
+    let Some(req) = py.detach(|| direct::read_request(conn, tcp, d, slot, core)) else {
+        return Turn::Nothing;
+    };
+    *requests += 1;
+    if serve_direct(
+        py,
+        (slot, core, *requests),
+        req,
+        apps,
+        interned,
+        chan,
+        recycler,
+    ) {
+        // This request is served; the thread stops.
+        return Turn::Retire;
+    }
+    Turn::Served
 }
 
 /// Serves a request from a connection this worker accepted (`direct.rs`);

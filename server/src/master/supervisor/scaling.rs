@@ -126,9 +126,7 @@ impl Supervisor {
             None => {
                 let pool = PoolView {
                     workers: &views,
-                    backlog: self
-                        .pool
-                        .backlog(self.settings.tcp_listeners.iter().copied()),
+                    backlog: self.pool.backlog(self.settings.queues.iter().copied()),
                     can_spawn,
                 };
                 let now = self.now_us();
