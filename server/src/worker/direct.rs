@@ -155,7 +155,8 @@ pub fn wait(chan: RawFd, d: &Direct, timeout_ms: i32) -> Wake {
 }
 
 /// Accepts a connection on listener `i`: (socket, TCP or not); `None`
-/// when another worker took it first.
+/// when another worker took it first. The socket is non-blocking: every
+/// wait on it is a `poll` bounded by `socket-timeout`.
 pub fn accept(d: &Direct, i: usize) -> Option<(OwnedFd, bool)> {
     let l = d.listeners.get(i)?;
     // SAFETY: accept4 on a listening socket we own; no address wanted.
@@ -164,21 +165,18 @@ pub fn accept(d: &Direct, i: usize) -> Option<(OwnedFd, bool)> {
             l.fd.as_raw_fd(),
             std::ptr::null_mut(),
             std::ptr::null_mut(),
-            libc::SOCK_CLOEXEC,
+            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
         )
     };
     // SAFETY: a new fd accept4 gave us.
     (fd >= 0).then(|| (unsafe { OwnedFd::from_raw_fd(fd) }, l.tcp))
 }
 
-/// One request from a connection this worker accepted: the REQUEST frame
-/// payload the app's code reads, and the client it answers.
-#[derive(Debug)]
-pub struct Request {
-    /// As the master would have sent it (`ipc::request_frame`).
-    pub payload: Vec<u8>,
-    /// The connection.
-    pub client: Client,
+/// A connection that is already waiting on any listener, without waiting
+/// (under load the next connection is there when a request ends: no
+/// `poll` is needed to find it).
+pub fn try_accept(d: &Direct) -> Option<(OwnedFd, bool)> {
+    (0..d.listeners.len()).find_map(|i| accept(d, i))
 }
 
 fn set_opt<T>(fd: RawFd, level: i32, name: i32, value: &T) {
@@ -202,34 +200,80 @@ fn set_linger(fd: RawFd, on: bool) {
     set_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER, &l);
 }
 
-/// `recv`, bounded by the socket's receive timeout.
-fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+/// Waits up to `timeout` for `events` on `fd`; false when the time ran
+/// out.
+fn ready(fd: RawFd, events: i16, timeout: Duration) -> bool {
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
     loop {
-        // SAFETY: recv(2) into a buffer we own, of its length.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
         if n >= 0 {
-            return Ok(n as usize);
+            return n > 0;
         }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return true;
         }
     }
 }
 
-/// `send` of everything, bounded by the socket's send timeout.
-fn send_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+fn timeout_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timeout")
+}
+
+/// Appends what `recv` gives to `buf`, at most `max` bytes, waiting at
+/// most `timeout`; 0 at end of file.
+fn recv_into(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> io::Result<usize> {
+    buf.reserve(max);
+    loop {
+        let spare = buf.spare_capacity_mut();
+        let len = spare.len().min(max);
+        // SAFETY: recv(2) writes at most `len` bytes into the vector's
+        // spare capacity, which has at least that many.
+        let n = unsafe { libc::recv(fd, spare.as_mut_ptr().cast(), len, 0) };
+        if n >= 0 {
+            let n = n as usize;
+            // SAFETY: recv initialised the first `n` spare bytes.
+            unsafe { buf.set_len(buf.len() + n) };
+            return Ok(n);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => {
+                if !ready(fd, libc::POLLIN, timeout) {
+                    return Err(timeout_error());
+                }
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+/// `send` of everything, waiting at most `timeout` each time the peer
+/// does not take more.
+fn send_all(fd: RawFd, mut data: &[u8], timeout: Duration) -> io::Result<()> {
     while !data.is_empty() {
         // SAFETY: send(2) from a buffer we own, of its length.
         let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
+        if n >= 0 {
+            data = &data[n as usize..];
+            continue;
         }
-        data = &data[n as usize..];
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => {}
+            io::ErrorKind::WouldBlock => {
+                if !ready(fd, libc::POLLOUT, timeout) {
+                    return Err(timeout_error());
+                }
+            }
+            _ => return Err(e),
+        }
     }
     Ok(())
 }
@@ -241,125 +285,179 @@ fn timed_out(e: &io::Error) -> bool {
     )
 }
 
-/// Reads one packet from a connection just accepted; `None` when there is
-/// no request for the app (a ping, a signal, a refused packet: each
-/// answered and logged here). Called without the GIL.
-pub fn read_request(fd: OwnedFd, tcp: bool, d: &Direct, slot: u32, core: u16) -> Option<Request> {
+/// A uwsgi packet read from a connection this worker accepted: its header
+/// and vars block, then whatever body bytes came with it.
+#[derive(Debug)]
+pub struct Packet {
+    buf: Vec<u8>,
+    header: Header,
+    used: usize,
+    started: Instant,
+    start_time: SystemTime,
+}
+
+/// Reads one packet from `fd`, within `socket-timeout`; `None` when the
+/// peer closed, stalled or sent a packet `proto` refuses (logged in
+/// uWSGI's words). Called without the GIL.
+pub fn read_packet(fd: &OwnedFd, d: &Direct) -> Option<Packet> {
     let started = Instant::now();
     let start_time = SystemTime::now();
     let raw = fd.as_raw_fd();
-    let tv = libc::timeval {
-        tv_sec: libc::time_t::try_from(d.socket_timeout.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_usec: libc::suseconds_t::from(d.socket_timeout.subsec_micros() as i32),
-    };
-    set_opt(raw, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &tv);
-    set_opt(raw, libc::SOL_SOCKET, libc::SO_SNDTIMEO, &tv);
     let peer = "-";
     let max = usize::from(d.limits.max_block) + rwsgi_proto::HEADER_LEN;
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    let (header, used) = loop {
-        match rwsgi_proto::decode_frame(&buf, &d.limits) {
-            Ok(Status::Complete((frame, used))) => break (frame.header, used),
-            Ok(Status::Partial { needed }) => {
-                // `needed` never passes `max` (a larger block is an error
-                // above), so the buffer stays under `max` + 4 KiB.
-                let old = buf.len();
-                let want = needed.max(old + 4096).min(max + 4096).saturating_sub(old);
-                if want == 0 {
-                    return None;
-                }
-                buf.resize(old + want, 0);
-                let got = recv(raw, &mut buf[old..]);
-                buf.truncate(old + *got.as_ref().unwrap_or(&0));
-                match got {
-                    Ok(0) => {
-                        if old > 0 {
-                            tracing::info!(event = "uwsgi_truncated", %peer, got = old, "uwsgi packet truncated by the peer");
-                        }
-                        return None;
-                    }
-                    Ok(_) => {}
-                    Err(e) if timed_out(&e) => {
-                        tracing::info!(event = "uwsgi_timeout", %peer, "timeout reading the uwsgi packet, connection dropped");
-                        return None;
-                    }
-                    Err(e) => {
-                        tracing::debug!(event = "read_failed", %peer, cause = %e, "read failed");
-                        return None;
-                    }
-                }
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let needed = match rwsgi_proto::decode_frame(&buf, &d.limits) {
+            Ok(Status::Complete((frame, used))) => {
+                let header = frame.header;
+                return Some(Packet {
+                    buf,
+                    header,
+                    used,
+                    started,
+                    start_time,
+                });
             }
+            Ok(Status::Partial { needed }) => needed,
             Err(e) => {
                 uwsgi::log_invalid(&e, &buf, peer);
                 return None;
             }
+        };
+        // `needed` never passes `max` (a larger block is an error above),
+        // so the buffer stays under `max` + 4 KiB.
+        let old = buf.len();
+        let want = needed.max(old + 4096).min(max + 4096).saturating_sub(old);
+        match recv_into(raw, &mut buf, want, d.socket_timeout) {
+            Ok(0) => {
+                if old > 0 {
+                    tracing::info!(event = "uwsgi_truncated", %peer, got = old, "uwsgi packet truncated by the peer");
+                }
+                return None;
+            }
+            Ok(_) => {}
+            Err(e) if timed_out(&e) => {
+                tracing::info!(event = "uwsgi_timeout", %peer, "timeout reading the uwsgi packet, connection dropped");
+                return None;
+            }
+            Err(e) => {
+                tracing::debug!(event = "read_failed", %peer, cause = %e, "read failed");
+                return None;
+            }
         }
-    };
-    if header.modifier1 == Modifier1::PING {
-        tracing::info!(event = "ping", %peer, "PING");
-        let _ = send_all(raw, &Header::PONG.to_bytes());
-        return None;
     }
-    if header.modifier1 == Modifier1::SIGNAL {
-        let sig = header.modifier2.0;
-        let sent = super::signals::raise(sig);
-        tracing::debug!(event = "remote_signal", %peer, signum = sig, sent, "uwsgi signal raised by a packet");
-        let reply = Header::new(
-            Modifier1::RESPONSE,
-            0,
-            rwsgi_proto::Modifier2(u8::from(sent)),
-        );
-        let _ = send_all(raw, &reply.to_bytes());
-        return None;
-    }
-    if !header.modifier1.is_wsgi() {
-        tracing::info!(event = "unavailable_modifier", %peer, modifier1 = header.modifier1.0,
-            "-- unavailable modifier requested: {} --", header.modifier1.0);
-        return None;
-    }
-    let block = buf.get(rwsgi_proto::HEADER_LEN..used).unwrap_or_default();
-    let frame = rwsgi_proto::Frame { header, block };
-    let vars = match frame.vars(&d.limits) {
-        Ok(v) => v,
-        Err(e) => {
-            uwsgi::log_invalid(&e, &buf[..used], peer);
+}
+
+/// A request as the app's code takes it: what the master would have put
+/// in a REQUEST frame, and the vars parsed once.
+#[derive(Debug)]
+pub struct Parsed<'p> {
+    /// Modifier1, body length, vars block.
+    pub head: ipc::RequestHead<'p>,
+    /// The vars.
+    pub vars: rwsgi_proto::Vars<'p>,
+    /// `SERVER_PROTOCOL`.
+    protocol: &'p [u8],
+}
+
+impl Packet {
+    /// The request in this packet; `None` when there is none for the app:
+    /// a ping, a uWSGI signal or a refused packet, each answered (on `fd`)
+    /// and logged here as the master's uwsgi driver does.
+    pub fn parse(&self, fd: &OwnedFd, d: &Direct) -> Option<Parsed<'_>> {
+        let peer = "-";
+        let raw = fd.as_raw_fd();
+        let header = self.header;
+        if header.modifier1 == Modifier1::PING {
+            tracing::info!(event = "ping", %peer, "PING");
+            let _ = send_all(raw, &Header::PONG.to_bytes(), d.socket_timeout);
             return None;
         }
-    };
-    let Some(content_length) =
-        rwsgi_proto::content_length(vars.get(b"CONTENT_LENGTH").unwrap_or_default())
-    else {
-        tracing::info!(event = "bad_content_length", %peer, "Invalid (too big) CONTENT_LENGTH. skip.");
-        return None;
-    };
-    let protocol = vars.get(b"SERVER_PROTOCOL").unwrap_or_default().to_vec();
-    if d.limit_post > 0 && content_length > d.limit_post {
-        tracing::info!(event = "limit_post", %peer, content_length, "Invalid (too big) CONTENT_LENGTH. skip.");
-        let _ = send_all(raw, &response::generated(&protocol, 413));
-        return None;
+        if header.modifier1 == Modifier1::SIGNAL {
+            let sig = header.modifier2.0;
+            let sent = super::signals::raise(sig);
+            tracing::debug!(event = "remote_signal", %peer, signum = sig, sent, "uwsgi signal raised by a packet");
+            let reply = Header::new(
+                Modifier1::RESPONSE,
+                0,
+                rwsgi_proto::Modifier2(u8::from(sent)),
+            );
+            let _ = send_all(raw, &reply.to_bytes(), d.socket_timeout);
+            return None;
+        }
+        if !header.modifier1.is_wsgi() {
+            tracing::info!(event = "unavailable_modifier", %peer, modifier1 = header.modifier1.0,
+                "-- unavailable modifier requested: {} --", header.modifier1.0);
+            return None;
+        }
+        let packet = self.buf.get(..self.used).unwrap_or_default();
+        let block = packet.get(rwsgi_proto::HEADER_LEN..).unwrap_or_default();
+        let frame = rwsgi_proto::Frame { header, block };
+        let vars = match frame.vars(&d.limits) {
+            Ok(v) => v,
+            Err(e) => {
+                uwsgi::log_invalid(&e, packet, peer);
+                return None;
+            }
+        };
+        // One pass for both (the last of duplicates wins, as `get` does).
+        let (mut length, mut protocol): (&[u8], &[u8]) = (b"", b"");
+        for (k, v) in vars.iter() {
+            match k {
+                b"CONTENT_LENGTH" => length = v,
+                b"SERVER_PROTOCOL" => protocol = v,
+                _ => {}
+            }
+        }
+        let Some(content_length) = rwsgi_proto::content_length(length) else {
+            tracing::info!(event = "bad_content_length", %peer, "Invalid (too big) CONTENT_LENGTH. skip.");
+            return None;
+        };
+        if d.limit_post > 0 && content_length > d.limit_post {
+            tracing::info!(event = "limit_post", %peer, content_length, "Invalid (too big) CONTENT_LENGTH. skip.");
+            let _ = send_all(raw, &response::generated(protocol, 413), d.socket_timeout);
+            return None;
+        }
+        Some(Parsed {
+            head: ipc::RequestHead {
+                modifier1: header.modifier1.0,
+                body_len: content_length,
+                vars: block,
+            },
+            vars,
+            protocol,
+        })
     }
-    if tcp {
-        // Until the response is complete, closing means failing.
-        set_linger(raw, true);
-    }
-    let frame = ipc::request_frame(header.modifier1.0, content_length, block);
-    let payload = frame.get(ipc::FRAME_HEADER..).unwrap_or_default().to_vec();
-    let mut early = buf.split_off(used);
-    early.truncate(usize::try_from(content_length).unwrap_or(usize::MAX));
-    buf.drain(..rwsgi_proto::HEADER_LEN);
-    Some(Request {
-        payload,
-        client: Client {
-            left: content_length - early.len() as u64,
-            early: Bytes::from(early),
+}
+
+impl Client {
+    /// The connection `fd` (TCP or not) answering `req`, which `packet`
+    /// holds, for thread `core` of worker `slot`.
+    pub fn new(
+        fd: OwnedFd,
+        tcp: bool,
+        packet: &Packet,
+        req: &Parsed<'_>,
+        who: (u32, u16),
+    ) -> Client {
+        if tcp {
+            // Until the response is complete, closing means failing.
+            set_linger(fd.as_raw_fd(), true);
+        }
+        let mut early = packet.buf.get(packet.used..).unwrap_or_default();
+        early = early
+            .get(..usize::try_from(req.head.body_len).unwrap_or(usize::MAX))
+            .unwrap_or(early);
+        Client {
+            left: req.head.body_len - early.len() as u64,
+            early: Bytes::copy_from_slice(early),
             fd,
             tcp,
-            protocol,
-            block: buf,
-            modifier1: header.modifier1.0,
-            started,
-            start_time,
-            out: Vec::with_capacity(8 * 1024),
+            protocol: req.protocol.to_vec(),
+            modifier1: packet.header.modifier1.0,
+            started: packet.started,
+            start_time: packet.start_time,
+            out: Vec::new(),
             status: 0,
             headers: 0,
             header_bytes: 0,
@@ -367,10 +465,10 @@ pub fn read_request(fd: OwnedFd, tcp: bool, d: &Direct, slot: u32, core: u16) ->
             ok: true,
             aborted: false,
             want: None,
-            slot,
-            core,
-        },
-    })
+            slot: who.0,
+            core: who.1,
+        }
+    }
 }
 
 /// A connection a worker serves itself, seen from the app's side as the
@@ -386,8 +484,6 @@ pub struct Client {
     left: u64,
     /// `SERVER_PROTOCOL`.
     protocol: Vec<u8>,
-    /// The vars block, for the log line.
-    block: Vec<u8>,
     modifier1: u8,
     started: Instant,
     start_time: SystemTime,
@@ -454,7 +550,8 @@ impl Client {
     /// request still ends normally. Called without the GIL.
     pub fn flush(&mut self) {
         if self.ok && !self.out.is_empty() {
-            if let Err(e) = send_all(self.fd.as_raw_fd(), &self.out) {
+            let timeout = get().map_or(Duration::from_secs(4), |d| d.socket_timeout);
+            if let Err(e) = send_all(self.fd.as_raw_fd(), &self.out, timeout) {
                 self.ok = false;
                 if timed_out(&e) {
                     tracing::info!(
@@ -482,10 +579,10 @@ impl Client {
         if n == 0 {
             return Vec::new();
         }
-        let mut buf = vec![0u8; n];
-        match recv(self.fd.as_raw_fd(), &mut buf) {
+        let timeout = get().map_or(Duration::from_secs(4), |d| d.socket_timeout);
+        let mut buf = Vec::new();
+        match recv_into(self.fd.as_raw_fd(), &mut buf, n, timeout) {
             Ok(got) => {
-                buf.truncate(got);
                 self.left -= got as u64;
                 buf
             }
@@ -500,8 +597,9 @@ impl Client {
 
     /// Ends the request: the rest of the response written, the connection
     /// closed (reset if the response failed midway), the request counted
-    /// on the board and logged. `served` says who served it.
-    pub fn finish(mut self, exception: bool, served: reqlog::Served) {
+    /// on the board and logged. `served` says who served it, `vars` are
+    /// the request's.
+    pub fn finish(mut self, exception: bool, served: reqlog::Served, vars: &rwsgi_proto::Vars<'_>) {
         self.flush();
         let fd = self.fd.as_raw_fd();
         if self.aborted {
@@ -517,9 +615,6 @@ impl Client {
         if !served.log_this && !d.log_rules.wanted(self.status, elapsed, self.body_bytes) {
             return;
         }
-        let Ok(vars) = ipc::own_vars(&self.block) else {
-            return;
-        };
         let lookup = |k: &[u8]| vars.get(k);
         let entry = reqlog::Entry {
             pid: served.pid,
@@ -535,7 +630,7 @@ impl Client {
             ),
             remote_user: vars.get(b"REMOTE_USER").unwrap_or_default(),
             vars: vars.len() * 2,
-            vars_bytes: self.block.len(),
+            vars_bytes: vars.as_bytes().len(),
             start: Some(self.start_time),
             method: vars.get(b"REQUEST_METHOD").unwrap_or_default(),
             uri: vars.get(b"REQUEST_URI").unwrap_or_default(),

@@ -112,19 +112,16 @@ fn serve_one(
         let trace = trace::target();
         let mut requests: u64 = 0;
         let direct = direct::get().filter(|d| !d.listeners.is_empty());
-        let slot = uwsgi_module::worker_id();
+        let me = Me {
+            pid: i32::try_from(std::process::id()).unwrap_or(0),
+            slot: uwsgi_module::worker_id(),
+            core,
+        };
+        let mut taken: u32 = 0;
         loop {
             if let Some(d) = direct {
-                let turn = direct_turn(
-                    py,
-                    d,
-                    (slot, core),
-                    &mut requests,
-                    &apps,
-                    &mut interned,
-                    &chan,
-                    recycler,
-                );
+                let counts = (&mut requests, &mut taken);
+                let turn = direct_turn(py, d, &me, counts, &apps, &mut interned, &chan, recycler);
                 match turn {
                     Turn::Served => {
                         write_trace(py, trace.as_deref());
@@ -226,55 +223,81 @@ enum Turn {
     Retire,
 }
 
-/// With `worker-accept`: waits for the channel or a connection, and serves
-/// a connection's request. `who` is (slot, thread); `requests` counts this
-/// thread's requests.
+/// Who a worker thread is, for the request lines and the board.
+struct Me {
+    pid: i32,
+    slot: u32,
+    core: u16,
+}
+
+/// Connections a thread takes one after the other without looking at its
+/// channel: under load the next connection is waiting when a request
+/// ends, and taking it at once saves a `poll`; STOP and uWSGI signals
+/// wait at most this many requests.
+const TAKEN_WITHOUT_WAIT: u32 = 16;
+
+/// With `worker-accept`: takes a waiting connection, or waits for the
+/// channel or a connection, and serves the connection's request.
+/// `counts` are this thread's requests and the connections it took
+/// without waiting since it last looked at its channel.
 #[allow(clippy::too_many_arguments)]
 fn direct_turn(
     py: Python<'_>,
     d: &direct::Direct,
-    who: (u32, u16),
-    requests: &mut u64,
+    me: &Me,
+    counts: (&mut u64, &mut u32),
     apps: &apps::Apps,
     interned: &mut wsgi::Interned,
     chan: &Rc<RefCell<Channel>>,
     recycler: &Recycler,
 ) -> Turn {
-    let (slot, core) = who;
+    let (requests, taken) = counts;
     if recycler.retiring() {
         return Turn::Retire;
     }
     if chan.borrow().has_buffered() {
         return Turn::Channel;
     }
-    let fd = chan.borrow().fd();
-    // Woken at least once a second, to see another thread retire.
-    let i = match py.detach(|| direct::wait(fd, d, 1000)) {
-        direct::Wake::Nothing => return Turn::Nothing,
-        direct::Wake::Channel => return Turn::Channel,
-        direct::Wake::Listener(i) => i,
+    let waiting = if *taken < TAKEN_WITHOUT_WAIT {
+        direct::try_accept(d)
+    } else {
+        None
     };
-    // Another thread may have decided to retire while this one waited:
-    // the connection is left to the other workers.
-    if recycler.retiring() {
-        return Turn::Retire;
-    }
-    let Some((conn, tcp)) = direct::accept(d, i) else {
+    let (conn, tcp) = match waiting {
+        Some(c) => {
+            *taken += 1;
+            c
+        }
+        None => {
+            *taken = 0;
+            let fd = chan.borrow().fd();
+            // Woken at least once a second, to see another thread retire.
+            let i = match py.detach(|| direct::wait(fd, d, 1000)) {
+                direct::Wake::Nothing => return Turn::Nothing,
+                direct::Wake::Channel => return Turn::Channel,
+                direct::Wake::Listener(i) => i,
+            };
+            // Another thread may have decided to retire while this one
+            // waited: the connection is left to the other workers.
+            if recycler.retiring() {
+                return Turn::Retire;
+            }
+            let Some(c) = direct::accept(d, i) else {
+                return Turn::Nothing;
+            };
+            c
+        }
+    };
+    let Some(packet) = py.detach(|| direct::read_packet(&conn, d)) else {
         return Turn::Nothing;
     };
-    let Some(req) = py.detach(|| direct::read_request(conn, tcp, d, slot, core)) else {
+    let Some(req) = packet.parse(&conn, d) else {
         return Turn::Nothing;
     };
+    let client = direct::Client::new(conn, tcp, &packet, &req, (me.slot, me.core));
     *requests += 1;
-    if serve_direct(
-        py,
-        (slot, core, *requests),
-        req,
-        apps,
-        interned,
-        chan,
-        recycler,
-    ) {
+    let who = (me, *requests);
+    if serve_direct(py, who, client, &req, apps, interned, chan, recycler) {
         // This request is served; the thread stops.
         return Turn::Retire;
     }
@@ -282,30 +305,32 @@ fn direct_turn(
 }
 
 /// Serves a request from a connection this worker accepted (`direct.rs`);
-/// `who` is (slot, thread, requests this thread served). True when the
-/// worker retires after it.
+/// `who` is the thread and the requests it served with this one. True
+/// when the worker retires after it.
+#[allow(clippy::too_many_arguments)]
 fn serve_direct(
     py: Python<'_>,
-    who: (u32, u16, u64),
-    req: direct::Request,
+    who: (&Me, u64),
+    client: direct::Client,
+    req: &direct::Parsed<'_>,
     apps: &apps::Apps,
     interned: &mut wsgi::Interned,
     chan: &Rc<RefCell<Channel>>,
     recycler: &Recycler,
 ) -> bool {
-    let (slot, core, requests) = who;
+    let (me, requests) = who;
     if let Some(d) = direct::get() {
-        d.board.begin(slot, core);
+        d.board.begin(me.slot, me.core);
     }
     uwsgi_module::follow_log();
-    chan.borrow_mut().begin_direct(req.client);
-    let handled = wsgi::handle(py, apps, interned, chan, &req.payload);
+    chan.borrow_mut().begin_direct(client);
+    let handled = wsgi::handle_parsed(py, apps, interned, chan, &req.head, &req.vars);
     let client = chan.borrow_mut().end_direct();
     let (exception, log) = match handled {
         Ok(o) => (o.exception, o.log),
         Err(e) => {
-            // The request could not be read (a client's failures are not
-            // errors here): nothing was sent, nginx answers 502.
+            // Not a client's failure (those are not errors here): nothing
+            // was sent, nginx answers 502.
             tracing::error!(event = "direct_request_failed", cause = %e, "cannot serve the request");
             (true, uwsgi_module::end_request())
         }
@@ -313,15 +338,16 @@ fn serve_direct(
     let retire = recycler.after_request();
     if let Some(c) = client {
         let served = crate::reqlog::Served {
-            pid: i32::try_from(std::process::id()).unwrap_or(0),
-            wid: slot,
-            core,
+            pid: me.pid,
+            wid: me.slot,
+            core: me.core,
             worker_requests: requests,
             total_requests: 0,
             log_this: log.log_this,
             logvars: log.logvars.into(),
         };
-        py.detach(|| c.finish(exception, served));
+        let vars = req.vars;
+        py.detach(|| c.finish(exception, served, &vars));
     }
     retire
 }

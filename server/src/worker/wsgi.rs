@@ -472,6 +472,20 @@ pub fn handle(
     let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     let head = ipc::parse_request(payload).map_err(|e| invalid(e.to_string()))?;
     let vars = ipc::own_vars(head.vars).map_err(|e| invalid(e.to_string()))?;
+    handle_parsed(py, apps, interned, chan, &head, &vars)
+}
+
+/// [`handle`] for a request whose vars are already parsed (a connection
+/// the worker accepted itself, `direct.rs`).
+pub fn handle_parsed(
+    py: Python<'_>,
+    apps: &super::apps::Apps,
+    interned: &mut Interned,
+    chan: &Rc<RefCell<Channel>>,
+    head: &ipc::RequestHead<'_>,
+    vars: &rwsgi_proto::Vars<'_>,
+) -> Result<Outcome, std::io::Error> {
+    let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
     super::uwsgi_module::begin_request(chan);
     let ex = Rc::new(RefCell::new(Exchange {
         chan: chan.clone(),
@@ -483,8 +497,8 @@ pub fn handle(
         sent: 0,
         broken: false,
     }));
-    let exception = match apps.pick(&vars) {
-        Some(picked) => match call_app(py, &picked, interned, &head, &vars, &ex) {
+    let exception = match apps.pick(vars) {
+        Some(picked) => match call_app(py, &picked, interned, head, vars, &ex) {
             Ok(()) => false,
             Err(err) => {
                 if ex.borrow().broken {
