@@ -89,19 +89,7 @@ fn a_crash_after_the_response_started_is_never_a_short_success() {
     assert!(read_response(&mut BufReader::new(c), "GET").is_err());
     s.wait_logged("Respawned uWSGI worker", Duration::from_secs(10));
     // Over uwsgi the connection is reset.
-    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
-    let mut pkt = Vec::new();
-    rwsgi_proto::encode_packet(
-        rwsgi_proto::Modifier1::WSGI,
-        &cgi("GET", "/", &[]),
-        rwsgi_proto::Modifier2(0),
-        &mut pkt,
-    )
-    .unwrap();
-    c.write_all(&pkt).unwrap();
-    let mut out = Vec::new();
-    let res = std::io::Read::read_to_end(&mut c, &mut out);
-    assert!(res.is_err(), "got a clean EOF after {} bytes", out.len());
+    assert_uwsgi_reset(s.uwsgi.unwrap());
 }
 
 #[test]
@@ -674,23 +662,7 @@ fn reloads_replace_workers_one_by_one_without_dropping_a_request() {
     let addr = s.http.unwrap();
     assert!(String::from_utf8_lossy(&get(addr, "/").body).starts_with("v1 "));
     // Clients keep sending during every reload below; none may fail.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load: Vec<_> = (0..3)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let (mut ok, mut failed) = (0u32, 0u32);
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    if get(addr, "/").status == 200 {
-                        ok += 1;
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (ok, failed)
-            })
-        })
-        .collect();
+    let load = Load::start(3, move || get(addr, "/").status == 200);
     // SIGHUP: a new prototype with the new code, then the two workers.
     write_app(&dir, "VERSION = 'version2'");
     s.signal(libc::SIGHUP);
@@ -716,13 +688,7 @@ fn reloads_replace_workers_one_by_one_without_dropping_a_request() {
     s.wait_event("fifo", Duration::from_secs(5));
     std::fs::write(dir.join("fifo"), "r").unwrap();
     s.wait_events("reload_done", 2, Duration::from_secs(20));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut ok, mut failed) = (0, 0);
-    for t in load {
-        let (o, f) = t.join().unwrap();
-        ok += o;
-        failed += f;
-    }
+    let (ok, failed) = load.stop();
     assert_eq!(failed, 0, "{ok} requests served, {failed} failed");
     assert!(ok > 10, "{ok}");
     assert!(String::from_utf8_lossy(&get(addr, "/").body).starts_with("third "));

@@ -114,20 +114,7 @@ impl Server {
 #[test]
 fn a_worker_that_dies_midway_resets_the_connection() {
     let s = serve_app("crash_midway", &TCP_AND_HTTP, &["--worker-accept"]);
-    let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let mut pkt = Vec::new();
-    rwsgi_proto::encode_packet(
-        rwsgi_proto::Modifier1::WSGI,
-        &cgi("GET", "/", &[]),
-        rwsgi_proto::Modifier2(0),
-        &mut pkt,
-    )
-    .unwrap();
-    c.write_all(&pkt).unwrap();
-    let mut out = Vec::new();
-    let res = c.read_to_end(&mut out);
-    assert!(res.is_err(), "got a clean EOF after {} bytes", out.len());
+    assert_uwsgi_reset(s.uwsgi.unwrap());
     s.wait_logged("Respawned uWSGI worker", Duration::from_secs(10));
 }
 
@@ -284,34 +271,11 @@ fn reloads_and_a_new_prototype_keep_the_sockets_and_drop_nothing() {
     };
     assert_eq!(version(fetch("/")).0, "v1");
     // Clients keep sending during the reload; none may fail.
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let load: Vec<_> = (0..3)
-        .map(|_| {
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let (mut ok, mut failed) = (0u32, 0u32);
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    let out = fetch("/");
-                    if out.starts_with(b"HTTP/1.1 200 OK") {
-                        ok += 1;
-                    } else {
-                        failed += 1;
-                    }
-                }
-                (ok, failed)
-            })
-        })
-        .collect();
+    let load = Load::start(3, move || fetch("/").starts_with(b"HTTP/1.1 200 OK"));
     app("v2");
     s.signal(libc::SIGHUP);
     s.wait_logged("chain reloading complete", Duration::from_secs(20));
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    let (mut ok, mut failed) = (0, 0);
-    for t in load {
-        let (o, f) = t.join().unwrap();
-        ok += o;
-        failed += f;
-    }
+    let (ok, failed) = load.stop();
     assert_eq!(failed, 0, "{ok} requests served, {failed} failed");
     assert!(ok > 10, "{ok}");
     assert_eq!(version(fetch("/")).0, "v2");

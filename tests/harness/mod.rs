@@ -416,6 +416,26 @@ pub fn uwsgi_raw(stream: &mut (impl Read + Write), vars: &[(&str, &str)], body: 
     out
 }
 
+/// Sends a GET for `/` over uwsgi to `addr` and asserts that the
+/// connection is reset rather than closed cleanly (a worker died after
+/// its response started).
+pub fn assert_uwsgi_reset(addr: SocketAddr) {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut pkt = Vec::new();
+    rwsgi_proto::encode_packet(
+        rwsgi_proto::Modifier1::WSGI,
+        &cgi("GET", "/", &[]),
+        rwsgi_proto::Modifier2(0),
+        &mut pkt,
+    )
+    .unwrap();
+    c.write_all(&pkt).unwrap();
+    let mut out = Vec::new();
+    let res = c.read_to_end(&mut out);
+    assert!(res.is_err(), "got a clean EOF after {} bytes", out.len());
+}
+
 /// The vars nginx would send for a simple request.
 pub fn cgi<'a>(
     method: &'a str,
@@ -565,5 +585,45 @@ pub fn wait_until(
     while !done() {
         assert!(Instant::now() < deadline, "{}", what());
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Clients that keep sending requests from `threads` threads until
+/// [`Load::stop`]; `one` sends one request and says whether it succeeded.
+pub struct Load {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<(u32, u32)>>,
+}
+
+impl Load {
+    /// Starts the clients.
+    pub fn start(threads: usize, one: impl Fn() -> bool + Send + Clone + 'static) -> Load {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..threads)
+            .map(|_| {
+                let (stop, one) = (stop.clone(), one.clone());
+                std::thread::spawn(move || {
+                    let (mut ok, mut failed) = (0u32, 0u32);
+                    while !stop.load(Ordering::Relaxed) {
+                        if one() {
+                            ok += 1;
+                        } else {
+                            failed += 1;
+                        }
+                    }
+                    (ok, failed)
+                })
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
+    /// Stops the clients: (requests that succeeded, requests that failed).
+    pub fn stop(self) -> (u32, u32) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.threads.into_iter().fold((0, 0), |(ok, failed), t| {
+            let (o, f) = t.join().unwrap();
+            (ok + o, failed + f)
+        })
     }
 }

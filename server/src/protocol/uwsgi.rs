@@ -340,12 +340,18 @@ where
 }
 
 /// What the request line says of the request itself.
-struct Req<'a, 'v> {
-    vars: &'a rwsgi_proto::Vars<'v>,
-    vars_bytes: usize,
-    modifier1: u8,
-    started: Instant,
-    start_time: SystemTime,
+#[derive(Debug)]
+pub struct Req<'a, 'v> {
+    /// The request's vars.
+    pub vars: &'a rwsgi_proto::Vars<'v>,
+    /// The size of their block.
+    pub vars_bytes: usize,
+    /// The packet's modifier1.
+    pub modifier1: u8,
+    /// When the request started, for its duration.
+    pub started: Instant,
+    /// When the request started, for its date.
+    pub start_time: SystemTime,
 }
 
 /// Logs a request line when the rules want one. `sizes` is (status, body
@@ -356,6 +362,20 @@ fn log_request(
     served: reqlog::Served,
     sizes: (u16, u64, usize, usize),
 ) {
+    let how = (&ctx.log_rules, ctx.log_format.as_deref());
+    log_uwsgi_request(how, req, served, sizes);
+}
+
+/// The request line of a uwsgi request, as `how` (the rules and the
+/// `log-format` template) wants it; the master's driver and a worker that
+/// accepted the connection itself (`worker/direct.rs`) both write it.
+pub fn log_uwsgi_request(
+    how: (&reqlog::Rules, Option<&reqlog::Template>),
+    req: &Req<'_, '_>,
+    served: reqlog::Served,
+    sizes: (u16, u64, usize, usize),
+) {
+    let (rules, template) = how;
     let Req {
         vars,
         vars_bytes,
@@ -365,7 +385,7 @@ fn log_request(
     } = *req;
     let (status, body_bytes, header_bytes, headers) = sizes;
     let elapsed = started.elapsed();
-    if !served.log_this && !ctx.log_rules.wanted(status, elapsed, body_bytes) {
+    if !served.log_this && !rules.wanted(status, elapsed, body_bytes) {
         return;
     }
     let lookup = |k: &[u8]| vars.get(k);
@@ -377,7 +397,7 @@ fn log_request(
         lookup: Some(&lookup),
         worker_requests: served.worker_requests,
         total_requests: served.total_requests,
-        remote_addr: ctx.log_rules.address(
+        remote_addr: rules.address(
             vars.get(b"REMOTE_ADDR").unwrap_or_default(),
             vars.get(b"HTTP_X_FORWARDED_FOR"),
         ),
@@ -395,7 +415,7 @@ fn log_request(
         header_bytes,
         logvars: &served.logvars,
     };
-    reqlog::log(&entry, ctx.log_format.as_deref(), &ctx.log_rules);
+    reqlog::log(&entry, template, rules);
 }
 
 /// Sends a static file as raw HTTP as `plan` says; returns (status, body

@@ -611,37 +611,23 @@ impl Client {
         let Some(d) = get() else { return };
         let tx = self.header_bytes as u64 + self.body_bytes;
         let total = d.board.end(self.slot, self.core, exception, tx);
-        let elapsed = self.started.elapsed();
-        if !served.log_this && !d.log_rules.wanted(self.status, elapsed, self.body_bytes) {
-            return;
-        }
-        let lookup = |k: &[u8]| vars.get(k);
-        let entry = reqlog::Entry {
-            pid: served.pid,
-            wid: served.wid,
-            core: served.core,
-            modifier1: self.modifier1,
-            lookup: Some(&lookup),
-            worker_requests: served.worker_requests,
-            total_requests: total,
-            remote_addr: d.log_rules.address(
-                vars.get(b"REMOTE_ADDR").unwrap_or_default(),
-                vars.get(b"HTTP_X_FORWARDED_FOR"),
-            ),
-            remote_user: vars.get(b"REMOTE_USER").unwrap_or_default(),
-            vars: vars.len() * 2,
+        let req = uwsgi::Req {
+            vars,
             vars_bytes: vars.as_bytes().len(),
-            start: Some(self.start_time),
-            method: vars.get(b"REQUEST_METHOD").unwrap_or_default(),
-            uri: vars.get(b"REQUEST_URI").unwrap_or_default(),
-            body_bytes: self.body_bytes,
-            elapsed,
-            protocol: &self.protocol,
-            status: self.status,
-            headers: self.headers,
-            header_bytes: self.header_bytes,
-            logvars: &served.logvars,
+            modifier1: self.modifier1,
+            started: self.started,
+            start_time: self.start_time,
         };
-        reqlog::log(&entry, d.log_format.as_ref(), &d.log_rules);
+        let served = reqlog::Served {
+            total_requests: total,
+            ..served
+        };
+        let sizes = (
+            self.status,
+            self.body_bytes,
+            self.header_bytes,
+            self.headers,
+        );
+        uwsgi::log_uwsgi_request((&d.log_rules, d.log_format.as_ref()), &req, served, sizes);
     }
 }

@@ -116,12 +116,15 @@ fn serve_one(
             pid: i32::try_from(std::process::id()).unwrap_or(0),
             slot: uwsgi_module::worker_id(),
             core,
+            apps: &apps,
+            chan: &chan,
+            recycler,
         };
         let mut taken: u32 = 0;
         loop {
             if let Some(d) = direct {
                 let counts = (&mut requests, &mut taken);
-                let turn = direct_turn(py, d, &me, counts, &apps, &mut interned, &chan, recycler);
+                let turn = direct_turn(py, d, &me, &mut interned, counts);
                 match turn {
                     Turn::Served => {
                         write_trace(py, trace.as_deref());
@@ -223,11 +226,15 @@ enum Turn {
     Retire,
 }
 
-/// Who a worker thread is, for the request lines and the board.
-struct Me {
+/// A worker thread: who it is (for the request lines and the board) and
+/// what it serves with.
+struct Me<'a> {
     pid: i32,
     slot: u32,
     core: u16,
+    apps: &'a apps::Apps,
+    chan: &'a Rc<RefCell<Channel>>,
+    recycler: &'a Recycler,
 }
 
 /// Connections a thread takes one after the other without looking at its
@@ -240,18 +247,15 @@ const TAKEN_WITHOUT_WAIT: u32 = 16;
 /// channel or a connection, and serves the connection's request.
 /// `counts` are this thread's requests and the connections it took
 /// without waiting since it last looked at its channel.
-#[allow(clippy::too_many_arguments)]
 fn direct_turn(
     py: Python<'_>,
     d: &direct::Direct,
-    me: &Me,
-    counts: (&mut u64, &mut u32),
-    apps: &apps::Apps,
+    me: &Me<'_>,
     interned: &mut wsgi::Interned,
-    chan: &Rc<RefCell<Channel>>,
-    recycler: &Recycler,
+    counts: (&mut u64, &mut u32),
 ) -> Turn {
     let (requests, taken) = counts;
+    let (chan, recycler) = (me.chan, me.recycler);
     if recycler.retiring() {
         return Turn::Retire;
     }
@@ -296,8 +300,7 @@ fn direct_turn(
     };
     let client = direct::Client::new(conn, tcp, &packet, &req, (me.slot, me.core));
     *requests += 1;
-    let who = (me, *requests);
-    if serve_direct(py, who, client, &req, apps, interned, chan, recycler) {
+    if serve_direct(py, (me, *requests), interned, client, &req) {
         // This request is served; the thread stops.
         return Turn::Retire;
     }
@@ -307,24 +310,21 @@ fn direct_turn(
 /// Serves a request from a connection this worker accepted (`direct.rs`);
 /// `who` is the thread and the requests it served with this one. True
 /// when the worker retires after it.
-#[allow(clippy::too_many_arguments)]
 fn serve_direct(
     py: Python<'_>,
-    who: (&Me, u64),
+    who: (&Me<'_>, u64),
+    interned: &mut wsgi::Interned,
     client: direct::Client,
     req: &direct::Parsed<'_>,
-    apps: &apps::Apps,
-    interned: &mut wsgi::Interned,
-    chan: &Rc<RefCell<Channel>>,
-    recycler: &Recycler,
 ) -> bool {
     let (me, requests) = who;
+    let chan = me.chan;
     if let Some(d) = direct::get() {
         d.board.begin(me.slot, me.core);
     }
     uwsgi_module::follow_log();
     chan.borrow_mut().begin_direct(client);
-    let handled = wsgi::handle_parsed(py, apps, interned, chan, &req.head, &req.vars);
+    let handled = wsgi::handle_parsed(py, me.apps, interned, chan, &req.head, &req.vars);
     let client = chan.borrow_mut().end_direct();
     let (exception, log) = match handled {
         Ok(o) => (o.exception, o.log),
@@ -335,7 +335,7 @@ fn serve_direct(
             (true, uwsgi_module::end_request())
         }
     };
-    let retire = recycler.after_request();
+    let retire = me.recycler.after_request();
     if let Some(c) = client {
         let served = crate::reqlog::Served {
             pid: me.pid,
