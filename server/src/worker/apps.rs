@@ -67,6 +67,14 @@ impl Apps {
                 });
             }
         }
+        if self.mounted.len() == 1 {
+            // One app: no variable can pick another (two walks of the vars
+            // saved on every request).
+            return self.mounted.first().map(|(_, app)| Picked {
+                app,
+                script_name_len: None,
+            });
+        }
         let id = vars
             .get(b"UWSGI_APPID")
             .or_else(|| vars.get(b"SCRIPT_NAME"))

@@ -379,24 +379,34 @@ fn decode_latin1<'py>(py: Python<'py>, b: &[u8]) -> PyResult<Bound<'py, PyString
 
 /// Which scheme the app sees (uWSGI `wsgi_subhandler.c` + `core/protocol.c`):
 /// `UWSGI_SCHEME` or `X-Forwarded-Proto` verbatim, else `https` when `HTTPS`
-/// or `X-Forwarded-Ssl` is `on…` or `1…`, else `http`.
-pub fn url_scheme<'a>(vars: &rwsgi_proto::Vars<'a>) -> &'a [u8] {
-    let mut scheme: Option<&[u8]> = None;
-    let mut https = false;
-    for (k, v) in vars.iter() {
+/// or `X-Forwarded-Ssl` is `on…` or `1…`, else `http`. Fed the vars one by
+/// one ([`Scheme::see`]) while the environ is built, so they are walked once.
+#[derive(Debug, Default)]
+pub struct Scheme<'a> {
+    explicit: Option<&'a [u8]>,
+    https: bool,
+}
+
+impl<'a> Scheme<'a> {
+    /// Takes one variable into account.
+    pub fn see(&mut self, k: &[u8], v: &'a [u8]) {
         match k {
-            b"UWSGI_SCHEME" | b"HTTP_X_FORWARDED_PROTO" => scheme = Some(v),
+            b"UWSGI_SCHEME" | b"HTTP_X_FORWARDED_PROTO" => self.explicit = Some(v),
             b"HTTPS" | b"HTTP_X_FORWARDED_SSL" => {
-                https = v.first() == Some(&b'1')
+                self.https = v.first() == Some(&b'1')
                     || v.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"on"));
             }
             _ => {}
         }
     }
-    match scheme {
-        Some(s) => s,
-        None if https => b"https",
-        None => b"http",
+
+    /// The scheme.
+    pub fn get(&self) -> &'a [u8] {
+        match self.explicit {
+            Some(s) => s,
+            None if self.https => b"https",
+            None => b"http",
+        }
     }
 }
 
@@ -412,7 +422,9 @@ fn environ<'py>(
     let mut script_name: &[u8] = b"";
     let mut has_script_name = false;
     let mut path_info: Option<&[u8]> = None;
+    let mut scheme = Scheme::default();
     for (k, v) in vars.iter() {
+        scheme.see(k, v);
         match k {
             b"SCRIPT_NAME" => {
                 script_name = v;
@@ -439,7 +451,7 @@ fn environ<'py>(
         env.set_item("PATH_INFO", "")?;
     }
     env.set_item("wsgi.version", interned.version.bind(py))?;
-    env.set_item("wsgi.url_scheme", decode_latin1(py, url_scheme(vars))?)?;
+    env.set_item("wsgi.url_scheme", decode_latin1(py, scheme.get())?)?;
     env.set_item("wsgi.input", input)?;
     env.set_item("wsgi.errors", interned.errors.bind(py))?;
     env.set_item("wsgi.multithread", interned.multithread)?;
@@ -629,4 +641,38 @@ fn send_result(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Scheme;
+
+    fn scheme<'a>(vars: &[(&'a [u8], &'a [u8])]) -> &'a [u8] {
+        let mut s = Scheme::default();
+        for (k, v) in vars {
+            s.see(k, v);
+        }
+        s.get()
+    }
+
+    #[test]
+    fn the_scheme_follows_uwsgi() {
+        assert_eq!(scheme(&[(b"PATH_INFO", b"/")]), b"http");
+        assert_eq!(scheme(&[(b"HTTPS", b"on")]), b"https");
+        assert_eq!(scheme(&[(b"HTTPS", b"ON")]), b"https");
+        assert_eq!(scheme(&[(b"HTTPS", b"off")]), b"http");
+        assert_eq!(scheme(&[(b"HTTP_X_FORWARDED_SSL", b"1")]), b"https");
+        // Given verbatim, and over the HTTPS flag; the last one wins.
+        assert_eq!(
+            scheme(&[(b"HTTPS", b"on"), (b"HTTP_X_FORWARDED_PROTO", b"ws")]),
+            b"ws"
+        );
+        assert_eq!(
+            scheme(&[
+                (b"UWSGI_SCHEME", b"https"),
+                (b"HTTP_X_FORWARDED_PROTO", b"http")
+            ]),
+            b"http"
+        );
+    }
 }
