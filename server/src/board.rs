@@ -179,8 +179,10 @@ impl Board {
         if let Some(w) = self.core_word(slot, core, CORE_REQUESTS) {
             w.fetch_add(1, Ordering::Relaxed);
         }
-        // Last, so a reader that sees the request sees its figures.
-        add(REQUESTS, 1);
+        // Last, released, so a reader that sees the request sees its figures.
+        if let Some(w) = self.slot_word(slot, REQUESTS) {
+            w.fetch_add(1, Ordering::Release);
+        }
         self.words.word(0).fetch_add(1, Ordering::AcqRel) + 1
     }
 
