@@ -430,6 +430,38 @@ impl Packet {
     }
 }
 
+/// A connection a worker serves itself, seen from the app's side as the
+/// master's end of the channel: the frames the worker pushes become raw
+/// HTTP on the socket, and a READ is answered from the socket.
+#[derive(Debug)]
+pub struct Client {
+    fd: OwnedFd,
+    tcp: bool,
+    /// Body bytes that came with the packet, not yet given to the app.
+    early: Bytes,
+    /// Body bytes still on the socket.
+    left: u64,
+    /// `SERVER_PROTOCOL`.
+    protocol: Vec<u8>,
+    modifier1: u8,
+    started: Instant,
+    start_time: SystemTime,
+    /// Response bytes not yet written.
+    out: Vec<u8>,
+    status: u16,
+    headers: usize,
+    header_bytes: usize,
+    body_bytes: u64,
+    /// The peer still takes what is written.
+    ok: bool,
+    /// The app failed after the response started.
+    aborted: bool,
+    /// The app asked for this many body bytes (a READ frame).
+    want: Option<u32>,
+    slot: u32,
+    core: u16,
+}
+
 impl Client {
     /// The connection `fd` (TCP or not) answering `req`, which `packet`
     /// holds, for thread `core` of worker `slot`.
@@ -469,41 +501,7 @@ impl Client {
             core: who.1,
         }
     }
-}
 
-/// A connection a worker serves itself, seen from the app's side as the
-/// master's end of the channel: the frames the worker pushes become raw
-/// HTTP on the socket, and a READ is answered from the socket.
-#[derive(Debug)]
-pub struct Client {
-    fd: OwnedFd,
-    tcp: bool,
-    /// Body bytes that came with the packet, not yet given to the app.
-    early: Bytes,
-    /// Body bytes still on the socket.
-    left: u64,
-    /// `SERVER_PROTOCOL`.
-    protocol: Vec<u8>,
-    modifier1: u8,
-    started: Instant,
-    start_time: SystemTime,
-    /// Response bytes not yet written.
-    out: Vec<u8>,
-    status: u16,
-    headers: usize,
-    header_bytes: usize,
-    body_bytes: u64,
-    /// The peer still takes what is written.
-    ok: bool,
-    /// The app failed after the response started.
-    aborted: bool,
-    /// The app asked for this many body bytes (a READ frame).
-    want: Option<u32>,
-    slot: u32,
-    core: u16,
-}
-
-impl Client {
     /// Takes a frame the app's code pushed towards the master.
     pub fn push(&mut self, kind: Kind, payload: &[u8]) {
         let Some(d) = get() else { return };
