@@ -21,15 +21,6 @@ pub enum Listener {
     Unix(RawFd),
 }
 
-impl Listener {
-    /// The fd.
-    pub fn fd(self) -> RawFd {
-        match self {
-            Listener::Tcp(fd) | Listener::Unix(fd) => fd,
-        }
-    }
-}
-
 /// Connections waiting to be accepted; `None` if it cannot be read.
 pub fn len(l: Listener) -> Option<u32> {
     match l {

@@ -93,17 +93,6 @@ impl Channel {
         res
     }
 
-    /// Sends what is queued, for callers that do not hold the GIL.
-    pub fn flush_detached(&mut self) -> io::Result<()> {
-        if let Some(c) = &mut self.client {
-            c.flush();
-            return Ok(());
-        }
-        let res = self.writer.write_all(&self.out);
-        self.out.clear();
-        res
-    }
-
     /// Reads one frame, with the GIL released: a request queued during the
     /// previous one first. `Ok(None)` is a clean EOF.
     pub fn read_frame(&mut self, py: Python<'_>) -> io::Result<Option<(Kind, Vec<u8>)>> {
