@@ -326,11 +326,16 @@ impl Table {
         let now = Instant::now();
         let mut out = Vec::new();
         for (i, s) in slots.iter().enumerate() {
-            let leased = s.started.iter().zip(&s.user_deadline);
-            let direct = s.direct.iter().map(|(t, d)| (t, d));
-            for (core, (started, deadline)) in leased.chain(direct).enumerate() {
-                let Some(t) = *started else { continue };
-                let core = core % s.started.len().max(1);
+            // Per thread: the leased request, and the one the worker took
+            // itself (`worker-accept`).
+            let leased = s
+                .started
+                .iter()
+                .copied()
+                .zip(s.user_deadline.iter().copied());
+            let direct = s.direct.iter().copied();
+            for (core, (started, deadline)) in leased.enumerate().chain(direct.enumerate()) {
+                let Some(t) = started else { continue };
                 let global = !limit.is_zero() && now.saturating_duration_since(t) >= limit;
                 let user = deadline.is_some_and(|d| now >= d);
                 if global || user {
