@@ -484,13 +484,19 @@ async fn write<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], ctx: &Ctx) -> bool
 
 /// Makes the close of this connection a reset, so the peer sees a failure.
 pub fn reset(fd: RawFd) {
+    reset_on_close(fd, true);
+}
+
+/// Whether closing `fd` resets the connection (`SO_LINGER` 0) or closes
+/// it normally. A worker that accepts itself (`worker/direct.rs`) turns it
+/// on until its response is complete, so that dying midway is a reset.
+pub fn reset_on_close(fd: RawFd, on: bool) {
     let linger = libc::linger {
-        l_onoff: 1,
+        l_onoff: i32::from(on),
         l_linger: 0,
     };
-    // SAFETY: `fd` is the connection's socket, still open (its halves are
-    // alive in the caller); the option value is a valid `linger` whose size
-    // is passed.
+    // SAFETY: `fd` is the connection's socket, still open (the caller
+    // holds it); the option value is a valid `linger` whose size is passed.
     unsafe {
         libc::setsockopt(
             fd,

@@ -179,27 +179,6 @@ pub fn try_accept(d: &Direct) -> Option<(OwnedFd, bool)> {
     (0..d.listeners.len()).find_map(|i| accept(d, i))
 }
 
-fn set_opt<T>(fd: RawFd, level: i32, name: i32, value: &T) {
-    // SAFETY: setsockopt on a socket we own with a value of its size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        );
-    }
-}
-
-fn set_linger(fd: RawFd, on: bool) {
-    let l = libc::linger {
-        l_onoff: i32::from(on),
-        l_linger: 0,
-    };
-    set_opt(fd, libc::SOL_SOCKET, libc::SO_LINGER, &l);
-}
-
 /// Waits up to `timeout` for `events` on `fd`; false when the time ran
 /// out.
 fn ready(fd: RawFd, events: i16, timeout: Duration) -> bool {
@@ -279,10 +258,7 @@ fn send_all(fd: RawFd, mut data: &[u8], timeout: Duration) -> io::Result<()> {
 }
 
 fn timed_out(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+    e.kind() == io::ErrorKind::TimedOut
 }
 
 /// A uwsgi packet read from a connection this worker accepted: its header
@@ -460,12 +436,16 @@ pub struct Client {
     want: Option<u32>,
     slot: u32,
     core: u16,
+    /// The set-up (timeouts, `add-header`, logging, the board).
+    d: &'static Direct,
 }
 
 impl Client {
     /// The connection `fd` (TCP or not) answering `req`, which `packet`
-    /// holds, for thread `core` of worker `slot`.
+    /// holds, for thread `core` of worker `slot`: the request starts on
+    /// the board (it ends there in [`Client::finish`]).
     pub fn new(
+        d: &'static Direct,
         fd: OwnedFd,
         tcp: bool,
         packet: &Packet,
@@ -474,8 +454,9 @@ impl Client {
     ) -> Client {
         if tcp {
             // Until the response is complete, closing means failing.
-            set_linger(fd.as_raw_fd(), true);
+            uwsgi::reset_on_close(fd.as_raw_fd(), true);
         }
+        d.board.begin(who.0, who.1);
         let mut early = packet.buf.get(packet.used..).unwrap_or_default();
         early = early
             .get(..usize::try_from(req.head.body_len).unwrap_or(usize::MAX))
@@ -499,12 +480,13 @@ impl Client {
             want: None,
             slot: who.0,
             core: who.1,
+            d,
         }
     }
 
     /// Takes a frame the app's code pushed towards the master.
     pub fn push(&mut self, kind: Kind, payload: &[u8]) {
-        let Some(d) = get() else { return };
+        let d = self.d;
         match kind {
             Kind::Head => match ipc::parse_head(Bytes::copy_from_slice(payload)) {
                 Ok(head) => {
@@ -548,8 +530,7 @@ impl Client {
     /// request still ends normally. Called without the GIL.
     pub fn flush(&mut self) {
         if self.ok && !self.out.is_empty() {
-            let timeout = get().map_or(Duration::from_secs(4), |d| d.socket_timeout);
-            if let Err(e) = send_all(self.fd.as_raw_fd(), &self.out, timeout) {
+            if let Err(e) = send_all(self.fd.as_raw_fd(), &self.out, self.d.socket_timeout) {
                 self.ok = false;
                 if timed_out(&e) {
                     tracing::info!(
@@ -577,9 +558,8 @@ impl Client {
         if n == 0 {
             return Vec::new();
         }
-        let timeout = get().map_or(Duration::from_secs(4), |d| d.socket_timeout);
         let mut buf = Vec::new();
-        match recv_into(self.fd.as_raw_fd(), &mut buf, n, timeout) {
+        match recv_into(self.fd.as_raw_fd(), &mut buf, n, self.d.socket_timeout) {
             Ok(got) => {
                 self.left -= got as u64;
                 buf
@@ -603,10 +583,10 @@ impl Client {
         if self.aborted {
             uwsgi::reset(fd);
         } else if self.tcp {
-            set_linger(fd, false);
+            uwsgi::reset_on_close(fd, false);
         }
         drop(self.fd);
-        let Some(d) = get() else { return };
+        let d = self.d;
         let tx = self.header_bytes as u64 + self.body_bytes;
         let total = d.board.end(self.slot, self.core, exception, tx);
         let req = uwsgi::Req {

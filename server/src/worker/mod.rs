@@ -249,7 +249,7 @@ const TAKEN_WITHOUT_WAIT: u32 = 16;
 /// without waiting since it last looked at its channel.
 fn direct_turn(
     py: Python<'_>,
-    d: &direct::Direct,
+    d: &'static direct::Direct,
     me: &Me<'_>,
     interned: &mut wsgi::Interned,
     counts: (&mut u64, &mut u32),
@@ -298,7 +298,7 @@ fn direct_turn(
     let Some(req) = packet.parse(&conn, d) else {
         return Turn::Nothing;
     };
-    let client = direct::Client::new(conn, tcp, &packet, &req, (me.slot, me.core));
+    let client = direct::Client::new(d, conn, tcp, &packet, &req, (me.slot, me.core));
     *requests += 1;
     if serve_direct(py, (me, *requests), interned, client, &req) {
         // This request is served; the thread stops.
@@ -319,9 +319,6 @@ fn serve_direct(
 ) -> bool {
     let (me, requests) = who;
     let chan = me.chan;
-    if let Some(d) = direct::get() {
-        d.board.begin(me.slot, me.core);
-    }
     uwsgi_module::follow_log();
     chan.borrow_mut().begin_direct(client);
     let handled = wsgi::handle_parsed(py, me.apps, interned, chan, &req.head, &req.vars);
