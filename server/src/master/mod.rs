@@ -156,10 +156,11 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
     // The kernel accept queues that count in the backlog: TCP listeners',
     // and with `worker-accept` the unix sockets the workers accept on (the
     // master drains the others at once).
-    let direct_unix = |b: &Bound| config.worker_accept && b.protocol == Protocol::Uwsgi;
     let queue_of = |b: &Bound| match &b.listener {
         Listener::Tcp(l) => Some(accept_queue::Listener::Tcp(l.as_raw_fd())),
-        Listener::Unix(l, _) if direct_unix(b) => Some(accept_queue::Listener::Unix(l.as_raw_fd())),
+        Listener::Unix(l, _) if workers_accept_on(&config, b) => {
+            Some(accept_queue::Listener::Unix(l.as_raw_fd()))
+        }
         Listener::Unix(..) => None,
     };
     let queues: Vec<accept_queue::Listener> = bound.iter().filter_map(queue_of).collect();
@@ -215,7 +216,7 @@ pub async fn run(config: Config, args: Vec<String>) -> anyhow::Result<i32> {
             spooler_counters: spooler_counters.as_ref().map(|(fd, _)| fd.clone()),
             cache_fds: cache_fds.into_iter().map(Arc::new).collect(),
             queues,
-            direct: direct.clone(),
+            direct,
             need_app: config.need_app,
             exit_on_reload: config.exit_on_reload,
         },
@@ -430,6 +431,12 @@ fn vacuum(config: &Config, paths: &[std::path::PathBuf]) {
     }
 }
 
+/// Whether the workers accept on `b` themselves: its uwsgi sockets, with
+/// `worker-accept`.
+fn workers_accept_on(config: &Config, b: &Bound) -> bool {
+    config.worker_accept && b.protocol == Protocol::Uwsgi
+}
+
 /// With `worker-accept`, takes the uwsgi sockets out of `bound` (the
 /// master will not accept on them: they leave its reactor) and makes the
 /// workers' board, which the worker table reads from then on. Returns the
@@ -444,7 +451,7 @@ fn worker_accept(
     }
     let (uwsgi, rest): (Vec<Bound>, Vec<Bound>) = bound
         .into_iter()
-        .partition(|b| b.protocol == Protocol::Uwsgi);
+        .partition(|b| workers_accept_on(config, b));
     if uwsgi.is_empty() {
         tracing::warn!(
             event = "worker_accept_unused",
