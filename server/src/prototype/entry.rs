@@ -40,40 +40,25 @@ fn run() -> i32 {
     let _ = crate::telemetry::init_with(config.log_style, config.logging.date.as_deref(), None);
     // The `env` options are already in this process's environment: the
     // master set them before it started the prototype.
-    let fd: Option<i32> = std::env::var(CONTROL_FD_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok());
-    // SAFETY: the variable is set only by the master, to the fd it left open
-    // for us across exec; nothing else in this process owns it.
-    let Some(control) = fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }) else {
+    // SAFETY: the variable is set only by the master, to an fd it left open
+    // for us across exec; nothing else in this process owns it, and it is
+    // taken once. The same holds for each `inherited` below.
+    let Some(control) = (unsafe { inherited(CONTROL_FD_ENV) }) else {
         eprintln!("rwsgi: {ROLE_ENV}=prototype without {CONTROL_FD_ENV}");
         return 1;
     };
     // The master's worker table, for `uwsgi.workers()` (optional).
-    let snapshot_fd: Option<i32> = std::env::var(crate::snapshot::FD_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok());
-    // SAFETY: as for the control fd: the master set the variable to an fd
-    // it left open for us, owned by nothing else here.
-    let snapshot = snapshot_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    // SAFETY: as for the control fd.
+    let snapshot = unsafe { inherited(crate::snapshot::FD_ENV) };
     // The spooler counters the master reads for its stats (optional).
-    let counters_fd: Option<i32> = std::env::var(crate::spool::COUNTERS_FD_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok());
     // SAFETY: as for the control fd.
-    let counters = counters_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let counters = unsafe { inherited(crate::spool::COUNTERS_FD_ENV) };
     // This generation's uWSGI signal socket (`uwsgi_signal.rs`).
-    let signal_fd: Option<i32> = std::env::var(crate::uwsgi_signal::FD_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok());
     // SAFETY: as for the control fd.
-    let signals = signal_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let signals = unsafe { inherited(crate::uwsgi_signal::FD_ENV) };
     // `worker-accept`: the uwsgi sockets and the workers' board.
-    let board_fd: Option<i32> = std::env::var(crate::board::FD_ENV)
-        .ok()
-        .and_then(|s| s.parse().ok());
     // SAFETY: as for the control fd.
-    let board = board_fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let board = unsafe { inherited(crate::board::FD_ENV) };
     let listeners = match std::env::var(crate::worker::direct::LISTEN_FDS_ENV) {
         // SAFETY: the master set the variable to the sockets it left open
         // for us; nothing else here owns them.
@@ -145,4 +130,15 @@ fn run() -> i32 {
         }
     }
     super::main(&config, control)
+}
+
+/// The fd the master named in the variable `name`, if it did.
+///
+/// # Safety
+/// The fd must be open and owned by nothing else in this process, and be
+/// taken only once.
+unsafe fn inherited(name: &str) -> Option<OwnedFd> {
+    let fd: i32 = std::env::var(name).ok()?.parse().ok()?;
+    // SAFETY: the caller guarantees the fd is ours alone.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
 }
