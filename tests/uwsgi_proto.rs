@@ -114,3 +114,66 @@ fn uwsgi_curl_is_a_second_real_client() {
     assert!(out.contains("\"PATH_INFO\": \"/hello\""), "{out}");
     assert!(out.contains("\"QUERY_STRING\": \"x=1\""), "{out}");
 }
+
+/// The environ's keys are exactly the packet's, whatever order and
+/// spelling each request uses: the worker remembers the last request's
+/// keys by position, and a request that differs (another order, a key
+/// that is not ASCII where an ASCII one was, a key that repeats) must not
+/// be given a remembered one.
+fn environ_keys_follow_each_packet(extra: &[&str]) {
+    let mut args = vec!["--processes", "1"];
+    args.extend_from_slice(extra);
+    let s = serve_app("echo", &["--socket", "127.0.0.1:0"], &args);
+    let plain: &[(&str, &str)] = &[
+        ("REQUEST_METHOD", "GET"),
+        ("PATH_INFO", "/a"),
+        ("HTTP_X_ONE", "1"),
+        ("HTTP_X_TWO", "2"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+    ];
+    // The UTF-8 bytes of "É" reach Python as latin-1, two characters.
+    let other: &[(&str, &str)] = &[
+        ("PATH_INFO", "/b"),
+        ("REQUEST_METHOD", "GET"),
+        ("HTTP_X_É", "3"),
+        ("HTTP_X_ONE", "4"),
+        ("HTTP_X_ONE", "5"),
+        ("SERVER_PROTOCOL", "HTTP/1.1"),
+        ("HTTP_X_THREE", "6"),
+    ];
+    let expect = |vars: &[(&str, &str)]| {
+        let mut want = serde_json::Map::new();
+        for (k, v) in vars {
+            let k: String = k.bytes().map(char::from).collect();
+            want.insert(k, serde_json::Value::from(*v));
+        }
+        want
+    };
+    for round in 0..3 {
+        for vars in [plain, other] {
+            let mut c = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let out = uwsgi_raw(&mut c, vars, b"");
+            let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+            let body: serde_json::Value = serde_json::from_slice(&out[split + 4..]).unwrap();
+            let env = body["environ"].as_object().unwrap();
+            let got: serde_json::Map<_, _> = env
+                .iter()
+                .filter(|(k, _)| !k.starts_with("wsgi.") && *k != "SCRIPT_NAME")
+                .filter(|(_, v)| v.is_string())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(got, expect(vars), "round {round}");
+        }
+    }
+}
+
+#[test]
+fn environ_keys_follow_each_packet_through_the_master() {
+    environ_keys_follow_each_packet(&[]);
+}
+
+#[test]
+fn environ_keys_follow_each_packet_with_worker_accept() {
+    environ_keys_follow_each_packet(&["--worker-accept"]);
+}

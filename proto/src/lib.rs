@@ -53,7 +53,7 @@ pub use header::{HEADER_LEN, Header};
 pub use limits::Limits;
 pub use modifier::{Modifier1, Modifier2};
 pub use packet::{Frame, Packet, decode, decode_frame, encode_packet, encoded_len};
-pub use vars::{Vars, VarsIter, encode_vars};
+pub use vars::{Vars, VarsIter, VarsWriter, encode_vars};
 
 /// The outcome of a decode that may need more bytes.
 ///

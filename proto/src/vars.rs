@@ -115,12 +115,21 @@ impl<'b> Iterator for VarsIter<'b> {
         if self.rest.is_empty() {
             return None;
         }
-        // The block was validated when the `Vars` was made, so this cannot
-        // fail; if it somehow did, the iteration just ends.
-        let (rest, pair) = (field, field).parse(self.rest).ok()?;
+        // The block was validated (with nom) when the `Vars` was made, so
+        // this walk cannot fail; if it somehow did, the iteration just ends.
+        // A plain walk rather than the parser again: it runs for every var
+        // of every request.
+        let (key, rest) = split_field(self.rest)?;
+        let (value, rest) = split_field(rest)?;
         self.rest = rest;
-        Some(pair)
+        Some((key, value))
     }
+}
+
+/// One length-prefixed field of an already validated block, and the rest.
+fn split_field(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = input.split_first_chunk::<2>()?;
+    rest.split_at_checked(usize::from(u16::from_le_bytes(*len)))
 }
 
 /// The encoded length of a vars block, or why it cannot be encoded.
@@ -129,19 +138,65 @@ pub(crate) fn block_len<K: AsRef<[u8]>, V: AsRef<[u8]>>(
 ) -> Result<usize, EncodeError> {
     let mut len = 0usize;
     for (index, (k, v)) in vars.iter().enumerate() {
-        let (k, v) = (k.as_ref(), v.as_ref());
-        if k.is_empty() {
-            return Err(EncodeError::EmptyKey { index });
-        }
-        if k.len() > usize::from(u16::MAX) || v.len() > usize::from(u16::MAX) {
-            return Err(EncodeError::FieldTooLong { index });
-        }
-        len += 4 + k.len() + v.len();
+        len += pair_len(index, k.as_ref(), v.as_ref())?;
     }
+    check_block_len(len)
+}
+
+/// The encoded length of pair number `index`, or why it cannot be encoded.
+fn pair_len(index: usize, k: &[u8], v: &[u8]) -> Result<usize, EncodeError> {
+    if k.is_empty() {
+        return Err(EncodeError::EmptyKey { index });
+    }
+    if k.len() > usize::from(u16::MAX) || v.len() > usize::from(u16::MAX) {
+        return Err(EncodeError::FieldTooLong { index });
+    }
+    Ok(4 + k.len() + v.len())
+}
+
+fn check_block_len(len: usize) -> Result<usize, EncodeError> {
     if len > usize::from(u16::MAX) {
         return Err(EncodeError::BlockTooLarge { len });
     }
     Ok(len)
+}
+
+/// Writes a vars block pair by pair, for a producer that does not hold
+/// all its pairs at once (a response head read from the app's objects):
+/// each pair is checked as [`encode_vars`] checks it, and
+/// [`VarsWriter::finish`] checks the whole. On an error the block in
+/// `dst` is incomplete and must be thrown away.
+#[derive(Debug)]
+pub struct VarsWriter<'d> {
+    dst: &'d mut Vec<u8>,
+    start: usize,
+    index: usize,
+}
+
+impl<'d> VarsWriter<'d> {
+    /// Starts a block at the end of `dst`.
+    pub fn new(dst: &'d mut Vec<u8>) -> Self {
+        let start = dst.len();
+        VarsWriter {
+            dst,
+            start,
+            index: 0,
+        }
+    }
+
+    /// Appends one pair.
+    pub fn push(&mut self, k: &[u8], v: &[u8]) -> Result<(), EncodeError> {
+        pair_len(self.index, k, v)?;
+        put_field(k, self.dst);
+        put_field(v, self.dst);
+        self.index += 1;
+        Ok(())
+    }
+
+    /// The block's length, when it is not over the format's limit.
+    pub fn finish(self) -> Result<usize, EncodeError> {
+        check_block_len(self.dst.len() - self.start)
+    }
 }
 
 /// Appends a vars block (no header) to `dst`. Nothing is written on error.
@@ -191,6 +246,34 @@ mod tests {
         assert_eq!(vars.get(b"A"), Some(&b"2"[..]));
         assert_eq!(vars.get(b"B"), Some(&b""[..]));
         assert_eq!(vars.get(b"C"), None);
+    }
+
+    #[test]
+    fn the_writer_writes_what_encode_vars_does_and_refuses_the_same() {
+        let pairs: [(&[u8], &[u8]); 3] = [(b"STATUS", b"200 OK"), (b"A", b""), (b"A", b"2")];
+        let mut by_pair = vec![9];
+        let mut w = VarsWriter::new(&mut by_pair);
+        for (k, v) in pairs {
+            w.push(k, v).unwrap();
+        }
+        assert_eq!(w.finish().unwrap(), by_pair.len() - 1);
+        let mut whole = vec![9];
+        encode_vars(&pairs, &mut whole).unwrap();
+        assert_eq!(by_pair, whole);
+
+        let mut out = Vec::new();
+        let mut w = VarsWriter::new(&mut out);
+        w.push(b"K", b"v").unwrap();
+        assert_eq!(w.push(b"", b"v"), Err(EncodeError::EmptyKey { index: 1 }));
+        let long = vec![b'x'; 70_000];
+        assert_eq!(
+            w.push(b"K", &long),
+            Err(EncodeError::FieldTooLong { index: 1 })
+        );
+        let big = vec![b'x'; 40_000];
+        w.push(b"K", &big).unwrap();
+        w.push(b"K", &big).unwrap();
+        assert!(matches!(w.finish(), Err(EncodeError::BlockTooLarge { .. })));
     }
 
     #[test]

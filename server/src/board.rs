@@ -11,8 +11,10 @@
 //! idle. Times are `CLOCK_MONOTONIC` microseconds, the same clock in every
 //! process.
 //!
-//! Layout: word 0 is the instance's request count; then, per slot, the
-//! slot's words ([`SLOT_WORDS`]) followed by each thread's ([`CORE_WORDS`]).
+//! Layout, in cache lines of [`LINE`] words so that no two writers share
+//! one: the instance's request count (word 0); then, per slot, a line of
+//! the slot's words ([`SLOT_WORDS`]) followed by a line per thread
+//! ([`CORE_WORDS`]).
 
 use std::io;
 use std::os::fd::OwnedFd;
@@ -31,12 +33,15 @@ const AVG_RT: usize = 4;
 const BUSY: usize = 5;
 /// Words per slot before its threads' words.
 const SLOT_WORDS: usize = 6;
+/// Words per cache line: each part of the board starts on its own.
+const LINE: usize = 8;
 
 const STARTED: usize = 0;
 const DEADLINE: usize = 1;
 const CORE_REQUESTS: usize = 2;
 /// Words per thread.
 const CORE_WORDS: usize = 3;
+const _: () = assert!(SLOT_WORDS <= LINE && CORE_WORDS <= LINE);
 
 /// The board.
 #[derive(Debug)]
@@ -80,7 +85,12 @@ pub fn now_us() -> u64 {
 
 impl Board {
     fn size(slots: usize, threads: usize) -> usize {
-        1 + slots * (SLOT_WORDS + CORE_WORDS * threads)
+        LINE + slots * Board::stride(threads)
+    }
+
+    /// Words per slot: its line and its threads'.
+    fn stride(threads: usize) -> usize {
+        LINE * (1 + threads)
     }
 
     /// A new zeroed board for `slots` slots of `threads` threads (master).
@@ -114,8 +124,7 @@ impl Board {
     /// Word `w` of `slot` (1-based); `None` for an unknown slot.
     fn slot_word(&self, slot: u32, w: usize) -> Option<&std::sync::atomic::AtomicU64> {
         let i = (slot as usize).checked_sub(1).filter(|&i| i < self.slots)?;
-        self.words
-            .get(1 + i * (SLOT_WORDS + CORE_WORDS * self.threads) + w)
+        self.words.get(LINE + i * Board::stride(self.threads) + w)
     }
 
     fn core_word(&self, slot: u32, core: u16, w: usize) -> Option<&std::sync::atomic::AtomicU64> {
@@ -123,7 +132,7 @@ impl Board {
         if core >= self.threads {
             return None;
         }
-        self.slot_word(slot, SLOT_WORDS + core * CORE_WORDS + w)
+        self.slot_word(slot, LINE * (1 + core) + w)
     }
 
     /// Worker: thread `core` of `slot` starts a request.

@@ -248,12 +248,23 @@ pub struct ResponseHead {
 impl ResponseHead {
     /// The numeric status code (the first three digits), if valid.
     pub fn code(&self) -> Option<u16> {
-        let digits = self.status.get(..3)?;
-        if !digits.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(digits).ok()?.parse().ok()
+        status_code(&self.status)
     }
+
+    /// The headers as borrowed pairs.
+    pub fn pairs(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.headers.iter().map(|(k, v)| (&k[..], &v[..]))
+    }
+}
+
+/// The numeric status code of a status line (its first three digits), if
+/// valid.
+pub fn status_code(status: &[u8]) -> Option<u16> {
+    let digits = status.get(..3)?;
+    if !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
 }
 
 /// Parses a vars block that rwsgi wrote itself (a REQUEST's vars, a HEAD,
@@ -275,15 +286,22 @@ pub fn own_vars(block: &[u8]) -> Result<rwsgi_proto::Vars<'_>, rwsgi_proto::Deco
     .vars(&limits)
 }
 
-/// Decodes a HEAD payload.
-pub fn parse_head(payload: Bytes) -> Result<ResponseHead, FrameError> {
+/// A HEAD payload read in place: the status line, the number of headers
+/// and the headers in order.
+pub fn head_parts(payload: &[u8]) -> Result<(&[u8], usize, rwsgi_proto::VarsIter<'_>), FrameError> {
     let bad = FrameError::Malformed(Kind::Head);
-    let vars = own_vars(&payload).map_err(|_| bad)?;
+    let vars = own_vars(payload).map_err(|_| bad)?;
     let mut it = vars.iter();
     let (k, status) = it.next().ok_or(bad)?;
     if k != b"STATUS" {
         return Err(bad);
     }
+    Ok((status, vars.len() - 1, it))
+}
+
+/// Decodes a HEAD payload.
+pub fn parse_head(payload: Bytes) -> Result<ResponseHead, FrameError> {
+    let (status, _, it) = head_parts(&payload)?;
     let slice = |s: &[u8]| payload.slice_ref(s);
     let status = slice(status);
     let headers = it.map(|(k, v)| (slice(k), slice(v))).collect();

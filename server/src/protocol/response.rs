@@ -6,13 +6,12 @@
 
 use bytes::BufMut;
 
-use crate::ipc::ResponseHead;
-
-/// Appends the raw head, then the `add-header` headers. Returns its length
-/// in bytes.
-pub fn encode_head(
+/// Appends the raw head (`status` and `headers` as the app gave them),
+/// then the `add-header` headers. Returns its length in bytes.
+pub fn encode_head<'h>(
     protocol: &[u8],
-    head: &ResponseHead,
+    status: &[u8],
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
     extra: &[(String, String)],
     dst: &mut Vec<u8>,
 ) -> usize {
@@ -23,19 +22,19 @@ pub fn encode_head(
         protocol
     });
     dst.put_u8(b' ');
-    dst.put_slice(&head.status);
+    dst.put_slice(status);
     dst.put_slice(b"\r\n");
-    let extra = extra.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes()));
-    for (k, v) in head
-        .headers
-        .iter()
-        .map(|(k, v)| (&k[..], &v[..]))
-        .chain(extra)
-    {
+    let mut put = |k: &[u8], v: &[u8]| {
         dst.put_slice(k);
         dst.put_slice(b": ");
         dst.put_slice(v);
         dst.put_slice(b"\r\n");
+    };
+    for (k, v) in headers {
+        put(k, v);
+    }
+    for (k, v) in extra {
+        put(k.as_bytes(), v.as_bytes());
     }
     dst.put_slice(b"\r\n");
     dst.len() - start
@@ -94,6 +93,7 @@ pub fn answer(protocol: &[u8], a: &crate::routing::Answer) -> (Vec<u8>, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ipc::ResponseHead;
     use bytes::Bytes;
 
     #[test]
@@ -112,7 +112,7 @@ mod tests {
             ],
         };
         let mut out = Vec::new();
-        let n = encode_head(b"HTTP/1.1", &head, &[], &mut out);
+        let n = encode_head(b"HTTP/1.1", &head.status, head.pairs(), &[], &mut out);
         out.extend_from_slice(b"hello\n");
         assert_eq!(
             out,
@@ -120,7 +120,7 @@ mod tests {
         );
         assert_eq!(n, out.len() - 6);
         let mut out = Vec::new();
-        encode_head(b"", &head, &[], &mut out);
+        encode_head(b"", &head.status, head.pairs(), &[], &mut out);
         assert!(out.starts_with(b"HTTP/1.0 200 OK\r\n"));
     }
 

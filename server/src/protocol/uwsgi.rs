@@ -268,7 +268,8 @@ where
             Ok(Event::Head(head)) => {
                 status = head.code().unwrap_or(0);
                 headers = head.headers.len();
-                header_bytes = response::encode_head(protocol, &head, &extra, &mut out);
+                header_bytes =
+                    response::encode_head(protocol, &head.status, head.pairs(), &extra, &mut out);
             }
             Ok(Event::Chunk(data)) => {
                 body_bytes += data.len() as u64;
@@ -432,7 +433,13 @@ async fn send_static<W: AsyncWrite + Unpin>(
     let found = &plan.file;
     let code = plan.head.code().unwrap_or(200);
     let mut head = Vec::with_capacity(256);
-    response::encode_head(protocol, &plan.head, extra, &mut head);
+    response::encode_head(
+        protocol,
+        &plan.head.status,
+        plan.head.pairs(),
+        extra,
+        &mut head,
+    );
     let Some((offset, len)) = plan.body.filter(|_| !head_only) else {
         write(w, &head, ctx).await;
         return (code, 0, head.len());

@@ -488,12 +488,17 @@ impl Client {
     pub fn push(&mut self, kind: Kind, payload: &[u8]) {
         let d = self.d;
         match kind {
-            Kind::Head => match ipc::parse_head(Bytes::copy_from_slice(payload)) {
-                Ok(head) => {
-                    self.status = head.code().unwrap_or(0);
-                    self.headers = head.headers.len();
-                    self.header_bytes =
-                        response::encode_head(&self.protocol, &head, &d.add_headers, &mut self.out);
+            Kind::Head => match ipc::head_parts(payload) {
+                Ok((status, headers, pairs)) => {
+                    self.status = ipc::status_code(status).unwrap_or(0);
+                    self.headers = headers;
+                    self.header_bytes = response::encode_head(
+                        &self.protocol,
+                        status,
+                        pairs,
+                        &d.add_headers,
+                        &mut self.out,
+                    );
                 }
                 Err(e) => {
                     tracing::error!(event = "bad_head", cause = %e, "the response head cannot be sent");

@@ -97,21 +97,30 @@ fn write_error(e: std::io::Error) -> PyErr {
     PyOSError::new_err(format!("write error: {e}"))
 }
 
-/// Encodes a status and headers as a HEAD payload.
-fn encode_head(status: &[u8], headers: &[(Vec<u8>, Vec<u8>)]) -> PyResult<Vec<u8>> {
-    let mut pairs: Vec<(&[u8], &[u8])> = Vec::with_capacity(headers.len() + 1);
-    pairs.push((b"STATUS", status));
-    for (k, v) in headers {
-        pairs.push((k, v));
-    }
+fn head_error(e: rwsgi_proto::EncodeError) -> PyErr {
+    PyTypeError::new_err(format!("response headers cannot be sent: {e}"))
+}
+
+/// Encodes a status and headers as a HEAD payload: a vars block, `STATUS`
+/// first, then the headers in order.
+fn encode_head(status: &[u8], headers: &[(&[u8], &[u8])]) -> PyResult<Vec<u8>> {
     let mut out = Vec::new();
-    rwsgi_proto::encode_vars(&pairs, &mut out)
-        .map_err(|e| PyTypeError::new_err(format!("response headers cannot be sent: {e}")))?;
+    let mut w = rwsgi_proto::VarsWriter::new(&mut out);
+    w.push(b"STATUS", status).map_err(head_error)?;
+    for (k, v) in headers {
+        w.push(k, v).map_err(head_error)?;
+    }
+    w.finish().map_err(head_error)?;
     Ok(out)
 }
 
-/// A native string as latin-1 bytes (PEP 3333 "String Types").
-fn latin1(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
+/// A native string as latin-1 bytes (PEP 3333 "String Types"), calling
+/// `with` on them.
+fn with_latin1<R>(
+    obj: &Bound<'_, PyAny>,
+    what: &str,
+    with: impl FnOnce(&[u8]) -> PyResult<R>,
+) -> PyResult<R> {
     let s = obj
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a string")))?;
@@ -119,11 +128,11 @@ fn latin1(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<u8>> {
     // CPython hands out its UTF-8 form without copying.
     if let Ok(text) = s.to_str() {
         if text.is_ascii() {
-            return Ok(text.as_bytes().to_vec());
+            return with(text.as_bytes());
         }
     }
-    let encoded = s.call_method1("encode", ("latin-1",))?;
-    Ok(encoded.cast::<PyBytes>()?.as_bytes().to_vec())
+    let encoded = s.call_method1(pyo3::intern!(s.py(), "encode"), ("latin-1",))?;
+    with(encoded.cast::<PyBytes>()?.as_bytes())
 }
 
 /// `start_response`.
@@ -152,11 +161,17 @@ impl StartResponse {
             }
             return Err(PyOSError::new_err("headers already sent"));
         }
-        let status = latin1(status, "status")?;
+        let status = with_latin1(status, "status", |s| Ok(add_reason(s).into_owned()))?;
         let list = headers
             .cast::<PyList>()
             .map_err(|_| PyTypeError::new_err("headers must be a list"))?;
-        let mut pairs = Vec::with_capacity(list.len());
+        // Written straight into the HEAD payload, without a copy per name
+        // and value.
+        let mut head = Vec::with_capacity(256);
+        let mut w = rwsgi_proto::VarsWriter::new(&mut head);
+        w.push(b"STATUS", &status).map_err(head_error)?;
+        // The first Content-Length says how long the body is.
+        let (mut declared_len, mut seen_len) = (None, false);
         for item in list.iter() {
             let tuple = item
                 .cast::<PyTuple>()
@@ -166,18 +181,21 @@ impl StartResponse {
                     "each header must be a (name, value) tuple",
                 ));
             }
-            pairs.push((
-                latin1(&tuple.get_item(0)?, "header name")?,
-                latin1(&tuple.get_item(1)?, "header value")?,
-            ));
+            with_latin1(&tuple.get_item(0)?, "header name", |k| {
+                with_latin1(&tuple.get_item(1)?, "header value", |v| {
+                    if !seen_len && k.eq_ignore_ascii_case(b"content-length") {
+                        seen_len = true;
+                        declared_len = std::str::from_utf8(v)
+                            .ok()
+                            .and_then(|v| v.trim().parse::<u64>().ok());
+                    }
+                    w.push(k, v).map_err(head_error)
+                })
+            })?;
         }
-        let status = add_reason(status);
-        let declared_len = pairs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(b"content-length"))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+        w.finish().map_err(head_error)?;
         let mut ex = self.ex.borrow_mut();
-        ex.head = Some(encode_head(&status, &pairs)?);
+        ex.head = Some(head);
         ex.declared_len = declared_len;
         drop(ex);
         Py::new(
@@ -191,16 +209,18 @@ impl StartResponse {
 
 /// A status of three digits gets its standard reason, as in uWSGI
 /// (`core/writer.c` `uwsgi_response_prepare_headers`).
-fn add_reason(status: Vec<u8>) -> Vec<u8> {
+fn add_reason(status: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     if status.len() > 4 {
-        return status;
+        return status.into();
     }
     let code = std::str::from_utf8(status.get(..3).unwrap_or_default())
         .ok()
         .and_then(|s| s.parse::<u16>().ok());
     match code {
-        Some(c) => format!("{c} {}", crate::http_status::reason(c)).into_bytes(),
-        None => status,
+        Some(c) => format!("{c} {}", crate::http_status::reason(c))
+            .into_bytes()
+            .into(),
+        None => status.into(),
     }
 }
 
@@ -240,6 +260,10 @@ pub struct Static {
 /// Interned environ keys and constant values, made once per worker.
 pub struct Interned {
     keys: std::collections::HashMap<Vec<u8>, Py<PyString>>,
+    /// The ASCII keys of the last request, by position: requests from one
+    /// nginx carry the same keys in the same order, so most keys are found
+    /// here by one comparison instead of a hash and a look-up.
+    order: Vec<Py<PyString>>,
     version: Py<PyTuple>,
     errors: Py<PyAny>,
     file_wrapper: Py<PyAny>,
@@ -263,6 +287,12 @@ impl std::fmt::Debug for Interned {
 /// The most keys kept interned; past that, keys are made per request (a
 /// client sending many distinct headers must not grow the worker forever).
 const MAX_INTERNED: usize = 512;
+
+/// The most positions [`Interned::key_at`] remembers.
+const MAX_ORDERED: usize = 128;
+
+/// The environ entries that do not come from the request's vars.
+const ENVIRON_EXTRA: usize = 10;
 
 /// The environ keys every request through nginx's `uwsgi_params` (and
 /// rwsgi's own HTTP listener) carries, interned up front.
@@ -312,6 +342,7 @@ impl Interned {
         };
         let mut interned = Interned {
             keys: Default::default(),
+            order: Vec::new(),
             version: PyTuple::new(py, [1, 0])?.unbind(),
             errors: sys.getattr("stderr")?.unbind(),
             file_wrapper: module.getattr("FileWrapper")?.unbind(),
@@ -334,6 +365,7 @@ impl Interned {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone_ref(py)))
                 .collect(),
+            order: Vec::new(),
             version: self.version.clone_ref(py),
             errors: self.errors.clone_ref(py),
             file_wrapper: self.file_wrapper.clone_ref(py),
@@ -342,6 +374,31 @@ impl Interned {
             offer_file_wrapper: self.offer_file_wrapper,
             uwsgi_namespace: self.uwsgi_namespace.as_ref().map(|d| d.clone_ref(py)),
         }
+    }
+
+    /// The key `k`, the `at`-th of its request.
+    fn key_at<'py>(
+        &mut self,
+        py: Python<'py>,
+        at: usize,
+        k: &[u8],
+    ) -> PyResult<Bound<'py, PyString>> {
+        if let Some(known) = self.order.get(at).map(|s| s.bind(py)) {
+            // Only ASCII keys are kept here, whose UTF-8 form is their
+            // latin-1 one, so equal bytes mean the same key.
+            if known.to_str().is_ok_and(|t| t.as_bytes() == k) {
+                return Ok(known.clone());
+            }
+        }
+        let s = self.key(py, k)?;
+        if k.is_ascii() && self.keys.contains_key(k) {
+            if let Some(slot) = self.order.get_mut(at) {
+                *slot = s.clone().unbind();
+            } else if at == self.order.len() && at < MAX_ORDERED {
+                self.order.push(s.clone().unbind());
+            }
+        }
+        Ok(s)
     }
 
     fn key<'py>(&mut self, py: Python<'py>, k: &[u8]) -> PyResult<Bound<'py, PyString>> {
@@ -361,6 +418,23 @@ impl Interned {
         self.keys.insert(k.to_vec(), s.clone().unbind());
         Ok(s)
     }
+}
+
+/// A new dict with room for `n` items, so that filling it does not grow
+/// its table three or four times.
+fn presized_dict(py: Python<'_>, n: usize) -> PyResult<Bound<'_, PyDict>> {
+    unsafe extern "C" {
+        // Exported by CPython 3.8 to 3.14 (`Include/cpython/dictobject.h`);
+        // what the interpreter's own BUILD_MAP uses. pyo3 leaves the
+        // private API out.
+        fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
+    }
+    let n = pyo3::ffi::Py_ssize_t::try_from(n).unwrap_or(0);
+    // SAFETY: the GIL is held (we have `py`); the result is a new reference
+    // to a dict, or NULL with an exception set, which `from_owned_ptr_or_err`
+    // turns into an error.
+    let dict = unsafe { Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(n))? };
+    Ok(dict.cast_into::<PyDict>()?)
 }
 
 /// Decodes latin-1 bytes to a `str`.
@@ -418,12 +492,13 @@ fn environ<'py>(
     vars: &rwsgi_proto::Vars<'_>,
     input: Py<Input>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let env = PyDict::new(py);
+    use pyo3::intern;
+    let env = presized_dict(py, vars.len() + ENVIRON_EXTRA)?;
     let mut script_name: &[u8] = b"";
     let mut has_script_name = false;
     let mut path_info: Option<&[u8]> = None;
     let mut scheme = Scheme::default();
-    for (k, v) in vars.iter() {
+    for (at, (k, v)) in vars.iter().enumerate() {
         scheme.see(k, v);
         match k {
             b"SCRIPT_NAME" => {
@@ -433,32 +508,42 @@ fn environ<'py>(
             b"PATH_INFO" => path_info = Some(v),
             _ => {}
         }
-        env.set_item(interned.key(py, k)?, decode_latin1(py, v)?)?;
+        env.set_item(interned.key_at(py, at, k)?, decode_latin1(py, v)?)?;
     }
     // modifier1 30: strip SCRIPT_NAME from the front of PATH_INFO.
     if head.modifier1 == rwsgi_proto::Modifier1::WSGI_STRIP_SCRIPT_NAME.0 {
         if let Some(p) = path_info {
             let stripped = p.get(script_name.len()..).unwrap_or_default();
-            env.set_item("PATH_INFO", decode_latin1(py, stripped)?)?;
+            env.set_item(intern!(py, "PATH_INFO"), decode_latin1(py, stripped)?)?;
         }
     }
     // PEP 3333 lists both as present (possibly empty); nginx sends neither
     // SCRIPT_NAME nor, for some configs, PATH_INFO.
+    let empty = intern!(py, "");
     if !has_script_name {
-        env.set_item("SCRIPT_NAME", "")?;
+        env.set_item(intern!(py, "SCRIPT_NAME"), empty)?;
     }
     if path_info.is_none() {
-        env.set_item("PATH_INFO", "")?;
+        env.set_item(intern!(py, "PATH_INFO"), empty)?;
     }
-    env.set_item("wsgi.version", interned.version.bind(py))?;
-    env.set_item("wsgi.url_scheme", decode_latin1(py, scheme.get())?)?;
-    env.set_item("wsgi.input", input)?;
-    env.set_item("wsgi.errors", interned.errors.bind(py))?;
-    env.set_item("wsgi.multithread", interned.multithread)?;
-    env.set_item("wsgi.multiprocess", interned.multiprocess)?;
-    env.set_item("wsgi.run_once", false)?;
+    // The constant keys (and the usual schemes) are made once per process.
+    let url_scheme = match scheme.get() {
+        b"http" => intern!(py, "http").clone(),
+        b"https" => intern!(py, "https").clone(),
+        other => decode_latin1(py, other)?,
+    };
+    env.set_item(intern!(py, "wsgi.version"), interned.version.bind(py))?;
+    env.set_item(intern!(py, "wsgi.url_scheme"), url_scheme)?;
+    env.set_item(intern!(py, "wsgi.input"), input)?;
+    env.set_item(intern!(py, "wsgi.errors"), interned.errors.bind(py))?;
+    env.set_item(intern!(py, "wsgi.multithread"), interned.multithread)?;
+    env.set_item(intern!(py, "wsgi.multiprocess"), interned.multiprocess)?;
+    env.set_item(intern!(py, "wsgi.run_once"), false)?;
     if interned.offer_file_wrapper {
-        env.set_item("wsgi.file_wrapper", interned.file_wrapper.bind(py))?;
+        env.set_item(
+            intern!(py, "wsgi.file_wrapper"),
+            interned.file_wrapper.bind(py),
+        )?;
     }
     Ok(env)
 }
@@ -537,11 +622,8 @@ pub fn handle_parsed(
         let head = encode_head(
             b"500 Internal Server Error",
             &[
-                (b"Content-Type".to_vec(), b"text/plain".to_vec()),
-                (
-                    b"Content-Length".to_vec(),
-                    body.len().to_string().into_bytes(),
-                ),
+                (b"Content-Type", b"text/plain"),
+                (b"Content-Length", body.len().to_string().as_bytes()),
             ],
         )
         .map_err(|e| invalid(e.to_string()))?;
@@ -558,11 +640,8 @@ pub fn handle_parsed(
                 "the app returned without calling start_response"
             );
             ex.head = Some(
-                encode_head(
-                    b"500 Internal Server Error",
-                    &[(b"Content-Length".to_vec(), b"0".to_vec())],
-                )
-                .map_err(|e| invalid(e.to_string()))?,
+                encode_head(b"500 Internal Server Error", &[(b"Content-Length", b"0")])
+                    .map_err(|e| invalid(e.to_string()))?,
             );
         }
         ex.send_head().map_err(|e| invalid(e.to_string()))?;
@@ -594,14 +673,15 @@ fn call_app(
     let start_response = Py::new(py, StartResponse { ex: ex.clone() })?;
     let namespace = interned.uwsgi_namespace.as_ref().map(|d| d.bind(py));
     if let Some(ns) = namespace {
-        ns.set_item("env", &env)?;
+        ns.set_item(pyo3::intern!(py, "env"), &env)?;
     }
     let run = || -> PyResult<()> {
         let result = picked.app.bind(py).call1((env, start_response))?;
         let iterated = send_result(py, &result, ex);
         // PEP 3333: close() is called whatever happened during iteration.
-        let closed = if result.hasattr("close")? {
-            result.call_method0("close").map(|_| ())
+        let close = pyo3::intern!(py, "close");
+        let closed = if result.hasattr(close)? {
+            result.call_method0(close).map(|_| ())
         } else {
             Ok(())
         };
@@ -610,7 +690,7 @@ fn call_app(
     let outcome = run();
     if let Some(ns) = namespace {
         // Gone with the request, as in uWSGI.
-        let _ = ns.del_item("env");
+        let _ = ns.del_item(pyo3::intern!(py, "env"));
     }
     outcome
 }
