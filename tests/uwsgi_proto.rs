@@ -119,7 +119,7 @@ fn uwsgi_curl_is_a_second_real_client() {
 /// spelling each request uses: the worker remembers the last request's
 /// keys by position, and a request that differs (another order, a key
 /// that is not ASCII where an ASCII one was, a key that repeats) must not
-/// be given a remembered one.
+/// be given a remembered one; a key too long to be kept is still right.
 fn environ_keys_follow_each_packet(extra: &[&str]) {
     let mut args = vec!["--processes", "1"];
     args.extend_from_slice(extra);
@@ -131,13 +131,16 @@ fn environ_keys_follow_each_packet(extra: &[&str]) {
         ("HTTP_X_TWO", "2"),
         ("SERVER_PROTOCOL", "HTTP/1.1"),
     ];
-    // The UTF-8 bytes of "É" reach Python as latin-1, two characters.
+    // The UTF-8 bytes of "É" reach Python as latin-1, two characters; a
+    // key this long is made anew for each request.
+    let long = format!("HTTP_X_{}", "L".repeat(120));
     let other: &[(&str, &str)] = &[
         ("PATH_INFO", "/b"),
         ("REQUEST_METHOD", "GET"),
         ("HTTP_X_É", "3"),
         ("HTTP_X_ONE", "4"),
         ("HTTP_X_ONE", "5"),
+        (&long, "7"),
         ("SERVER_PROTOCOL", "HTTP/1.1"),
         ("HTTP_X_THREE", "6"),
     ];

@@ -260,10 +260,10 @@ pub struct Static {
 /// Interned environ keys and constant values, made once per worker.
 pub struct Interned {
     keys: std::collections::HashMap<Vec<u8>, Py<PyString>>,
-    /// The ASCII keys of the last request, by position: requests from one
-    /// nginx carry the same keys in the same order, so most keys are found
-    /// here by one comparison instead of a hash and a look-up.
-    order: Vec<Py<PyString>>,
+    /// The interned keys of the last request, by position: requests from
+    /// one nginx carry the same keys in the same order, so most keys are
+    /// found here by one comparison instead of a hash and a look-up.
+    order: Vec<(Box<[u8]>, Py<PyString>)>,
     version: Py<PyTuple>,
     errors: Py<PyAny>,
     file_wrapper: Py<PyAny>,
@@ -287,6 +287,11 @@ impl std::fmt::Debug for Interned {
 /// The most keys kept interned; past that, keys are made per request (a
 /// client sending many distinct headers must not grow the worker forever).
 const MAX_INTERNED: usize = 512;
+
+/// The longest key kept interned: a longer one (no usual header name is)
+/// is made for each request, so that a client cannot make a thread keep
+/// [`MAX_INTERNED`] keys of 64 KiB.
+const MAX_INTERNED_LEN: usize = 96;
 
 /// The most positions [`Interned::key_at`] remembers.
 const MAX_ORDERED: usize = 128;
@@ -383,30 +388,30 @@ impl Interned {
         at: usize,
         k: &[u8],
     ) -> PyResult<Bound<'py, PyString>> {
-        if let Some(known) = self.order.get(at).map(|s| s.bind(py)) {
-            // Only ASCII keys are kept here, whose UTF-8 form is their
-            // latin-1 one, so equal bytes mean the same key.
-            if known.to_str().is_ok_and(|t| t.as_bytes() == k) {
-                return Ok(known.clone());
+        if let Some((known, s)) = self.order.get(at) {
+            if **known == *k {
+                return Ok(s.bind(py).clone());
             }
         }
-        let s = self.key(py, k)?;
-        if k.is_ascii() && self.keys.contains_key(k) {
+        let (s, kept) = self.key(py, k)?;
+        if kept {
+            let entry = (Box::from(k), s.clone().unbind());
             if let Some(slot) = self.order.get_mut(at) {
-                *slot = s.clone().unbind();
+                *slot = entry;
             } else if at == self.order.len() && at < MAX_ORDERED {
-                self.order.push(s.clone().unbind());
+                self.order.push(entry);
             }
         }
         Ok(s)
     }
 
-    fn key<'py>(&mut self, py: Python<'py>, k: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    /// The key `k`, and whether it is kept interned.
+    fn key<'py>(&mut self, py: Python<'py>, k: &[u8]) -> PyResult<(Bound<'py, PyString>, bool)> {
         if let Some(s) = self.keys.get(k) {
-            return Ok(s.bind(py).clone());
+            return Ok((s.bind(py).clone(), true));
         }
-        if self.keys.len() >= MAX_INTERNED {
-            return decode_latin1(py, k);
+        if self.keys.len() >= MAX_INTERNED || k.len() > MAX_INTERNED_LEN {
+            return Ok((decode_latin1(py, k)?, false));
         }
         // An ASCII key reads the same in latin-1 and UTF-8. Interned, it is
         // the very object an app's `environ["PATH_INFO"]` literal is, so
@@ -416,7 +421,7 @@ impl Interned {
             _ => decode_latin1(py, k)?,
         };
         self.keys.insert(k.to_vec(), s.clone().unbind());
-        Ok(s)
+        Ok((s, true))
     }
 }
 
