@@ -1670,7 +1670,7 @@ pub static OPTIONS: &[Spec] = &[
     ignored(
         "thunder-lock",
         Flag,
-        "the master accepts every connection; there is no accept lock",
+        "the master accepts every connection, and with worker-accept each connection wakes one idle worker (EPOLLEXCLUSIVE) without a lock",
     ),
     ignored(
         "py-call-osafterfork",

@@ -131,7 +131,107 @@ pub enum Wake {
 /// Waits up to `timeout_ms` (-1: for ever) for the channel `chan` or a
 /// connection; the channel first (STOP and uWSGI signals go before new
 /// requests). Called without the GIL.
+///
+/// Each thread waits in its own epoll set, where the listeners are
+/// registered with `EPOLLEXCLUSIVE`: a connection wakes one idle worker
+/// rather than every one (what uWSGI's `thunder-lock` is for; without it
+/// uWSGI wakes them all). A worker woken for a connection that it then
+/// leaves (its channel had something, or it retires) takes it on its next
+/// turn, which starts with a non-blocking accept, or another worker does
+/// when the next connection or its one-second wake-up comes. Where the
+/// set cannot be made (no fds left), `poll(2)` does the same job, waking
+/// everyone.
 pub fn wait(chan: RawFd, d: &Direct, timeout_ms: i32) -> Wake {
+    WAIT_SET.with_borrow_mut(|set| {
+        if set.as_ref().is_none_or(|s| s.chan != chan) {
+            *set = match WaitSet::new(chan, d) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(event = "epoll_failed", cause = %e, "cannot make the wait set; every idle worker will wake for each connection");
+                    None
+                }
+            };
+        }
+        match set {
+            Some(s) => s.wait(timeout_ms),
+            None => poll_wait(chan, d, timeout_ms),
+        }
+    })
+}
+
+thread_local! {
+    static WAIT_SET: std::cell::RefCell<Option<WaitSet>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A thread's epoll set: its channel (data 0) and the listeners (data
+/// index + 1, exclusive).
+#[derive(Debug)]
+struct WaitSet {
+    ep: OwnedFd,
+    chan: RawFd,
+}
+
+impl WaitSet {
+    fn new(chan: RawFd, d: &Direct) -> io::Result<WaitSet> {
+        // SAFETY: epoll_create1 makes a new fd, owned here once checked.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a new fd epoll_create1 gave us.
+        let ep = unsafe { OwnedFd::from_raw_fd(ep) };
+        let set = WaitSet { ep, chan };
+        set.add(chan, libc::EPOLLIN, 0)?;
+        for (i, l) in d.listeners.iter().enumerate() {
+            set.add(
+                l.fd.as_raw_fd(),
+                libc::EPOLLIN | libc::EPOLLEXCLUSIVE,
+                i as u64 + 1,
+            )?;
+        }
+        Ok(set)
+    }
+
+    fn add(&self, fd: RawFd, events: i32, data: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: events as u32,
+            u64: data,
+        };
+        // SAFETY: registers an open fd in our epoll set; `ev` is read
+        // during the call only.
+        if unsafe { libc::epoll_ctl(self.ep.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn wait(&self, timeout_ms: i32) -> Wake {
+        const MAX: usize = 8;
+        let mut evs = [libc::epoll_event { events: 0, u64: 0 }; MAX];
+        // SAFETY: `evs` has room for MAX events for the call.
+        let n = unsafe {
+            libc::epoll_wait(
+                self.ep.as_raw_fd(),
+                evs.as_mut_ptr(),
+                MAX as i32,
+                timeout_ms,
+            )
+        };
+        let ready = evs
+            .get(..usize::try_from(n).unwrap_or(0))
+            .unwrap_or_default();
+        // Copied out of the (packed) events.
+        let mut data = ready.iter().map(|e| e.u64);
+        if data.clone().any(|d| d == 0) {
+            return Wake::Channel;
+        }
+        data.next()
+            .map_or(Wake::Nothing, |d| Wake::Listener(d as usize - 1))
+    }
+}
+
+/// [`wait`] with `poll(2)`.
+fn poll_wait(chan: RawFd, d: &Direct, timeout_ms: i32) -> Wake {
     let mut fds: Vec<libc::pollfd> = std::iter::once(chan)
         .chain(d.listeners.iter().map(|l| l.fd.as_raw_fd()))
         .map(|fd| libc::pollfd {
