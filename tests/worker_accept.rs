@@ -375,3 +375,59 @@ fn a_connection_wakes_one_idle_worker_not_all() {
         "the four workers slept {slept} times for {N} connections"
     );
 }
+
+/// With an HTTP socket beside `worker-accept`'s uwsgi one, the master
+/// does not give an HTTP request to a worker busy with a connection it
+/// took itself while another worker is idle: each round, one worker runs
+/// a slow uwsgi request, and a quick HTTP request must not wait for it.
+/// The rounds vary which worker the kernel and the pool would each pick.
+#[test]
+fn http_requests_go_to_a_worker_not_busy_with_its_own_connection() {
+    let s = serve_app(
+        "slow",
+        &TCP_AND_HTTP,
+        &[
+            "--processes",
+            "2",
+            "--worker-accept",
+            "--stats",
+            "127.0.0.1:0",
+        ],
+    );
+    s.wait_events("spawned", 2, Duration::from_secs(30));
+    let http_addr = s.http.unwrap();
+    for round in 0..8 {
+        for _ in 0..round % 3 {
+            uwsgi_get(&s, "0");
+        }
+        for _ in 0..round / 3 {
+            assert_eq!(get(http_addr, "/?0").status, 200);
+        }
+        let uwsgi = s.uwsgi.unwrap();
+        let slow = std::thread::spawn(move || {
+            let mut c = TcpStream::connect(uwsgi).unwrap();
+            c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            uwsgi_raw(&mut c, &cgi("GET", "/", &[("QUERY_STRING", "2")]), b"")
+        });
+        // The slow request has reached a worker.
+        wait_until(
+            Duration::from_secs(10),
+            || {
+                s.stats()["workers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|w| w["status"] == "busy")
+            },
+            || format!("round {round}: the slow request did not start"),
+        );
+        let t = Instant::now();
+        assert_eq!(get(http_addr, "/?0").status, 200);
+        let waited = t.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "round {round}: the HTTP request waited {waited:?} behind the slow one"
+        );
+        assert!(body(&slow.join().unwrap()).ends_with(b"Hello, World!"));
+    }
+}

@@ -145,6 +145,13 @@ impl Board {
         }
     }
 
+    /// Whether thread `core` of `slot` is serving a connection it took
+    /// itself (master: such a thread does not read its channel meanwhile).
+    pub fn serving(&self, slot: u32, core: u16) -> bool {
+        self.core_word(slot, core, STARTED)
+            .is_some_and(|w| w.load(Ordering::Acquire) != 0)
+    }
+
     /// Worker: the app gave its request `secs` seconds from now (0 clears;
     /// `uwsgi.set_user_harakiri`).
     pub fn deadline(&self, slot: u32, core: u16, secs: u32) {

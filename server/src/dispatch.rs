@@ -367,7 +367,8 @@ impl Pool {
 
     /// An idle channel, else a place on a busy one, if there is either.
     fn grant_now(self: &Arc<Self>, st: &mut State) -> Option<Grant> {
-        while let Some(c) = st.idle.pop() {
+        while let Some(i) = self.pick_idle(st) {
+            let c = st.idle.remove(i);
             if c.alive.load(Ordering::Acquire) {
                 return Some(Grant::Ready(self.start(st, c, false)));
             }
@@ -375,6 +376,19 @@ impl Pool {
         }
         let i = self.pipeline_target(st)?;
         Some(Grant::Queued(self.queue_on(st, i)))
+    }
+
+    /// The idle channel to lease: the most recently idle one, passing over
+    /// those whose thread is serving a connection it took itself
+    /// (`worker-accept`: it reads its channel only when that is done)
+    /// unless every one is.
+    fn pick_idle(&self, st: &State) -> Option<usize> {
+        let last = st.idle.len().checked_sub(1)?;
+        let free = st
+            .idle
+            .iter()
+            .rposition(|c| !self.table.serving_directly(c.slot, c.core));
+        Some(free.unwrap_or(last))
     }
 
     /// Marks `c` busy with a new request; nothing is queued behind an

@@ -182,6 +182,12 @@ impl Table {
         let _ = self.board.set(board);
     }
 
+    /// Whether thread `core` of `slot` is serving a connection it took
+    /// itself (`worker-accept`).
+    pub fn serving_directly(&self, slot: u32, core: u16) -> bool {
+        self.board.get().is_some_and(|b| b.serving(slot, core))
+    }
+
     /// Requests the workers took themselves (`worker-accept`), all slots.
     pub fn direct_requests(&self) -> u64 {
         self.board.get().map_or(0, |b| b.total_requests())
