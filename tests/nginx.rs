@@ -143,6 +143,34 @@ fn get_post_upload_and_cookie(mode: &[&str]) {
 }
 
 #[test]
+fn a_body_the_app_does_not_read_is_not_a_502() {
+    body_not_read(&[]);
+}
+
+#[test]
+fn a_body_the_app_does_not_read_is_not_a_502_with_worker_accept() {
+    body_not_read(&WORKER_ACCEPT);
+}
+
+/// An app that answers without reading the request body (a 413, a
+/// redirect): the server reads and drops the rest of the body before it
+/// closes, since closing with unread bytes resets the connection and
+/// nginx turns the finished response into a 502 (what uWSGI does).
+fn body_not_read(mode: &[&str]) {
+    let s = backend("hello", mode);
+    let n = start_nginx(&s);
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], n.port).into();
+    let body = vec![b'z'; 1024 * 1024];
+    for prefix in ["", "/tcp"] {
+        for round in 0..10 {
+            let r = http(addr, "POST", &format!("{prefix}/"), &[], &body);
+            assert_eq!(r.status, 200, "{prefix} round {round}");
+            assert_eq!(r.body, b"Hello, World!");
+        }
+    }
+}
+
+#[test]
 fn chunked_upload_through_nginx() {
     chunked_upload(&[]);
 }

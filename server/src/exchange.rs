@@ -322,9 +322,21 @@ impl<B: BodySource> Exchange<B> {
     }
 
     /// Gives the worker back after END, counting the request.
-    pub fn finish(mut self, done: crate::dispatch::Done) {
+    pub fn finish(&mut self, done: crate::dispatch::Done) {
         if let Some(link) = self.link.take() {
             link.lease.finish(done);
+        }
+    }
+
+    /// Reads and drops what the app left of the request body, at most
+    /// `max` bytes, each read bounded by the body's own timeout.
+    pub async fn drain_body(&mut self, max: u64) {
+        let mut drained = 0u64;
+        while drained < max {
+            match self.body.read(64 * 1024).await {
+                Ok(b) if !b.is_empty() => drained += b.len() as u64,
+                _ => break,
+            }
         }
     }
 

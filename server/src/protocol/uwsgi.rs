@@ -65,6 +65,15 @@ impl<S: AsyncRead + Send> BodySource for Body<S> {
     }
 }
 
+/// The most of a request body the app did not read that is read and
+/// dropped after its response, before the connection closes: closing a
+/// socket with unread bytes resets the connection (TCP sends RST, a unix
+/// socket reports `ECONNRESET`), and nginx may then turn the finished
+/// response into a 502 — uWSGI's well-known "Connection reset by peer"
+/// for apps that answer a POST without reading it. Past this, the reset
+/// is left to happen.
+pub const DRAIN_BODY_MAX: u64 = 16 * 1024 * 1024;
+
 /// Serves one connection.
 pub async fn serve<S>(stream: S, peer: String, ctx: Arc<Ctx>)
 where
@@ -328,6 +337,9 @@ where
                 served,
                 (status, body_bytes, header_bytes, headers),
             );
+            if !aborted && client_ok {
+                ex.drain_body(DRAIN_BODY_MAX).await;
+            }
         }
         None => {
             if written_any {

@@ -678,6 +678,21 @@ impl Client {
         }
     }
 
+    /// Reads and drops what the app left of the request body (at most
+    /// [`uwsgi::DRAIN_BODY_MAX`], which says why).
+    fn drain_body(&mut self) {
+        let mut left = self.left.min(uwsgi::DRAIN_BODY_MAX);
+        let mut buf = Vec::new();
+        while left > 0 {
+            buf.clear();
+            let want = usize::try_from(left).unwrap_or(usize::MAX).min(64 * 1024);
+            match recv_into(self.fd.as_raw_fd(), &mut buf, want, self.d.socket_timeout) {
+                Ok(n) if n > 0 => left -= n as u64,
+                _ => break,
+            }
+        }
+    }
+
     /// Ends the request: the rest of the response written, the connection
     /// closed (reset if the response failed midway), the request counted
     /// on the board and logged. `served` says who served it, `vars` are
@@ -687,8 +702,13 @@ impl Client {
         let fd = self.fd.as_raw_fd();
         if self.aborted {
             uwsgi::reset(fd);
-        } else if self.tcp {
-            uwsgi::reset_on_close(fd, false);
+        } else {
+            if self.ok {
+                self.drain_body();
+            }
+            if self.tcp {
+                uwsgi::reset_on_close(fd, false);
+            }
         }
         drop(self.fd);
         let d = self.d;
