@@ -431,3 +431,49 @@ fn http_requests_go_to_a_worker_not_busy_with_its_own_connection() {
         assert!(body(&slow.join().unwrap()).ends_with(b"Hello, World!"));
     }
 }
+
+/// The body an app did not read is drained after the response, but a
+/// peer that trickles it cannot hold the worker past `socket-timeout`:
+/// with one worker, the next request is served within about that long.
+#[test]
+fn draining_an_unread_body_is_bounded_by_the_socket_timeout() {
+    let s = serve_app(
+        "hello",
+        &["--socket", "127.0.0.1:0"],
+        &[
+            "--processes",
+            "1",
+            "--worker-accept",
+            "--socket-timeout",
+            "1",
+        ],
+    );
+    let mut slow = TcpStream::connect(s.uwsgi.unwrap()).unwrap();
+    let mut pkt = Vec::new();
+    rwsgi_proto::encode_packet(
+        rwsgi_proto::Modifier1::WSGI,
+        &cgi("POST", "/", &[("CONTENT_LENGTH", "100000")]),
+        rwsgi_proto::Modifier2(0),
+        &mut pkt,
+    )
+    .unwrap();
+    slow.write_all(&pkt).unwrap();
+    // One byte of the body every 300 ms: no single read waits a second.
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..30 {
+            if slow.write_all(b"z").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let t = Instant::now();
+    assert!(uwsgi_get(&s, "").ends_with(b"Hello, World!"));
+    let waited = t.elapsed();
+    assert!(
+        waited < Duration::from_secs(3),
+        "the next request waited {waited:?} behind a trickled body"
+    );
+    trickle.join().unwrap();
+}

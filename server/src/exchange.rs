@@ -328,16 +328,19 @@ impl<B: BodySource> Exchange<B> {
         }
     }
 
-    /// Reads and drops what the app left of the request body, at most
-    /// `max` bytes, each read bounded by the body's own timeout.
-    pub async fn drain_body(&mut self, max: u64) {
-        let mut drained = 0u64;
-        while drained < max {
-            match self.body.read(64 * 1024).await {
-                Ok(b) if !b.is_empty() => drained += b.len() as u64,
-                _ => break,
+    /// Reads and drops what the app left of the request body: at most
+    /// `max` bytes, within `within` in all.
+    pub async fn drain_body(&mut self, max: u64, within: std::time::Duration) {
+        let drain = async {
+            let mut drained = 0u64;
+            while drained < max {
+                match self.body.read(64 * 1024).await {
+                    Ok(b) if !b.is_empty() => drained += b.len() as u64,
+                    _ => break,
+                }
             }
-        }
+        };
+        let _ = tokio::time::timeout(within, drain).await;
     }
 
     /// Gives the worker back after END without counting a request (a

@@ -70,8 +70,9 @@ impl<S: AsyncRead + Send> BodySource for Body<S> {
 /// socket with unread bytes resets the connection (TCP sends RST, a unix
 /// socket reports `ECONNRESET`), and nginx may then turn the finished
 /// response into a 502 — uWSGI's well-known "Connection reset by peer"
-/// for apps that answer a POST without reading it. Past this, the reset
-/// is left to happen.
+/// for apps that answer a POST without reading it. Past this, or past
+/// `socket-timeout` in all (a peer trickling its body must not hold a
+/// worker), the reset is left to happen.
 pub const DRAIN_BODY_MAX: u64 = 16 * 1024 * 1024;
 
 /// Serves one connection.
@@ -338,7 +339,7 @@ where
                 (status, body_bytes, header_bytes, headers),
             );
             if !aborted && client_ok {
-                ex.drain_body(DRAIN_BODY_MAX).await;
+                ex.drain_body(DRAIN_BODY_MAX, ctx.socket_timeout).await;
             }
         }
         None => {

@@ -679,14 +679,19 @@ impl Client {
     }
 
     /// Reads and drops what the app left of the request body (at most
-    /// [`uwsgi::DRAIN_BODY_MAX`], which says why).
+    /// [`uwsgi::DRAIN_BODY_MAX`] within `socket-timeout` in all; that
+    /// constant says why).
     fn drain_body(&mut self) {
         let mut left = self.left.min(uwsgi::DRAIN_BODY_MAX);
+        let deadline = Instant::now() + self.d.socket_timeout;
         let mut buf = Vec::new();
         while left > 0 {
+            let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
+                break;
+            };
             buf.clear();
             let want = usize::try_from(left).unwrap_or(usize::MAX).min(64 * 1024);
-            match recv_into(self.fd.as_raw_fd(), &mut buf, want, self.d.socket_timeout) {
+            match recv_into(self.fd.as_raw_fd(), &mut buf, want, wait) {
                 Ok(n) if n > 0 => left -= n as u64,
                 _ => break,
             }
