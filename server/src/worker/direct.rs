@@ -320,16 +320,7 @@ fn recv_into(fd: RawFd, buf: &mut Vec<u8>, max: usize, timeout: Duration) -> io:
             unsafe { buf.set_len(buf.len() + n) };
             return Ok(n);
         }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => {
-                if !ready(fd, libc::POLLIN, timeout) {
-                    return Err(timeout_error());
-                }
-            }
-            _ => return Err(e),
-        }
+        wait_to_retry(fd, libc::POLLIN, timeout)?;
     }
 }
 
@@ -343,18 +334,22 @@ fn send_all(fd: RawFd, mut data: &[u8], timeout: Duration) -> io::Result<()> {
             data = &data[n as usize..];
             continue;
         }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => {
-                if !ready(fd, libc::POLLOUT, timeout) {
-                    return Err(timeout_error());
-                }
-            }
-            _ => return Err(e),
-        }
+        wait_to_retry(fd, libc::POLLOUT, timeout)?;
     }
     Ok(())
+}
+
+/// After a `recv` or `send` on `fd` failed: `Ok` when it is worth trying
+/// again (interrupted, or `events` came within `timeout`), else the error
+/// (a timeout as `TimedOut`).
+fn wait_to_retry(fd: RawFd, events: i16, timeout: Duration) -> io::Result<()> {
+    let e = io::Error::last_os_error();
+    match e.kind() {
+        io::ErrorKind::Interrupted => Ok(()),
+        io::ErrorKind::WouldBlock if ready(fd, events, timeout) => Ok(()),
+        io::ErrorKind::WouldBlock => Err(timeout_error()),
+        _ => Err(e),
+    }
 }
 
 fn timed_out(e: &io::Error) -> bool {
